@@ -1,0 +1,165 @@
+"""Tiny random Gemma models and SAEs, built offline from configs, for tests, docs and quick experiments.
+
+Each builder returns `(model, tokenizer)`. The tokenizer is byte-level (one token per byte, plus
+`<pad>`=0, `<eos>`=1, `<bos>`=2, `<unk>`=3) and, like Gemma's, prepends `<bos>` when asked to add
+special tokens.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+from .sae import SAE, SAEConfig
+from .sites import site_width
+
+SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>"]
+
+
+@lru_cache(maxsize=1)
+def _tokenizer_object() -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    alphabet = ByteLevel.alphabet()
+    vocab = {tok: i for i, tok in enumerate(SPECIALS)}
+    for symbol in sorted(alphabet):
+        vocab[symbol] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", 2)])
+    return tok
+
+
+def tiny_tokenizer() -> Any:
+    """A byte-level fast tokenizer with 260 ids that prepends `<bos>` like Gemma's.
+
+    Example:
+        >>> tok = tiny_tokenizer()
+        >>> tok("hi").input_ids
+        [2, 75, 76]
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=_tokenizer_object(),
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+
+
+VOCAB = len(SPECIALS) + 256
+
+
+def _text_kwargs(layers: int, hidden: int, heads: int, head_dim: int) -> dict[str, Any]:
+    return {
+        "vocab_size": VOCAB,
+        "hidden_size": hidden,
+        "intermediate_size": 2 * hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": 1,
+        "head_dim": head_dim,
+        "max_position_embeddings": 256,
+        "sliding_window": 16,
+        "pad_token_id": 0,
+        "eos_token_id": 1,
+        "bos_token_id": 2,
+    }
+
+
+def _finish(model: Any, seed: int) -> tuple[Any, Any]:
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name:
+                param.normal_(0.0, 0.1)  # Gemma norms scale by (1 + w): keep them near 1 but not exactly
+    model.eval()
+    return model, tiny_tokenizer()
+
+
+def tiny_gemma2(layers: int = 4, hidden: int = 64, seed: int = 0) -> tuple[Any, Any]:
+    """A random Gemma 2 causal LM (eager attention, soft-capping on) and its tokenizer.
+
+    Example:
+        >>> model, tok = tiny_gemma2()
+        >>> type(model).__name__
+        'Gemma2ForCausalLM'
+    """
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Gemma2Config(**_text_kwargs(layers, hidden, 2, 32), attn_implementation="eager")
+    return _finish(Gemma2ForCausalLM(config), seed)
+
+
+def tiny_gemma3(layers: int = 4, hidden: int = 64, seed: int = 0) -> tuple[Any, Any]:
+    """A random Gemma 3 text causal LM and its tokenizer.
+
+    Example:
+        >>> model, tok = tiny_gemma3()
+        >>> model.config.hidden_size
+        64
+    """
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(seed)
+    config = Gemma3TextConfig(**_text_kwargs(layers, hidden, 2, 32))
+    return _finish(Gemma3ForCausalLM(config), seed)
+
+
+def tiny_gemma3_multimodal(layers: int = 4, hidden: int = 64, seed: int = 0) -> tuple[Any, Any]:
+    """A random `Gemma3ForConditionalGeneration` (text layers under `model.language_model`).
+
+    Example:
+        >>> model, tok = tiny_gemma3_multimodal()
+        >>> type(model).__name__
+        'Gemma3ForConditionalGeneration'
+    """
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig, SiglipVisionConfig
+
+    torch.manual_seed(seed)
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                num_attention_heads=2, image_size=28, patch_size=14)
+    config = Gemma3Config(text_config=Gemma3TextConfig(**_text_kwargs(layers, hidden, 2, 32)),
+                          vision_config=vision, mm_tokens_per_image=4)
+    return _finish(Gemma3ForConditionalGeneration(config), seed)
+
+
+def random_sae(
+    model: Any,
+    site: str = "resid_post",
+    layer: int = 1,
+    d_sae: int = 128,
+    architecture: str = "jumprelu",
+    seed: int = 0,
+    k: int | None = None,
+    threshold: float = 0.0,
+) -> SAE:
+    """A random SAE placed at (site, layer) of `model`: unit decoder rows, tied encoder, given threshold.
+
+    Example:
+        >>> model, _ = tiny_gemma3()
+        >>> random_sae(model, d_sae=32).cfg.d_in
+        64
+    """
+    d_in = site_width(model, site)
+    gen = torch.Generator().manual_seed(seed)
+    cfg = SAEConfig(d_in=d_in, d_sae=d_sae, architecture=architecture, site=site, layer=layer,
+                    model_name=type(model).__name__, source="random",
+                    k=k if architecture != "topk" else (k or max(1, d_sae // 8)))
+    w_dec = torch.randn(d_sae, d_in, generator=gen)
+    w_dec /= w_dec.norm(dim=-1, keepdim=True)
+    tensors = {
+        "W_enc": w_dec.T.clone(),
+        "W_dec": w_dec,
+        "b_enc": torch.zeros(d_sae),
+        "b_dec": torch.zeros(d_in),
+        "threshold": torch.full((d_sae,), float(threshold)),
+    }
+    return SAE.from_tensors(cfg, tensors)
