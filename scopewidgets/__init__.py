@@ -7,7 +7,9 @@ Example:
 """
 
 from ._sae_io import load_sae, save_sae
+from .activations import Activations, ActivationsSet
 from .sae import SAE, SAEConfig
+from .scope import Scope
 
-__all__ = ["SAE", "SAEConfig", "load_sae", "save_sae"]
+__all__ = ["SAE", "Activations", "ActivationsSet", "SAEConfig", "Scope", "load_sae", "save_sae"]
 __version__ = "0.1.0"
