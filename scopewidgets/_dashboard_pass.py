@@ -15,7 +15,7 @@ from . import corpus as corpus_module
 from . import sites
 from ._dashboard_encode import encode_batch, site_activations
 from ._dashboard_state import DashboardState, PassSettings
-from .corpus import bos_id, iter_token_windows, token_windows
+from .corpus import bos_id, iter_texts, iter_token_windows, token_windows
 from .sae import SAE
 
 if TYPE_CHECKING:
@@ -88,22 +88,27 @@ def check_token_tensor(model: torch.nn.Module, tokens: torch.Tensor) -> None:
 
 
 def _text_windows(tokenizer: Any, corpus: Any, seq_len: int) -> Iterator[torch.Tensor]:
+    seen = 0
+
+    def counted() -> Iterator[str]:
+        nonlocal seen
+        for text in iter_texts(corpus):
+            seen += 1
+            yield text
+
     produced = False
-    for row in iter_token_windows(tokenizer, corpus, seq_len):
+    for row in iter_token_windows(tokenizer, counted(), seq_len):
         produced = True
         yield row
     if produced:
         return
-    if (
-        isinstance(corpus, str | list | tuple)
-        or hasattr(corpus, "to_list")
-        or hasattr(corpus, "column_names")
-    ):
+    if isinstance(corpus, str | list | tuple) or hasattr(corpus, "to_list") or hasattr(corpus, "column_names"):
         yield from token_windows(tokenizer, corpus, seq_len)  # one shorter window, or "the corpus is empty"
+    elif seen == 0:
+        raise ValueError("The corpus is empty: it holds no texts")
     else:
         raise ValueError(
-            f"The corpus holds fewer than seq_len={seq_len} tokens (or none); "
-            "give more text or a smaller seq_len"
+            f"The corpus holds fewer than seq_len={seq_len} tokens; give more text or a smaller seq_len"
         )
 
 
