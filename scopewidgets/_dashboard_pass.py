@@ -102,7 +102,11 @@ def _text_windows(tokenizer: Any, corpus: Any, seq_len: int) -> Iterator[torch.T
         yield row
     if produced:
         return
-    if isinstance(corpus, str | list | tuple) or hasattr(corpus, "to_list") or hasattr(corpus, "column_names"):
+    if (
+        isinstance(corpus, str | list | tuple)
+        or hasattr(corpus, "to_list")
+        or hasattr(corpus, "column_names")
+    ):
         yield from token_windows(tokenizer, corpus, seq_len)  # one shorter window, or "the corpus is empty"
     elif seen == 0:
         raise ValueError("The corpus is empty: it holds no texts")

@@ -204,7 +204,9 @@ class Scope:
         return evaluate(self, texts, chosen, seq_len=seq_len, batch_size=batch_size)
 
     # ----------------------------------------------------------------------------------------- dashboards
-    def dashboards(self, features: Any = None, corpus: Any = None, sae: SaeRef = None, **settings: Any) -> Any:
+    def dashboards(
+        self, features: Any = None, corpus: Any = None, sae: SaeRef = None, **settings: Any
+    ) -> Any:
         """One pass over `corpus` for all `features` at once (None: every feature) -> `DashboardSet`.
 
         `corpus`: a list / pandas Series / iterable of strings, a `datasets` dataset with a "text" column,
@@ -231,7 +233,6 @@ class Scope:
         from ._dashboard_api import feature_dashboard
 
         return feature_dashboard(self, feature, sae, corpus)
-
 
     # ----------------------------------------------------------------------------------------- steering
 

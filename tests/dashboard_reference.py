@@ -3,6 +3,8 @@ plain loops, to check the one-pass engine against."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 
@@ -12,7 +14,9 @@ from scopewidgets._dashboard_select import sample_keys
 
 def dense_activations(scope, sae, tokens: torch.Tensor, batch: int = 16) -> torch.Tensor:
     """`[n_seq, T, d_sae]` activations of a token corpus (BOS zeroed), via `Scope.encode`."""
-    return torch.cat([scope.encode(tokens[i : i + batch], [sae])[0].cpu() for i in range(0, len(tokens), batch)])
+    return torch.cat(
+        [scope.encode(tokens[i : i + batch], [sae])[0].cpu() for i in range(0, len(tokens), batch)]
+    )
 
 
 def stats(acts: torch.Tensor, tokens: torch.Tensor, bos: int, feature: int) -> dict:
@@ -40,15 +44,23 @@ def top_examples(acts: torch.Tensor, tokens: torch.Tensor, feature: int, k: int,
     out = []
     for neg_peak, seq, pos in rows[:k]:
         lo, hi = max(0, pos - context), min(acts.shape[1], pos + context + 1)
-        out.append({"value": -neg_peak, "seq": seq, "pos": pos, "ids": tokens[seq, lo:hi].tolist(),
-                    "values": acts[seq, lo:hi, feature], "focus": pos - lo})
+        out.append(
+            {
+                "value": -neg_peak,
+                "seq": seq,
+                "pos": pos,
+                "ids": tokens[seq, lo:hi].tolist(),
+                "values": acts[seq, lo:hi, feature],
+                "focus": pos - lo,
+            }
+        )
     return out
 
 
 def histogram_counts(values: torch.Tensor, edges: np.ndarray) -> np.ndarray:
     """Counts of `values` in `[edges[i], edges[i + 1])`, by direct comparison."""
     v = values.double().numpy()
-    return np.array([int(((v >= lo) & (v < hi)).sum()) for lo, hi in zip(edges[:-1], edges[1:], strict=True)])
+    return np.array([int(((v >= lo) & (v < hi)).sum()) for lo, hi in itertools.pairwise(edges)])
 
 
 def quantile_sample(acts, tokens, bos, feature, lower, upper, per_group, stride, seed=0) -> tuple[int, list]:

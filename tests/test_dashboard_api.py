@@ -20,7 +20,9 @@ def _private_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def scope():
     model, tokenizer = tiny_gemma3()
-    return sw.Scope(model, tokenizer, saes=[random_sae(model, "resid_post", 1, d_sae=16, threshold=0.2, seed=5)])
+    return sw.Scope(
+        model, tokenizer, saes=[random_sae(model, "resid_post", 1, d_sae=16, threshold=0.2, seed=5)]
+    )
 
 
 class ForwardCounter:
@@ -50,7 +52,9 @@ def test_token_tensor_corpus_is_used_as_given_and_bos_is_never_counted(scope):
             window = tokens[example.seq_index, example.position - example.focus :][: len(example.token_ids)]
             assert example.token_ids.tolist() == window.tolist()
             assert example.max_value == raw[example.seq_index, example.position, feature]
-        assert [e.seq_index for e in dash.examples] == [e["seq"] for e in top_examples(acts, tokens, feature, 6, 3)]
+        assert [e.seq_index for e in dash.examples] == [
+            e["seq"] for e in top_examples(acts, tokens, feature, 6, 3)
+        ]
 
 
 def test_a_second_pass_comes_from_the_cache_without_a_forward(scope):
@@ -84,7 +88,9 @@ def test_a_damaged_cache_entry_is_rebuilt_not_trusted(scope, damage):
     with pytest.warns(UserWarning, match="damaged"):
         again = scope.dashboards([2], corpus=texts, **SETTINGS)
     assert counter.calls > 0
-    assert all(torch.equal(a, again.state.tensors()[k]) for k, a in first.state.tensors().items() if k != "total")
+    assert all(
+        torch.equal(a, again.state.tensors()[k]) for k, a in first.state.tensors().items() if k != "total"
+    )
     counter.calls = 0
     scope.dashboards([2], corpus=texts, **SETTINGS)
     assert counter.calls == 0

@@ -23,13 +23,36 @@ from scopewidgets.corpus import token_windows
 from scopewidgets.testing import random_sae, tiny_gemma3
 
 SEQ_LEN = 24
-SETTINGS = {"seq_len": SEQ_LEN, "batch_size": 5, "n_examples": 6, "context": 3, "n_quantile_groups": 4,
-            "per_group": 3, "n_bins": 12, "progress": False}
+SETTINGS = {
+    "seq_len": SEQ_LEN,
+    "batch_size": 5,
+    "n_examples": 6,
+    "context": 3,
+    "n_quantile_groups": 4,
+    "per_group": 3,
+    "n_bins": 12,
+    "progress": False,
+}
 
 
 def synthetic_texts(n: int = 30, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat", "Paris", "tower", "1789", "def", "f(x):", "return", "é", "!"]
+    words = [
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "a",
+        "mat",
+        "Paris",
+        "tower",
+        "1789",
+        "def",
+        "f(x):",
+        "return",
+        "é",
+        "!",
+    ]
     return [" ".join(rng.choice(words) for _ in range(rng.randint(3, 25))) for _ in range(n)]
 
 
@@ -41,7 +64,9 @@ def _private_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def scope():
     model, tokenizer = tiny_gemma3()
-    return sw.Scope(model, tokenizer, saes=[random_sae(model, "resid_post", 1, d_sae=40, threshold=0.4, seed=3)])
+    return sw.Scope(
+        model, tokenizer, saes=[random_sae(model, "resid_post", 1, d_sae=40, threshold=0.4, seed=3)]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +155,9 @@ def test_logit_effects_and_similar_features_match_brute_force(scope, dashes):
 
 
 def test_merge_of_two_halves_equals_one_pass(scope, texts, dashes):
-    halves = [scope.dashboards(None, corpus=texts, cache=False, shard=(rank, 2), **SETTINGS) for rank in (0, 1)]
+    halves = [
+        scope.dashboards(None, corpus=texts, cache=False, shard=(rank, 2), **SETTINGS) for rank in (0, 1)
+    ]
     merged = halves[0].merge(halves[1])
     assert merged.state.n_tokens == dashes.state.n_tokens
     full, got = dashes.state.tensors(), merged.state.tensors()
@@ -166,8 +193,14 @@ def test_a_subset_of_features_gives_the_same_dashboards(scope, texts, dashes):
     assert subset.features == [4, 31] and 5 not in subset
     for feature in (4, 31):
         a, b = subset[feature], dashes[feature]
-        assert (a.density, a.max_activation, a.mean_activation) == (b.density, b.max_activation, b.mean_activation)
-        assert [(e.seq_index, e.position) for e in a.examples] == [(e.seq_index, e.position) for e in b.examples]
+        assert (a.density, a.max_activation, a.mean_activation) == (
+            b.density,
+            b.max_activation,
+            b.mean_activation,
+        )
+        assert [(e.seq_index, e.position) for e in a.examples] == [
+            (e.seq_index, e.position) for e in b.examples
+        ]
         assert [[(e.seq_index, e.position) for e in g.examples] for g in a.quantiles] == [
             [(e.seq_index, e.position) for e in g.examples] for g in b.quantiles
         ]
@@ -199,7 +232,9 @@ def test_corpus_kinds_give_the_same_pass(scope, texts, dashes):
 def test_dataframes_and_plot(dashes):
     frame = dashes.to_dataframe()
     assert list(frame["feature"]) == list(range(40))
-    assert {"density", "max_activation", "mean_activation", "n_active", "top_logit", "label"} <= set(frame.columns)
+    assert {"density", "max_activation", "mean_activation", "n_active", "top_logit", "label"} <= set(
+        frame.columns
+    )
     assert frame.loc[7, "top_logit"] == dashes[7].top_logits[0][0]
     dash = next(dashes[f] for f in dashes if dashes[f].examples)
     table = dash.to_dataframe()

@@ -45,7 +45,9 @@ def run(tokens, acts, order, batch=4) -> DashboardState:
     state = DashboardState.empty(torch.arange(N_F), SETTINGS)
     for start in range(0, len(order), batch):
         seq = torch.as_tensor(order[start : start + batch])
-        state.update(SparseBatch.from_scores(tokens[seq], seq, acts[seq].reshape(-1, N_F), torch.zeros(N_F), BOS))
+        state.update(
+            SparseBatch.from_scores(tokens[seq], seq, acts[seq].reshape(-1, N_F), torch.zeros(N_F), BOS)
+        )
     return state
 
 
@@ -133,6 +135,9 @@ def test_int32_counts_widen_before_they_could_overflow(corpus):
     tokens, acts = corpus
     state = run(tokens, acts, list(range(4)))
     state.n_tokens = 2**31 - 10
-    state.update(SparseBatch.from_scores(tokens[4:8], torch.arange(4, 8), acts[4:8].reshape(-1, N_F),
-                                         torch.zeros(N_F), BOS))
+    state.update(
+        SparseBatch.from_scores(
+            tokens[4:8], torch.arange(4, 8), acts[4:8].reshape(-1, N_F), torch.zeros(N_F), BOS
+        )
+    )
     assert state.hist.dtype == torch.int64
