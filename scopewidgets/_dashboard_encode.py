@@ -73,9 +73,11 @@ class SparseBatch:
         return (int(self.ids.shape[0]), int(self.ids.shape[1]))
 
     def at(self, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
-        """Float32 activations at flat token indices `row` of columns `col` (broadcast); 0 at BOS."""
-        score = self.scores[row, col]
-        active = (score > self.threshold[col]) & self.not_bos[row]
+        """Float32 activations at flat token indices `row [N, W]` of columns `col [N, 1]`; 0 at BOS."""
+        flat = (row * self.scores.shape[1] + col).reshape(-1)
+        score = self.scores.reshape(-1).index_select(0, flat).view(row.shape)
+        threshold = self.threshold.index_select(0, col.reshape(-1)).view(col.shape)
+        active = (score > threshold) & self.not_bos.index_select(0, row.reshape(-1)).view(row.shape)
         return torch.where(active, score, torch.zeros_like(score)).float()
 
 

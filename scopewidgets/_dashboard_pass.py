@@ -174,4 +174,4 @@ def run_pass(
         bar.close()
     if state.n_sequences == 0 and shard is None:
         raise ValueError("The corpus is empty: it holds no token windows")
-    return state
+    return state.finish()

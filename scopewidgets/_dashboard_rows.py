@@ -84,7 +84,7 @@ class StateRows:
     source = "corpus pass"
 
     def __init__(self, state: DashboardState) -> None:
-        self.state = state.to("cpu")
+        self.state = state.to("cpu").finish()
         self.features = self.state.features
         self.n_tokens = self.state.n_tokens
         self._stats: dict[str, np.ndarray] | None = None
@@ -94,7 +94,7 @@ class StateRows:
         if self._stats is None:
             state = self.state
             n_active = state.hist.sum(dim=1).double()
-            top = state.top.column("value", len(self.features))[:, 0].double()
+            top = state.top.column("value").amax(dim=1).double()
             mean = torch.where(n_active > 0, state.total / n_active.clamp(min=1), 0.0)
             self._stats = {
                 "density": (n_active / max(state.n_tokens, 1)).numpy(),
@@ -130,7 +130,7 @@ class StateRows:
 
     def _n_used(self, col: int, resolution: int) -> int:
         exponent = self.state.exponent[col : col + 1]
-        peak = self.state.top.column("value", len(self.features))[col, :1]
+        peak = self.state.top.column("value")[col].amax(dim=0, keepdim=True)
         return int(bucket_index(peak, exponent, resolution)) + 1
 
     def histogram(self, col: int, n_bins: int) -> Histogram:

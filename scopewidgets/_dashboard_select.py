@@ -22,7 +22,8 @@ import torch
 _HALF_BITS = 28
 _HALF_MASK = (1 << _HALF_BITS) - 1
 KEY_BITS = 2 * _HALF_BITS
-EMPTY_KEY = 1 << KEY_BITS  # larger than every key: marks an unused slot
+EMPTY_KEY = (1 << 63) - 2  # larger than every key (sample keys < 2**56, order keys < 2**63 - 2**32)
+_PAD_KEY = (1 << 63) - 1  # larger still: fills rows of the insert matrix that hold no candidate
 EMPTY_EXPONENT = -(1 << 20)  # the scale exponent of a feature that never fired
 _ROUND_SALTS = (0x3C6EF372, 0x1B873593, 0x5BD1E995, 0x27D4EB2F)
 
@@ -52,6 +53,19 @@ def sample_keys(token_index: torch.Tensor, feature: torch.Tensor, seed: int = 0)
     for salt in _ROUND_SALTS:
         left, right = right, left ^ _mix(right ^ tweak ^ (salt & _HALF_MASK))
     return (left << _HALF_BITS) | right
+
+
+def order_keys(value: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+    """`[N]` int64 keys that sort ascending as (value descending, sequence index ascending).
+
+    `value` must be positive float32 (its bit pattern is then monotonic) and `seq` below 2**32.
+
+    Example:
+        >>> order_keys(torch.tensor([1.0, 2.0, 2.0]), torch.tensor([0, 5, 3])).argsort().tolist()
+        [2, 1, 0]
+    """
+    bits = value.float().contiguous().view(torch.int32).long()
+    return ((0x7FFFFFFF - bits) << 32) | seq
 
 
 def scale_exponents(max_values: torch.Tensor) -> torch.Tensor:
@@ -91,9 +105,11 @@ def ranked(
     """
     perm = torch.arange(group.numel(), device=group.device)
     for key, descending in reversed(orders):  # least significant first; stable sorts keep earlier orders
-        perm = perm[torch.sort(key[perm], descending=descending, stable=True).indices]
-    perm = perm[torch.sort(group[perm], stable=True).indices]
-    sorted_group = group[perm]
+        perm = perm.index_select(
+            0, torch.sort(key.index_select(0, perm), descending=descending, stable=True).indices
+        )
+    perm = perm.index_select(0, torch.sort(group.index_select(0, perm), stable=True).indices)
+    sorted_group = group.index_select(0, perm)
     rank = torch.arange(perm.numel(), device=group.device) - torch.searchsorted(sorted_group, sorted_group)
     keep = rank < limit
     return perm[keep], sorted_group[keep], rank[keep]
@@ -132,13 +148,13 @@ class Entries:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def take(self, index: torch.Tensor) -> Entries:
-        """The records at `index`."""
-        return Entries(**{name: t[index] for name, t in self.tensors().items()})
+        """The records at `index` (1-D)."""
+        return Entries(**{name: t.index_select(0, index) for name, t in self.tensors().items()})
 
     def put(self, index: torch.Tensor, other: Entries) -> None:
-        """Overwrite the records at `index` with `other` (in place)."""
+        """Overwrite the records at `index` (1-D, no repeats) with `other`, in place."""
         for name, tensor in self.tensors().items():
-            tensor[index] = getattr(other, name)
+            tensor.index_copy_(0, index, getattr(other, name))
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Entries:
         """A copy with `fn` applied to every tensor (e.g. `.to(device)`, `.clone()`)."""
@@ -152,32 +168,76 @@ class Entries:
 
 @dataclass
 class Table:
-    """`n_groups x slots` records stored flat, group-major; a group's records are kept in rank order."""
+    """`n_groups x slots` records stored flat, group-major; each group keeps the `slots` records with the
+    smallest keys. While a pass runs, slots hold their records in no particular order (an insert writes
+    only the entering records, into the slots they free); `canonical` sorts every group by key."""
 
     entries: Entries
     slots: int
+
+    @property
+    def n_groups(self) -> int:
+        return self.entries.key.numel() // self.slots
+
+    def keys(self) -> torch.Tensor:
+        """`[n_groups, slots]` view of the keys."""
+        return self.entries.key.view(-1, self.slots)
 
     def flat(self, groups: torch.Tensor) -> torch.Tensor:
         """Flat record indices of all slots of `groups`."""
         return (groups[:, None] * self.slots + torch.arange(self.slots, device=groups.device)).flatten()
 
-    def gather(self, groups: torch.Tensor) -> tuple[Entries, torch.Tensor]:
-        """The used records of `groups` and the group of each."""
-        index = self.flat(groups)
+    def used(self, groups: torch.Tensor | None = None) -> tuple[Entries, torch.Tensor]:
+        """The used records (of `groups`, default all) and the group of each."""
+        index = self.flat(groups) if groups is not None else torch.arange(self.entries.key.numel())
+        index = index.to(self.entries.key.device)
         index = index[self.entries.seq[index] >= 0]
         return self.entries.take(index), index // self.slots
 
     def clear(self, groups: torch.Tensor) -> None:
         """Empty every slot of `groups`."""
         index = self.flat(groups)
-        blank = Entries.empty(index.numel(), self.entries.ids.shape[1], self.entries.ids.device)
-        self.entries.put(index, blank)
+        self.entries.put(
+            index, Entries.empty(index.numel(), self.entries.ids.shape[1], self.entries.ids.device)
+        )
 
-    def write(self, group: torch.Tensor, rank: torch.Tensor, records: Entries) -> None:
-        """Store `records` at slot `rank` of `group`."""
-        self.entries.put(group * self.slots + rank, records)
+    def insert(
+        self, group: torch.Tensor, key: torch.Tensor, records: Callable[[torch.Tensor], Entries]
+    ) -> None:
+        """Offer candidates (`group`, unique `key` within a group); those among their group's `slots`
+        smallest keys replace the records they push out. `records(i)` builds the records of candidates `i`
+        (indices into `group`), and is only called for the ones that enter.
+        """
+        table = self.keys()
+        if group.numel() * 4 > table.shape[0]:
+            worst = table.amax(dim=1).index_select(0, group)
+        else:
+            worst = table.index_select(0, group).amax(dim=1)
+        candidate = torch.nonzero(key < worst).flatten()
+        if not candidate.numel():
+            return
+        index, group, rank = ranked(
+            group.index_select(0, candidate), [(key.index_select(0, candidate), False)], self.slots
+        )
+        groups, local = torch.unique_consecutive(group, return_inverse=True)
+        offered = torch.full((len(groups), self.slots), _PAD_KEY, dtype=torch.long, device=key.device)
+        source = torch.zeros_like(offered)
+        offered[local, rank] = key[candidate[index]]
+        source[local, rank] = candidate[index]
+        both = torch.cat([table.index_select(0, groups), offered], dim=1)
+        kept = torch.zeros(both.shape, dtype=torch.bool, device=key.device)
+        kept.scatter_(1, both.argsort(dim=1, stable=True)[:, : self.slots], True)
+        out_row, out_slot = torch.nonzero(~kept[:, : self.slots], as_tuple=True)  # as many per row as enter
+        in_row, in_rank = torch.nonzero(kept[:, self.slots :], as_tuple=True)
+        self.entries.put(groups[out_row] * self.slots + out_slot, records(source[in_row, in_rank]))
 
-    def column(self, name: str, n_groups: int) -> torch.Tensor:
+    def canonical(self) -> None:
+        """Sort every group's slots by key (empty slots last), so equal contents give equal tensors."""
+        order = self.keys().argsort(dim=1, stable=True)
+        base = torch.arange(self.n_groups, device=order.device)[:, None] * self.slots
+        self.entries = self.entries.take((order + base).flatten())
+
+    def column(self, name: str) -> torch.Tensor:
         """A field viewed as `[n_groups, slots, ...]`."""
         tensor = getattr(self.entries, name)
-        return tensor.view(n_groups, self.slots, *tensor.shape[1:])
+        return tensor.view(self.n_groups, self.slots, *tensor.shape[1:])

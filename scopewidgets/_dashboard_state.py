@@ -19,7 +19,6 @@ float64 up to rounding, everything else bit for bit).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,11 +26,10 @@ import torch
 from ._dashboard_encode import SparseBatch
 from ._dashboard_select import (
     EMPTY_EXPONENT,
-    EMPTY_KEY,
     Entries,
     Table,
     bucket_index,
-    ranked,
+    order_keys,
     sample_keys,
     scale_exponents,
 )
@@ -161,26 +159,32 @@ class DashboardState:
     @torch.inference_mode()
     def update(self, batch: SparseBatch) -> None:
         """Fold one batch of sequences in (all features at once, no per-feature Python loop)."""
-        n_seq, _ = batch.shape
+        n_seq, n_t = batch.shape
         n_f = self.features.numel()
-        pair = (batch.row // batch.shape[1]) * n_f + batch.col
+        pair = (batch.row // n_t) * n_f + batch.col
         seq_max = torch.zeros(n_seq * n_f, device=self.device).scatter_reduce_(0, pair, batch.value, "amax")
         self._rescale(scale_exponents(seq_max.view(n_seq, n_f).amax(0)))
         self._widen_counts(batch.n_tokens)
-        bins = bucket_index(batch.value, self.exponent[batch.col], self.settings.hist_resolution)
-        self.hist.view(-1).index_put_(
-            (batch.col * self.settings.hist_resolution + bins,),
-            torch.ones((), dtype=self.hist.dtype, device=self.device),
-            accumulate=True,
+        bins = bucket_index(
+            batch.value, self.exponent.index_select(0, batch.col), self.settings.hist_resolution
         )
+        flat_bins = batch.col * self.settings.hist_resolution + bins
+        self.hist.view(-1).scatter_add_(0, flat_bins, torch.ones_like(flat_bins, dtype=self.hist.dtype))
         self.total.index_add_(0, batch.col, batch.value.double())
         self.n_tokens += batch.n_tokens
         self.n_sequences += n_seq
-        self._update_top(batch, seq_max.view(n_seq, n_f))
+        at_max = torch.where(batch.value == seq_max.index_select(0, pair), batch.row % n_t, n_t)
+        first = torch.full_like(seq_max, n_t, dtype=torch.long).scatter_reduce_(0, pair, at_max, "amin")
+        self._update_top(batch, seq_max.view(n_seq, n_f), first.view(n_seq, n_f))
         if self.settings.n_groups:
-            self._update_quant(
-                batch, bins // (self.settings.hist_resolution // self.settings.group_resolution)
-            )
+            fine_per_bucket = self.settings.hist_resolution // self.settings.group_resolution
+            self._update_quant(batch, bins // fine_per_bucket)
+
+    def finish(self) -> DashboardState:
+        """Put every table in canonical order (what `tensors()` compares and the cache stores)."""
+        self.top.canonical()
+        self.quant.canonical()
+        return self
 
     def _widen_counts(self, extra: int) -> None:
         if self.hist.dtype == torch.int32 and self.n_tokens + extra > _INT32_LIMIT:
@@ -189,8 +193,7 @@ class DashboardState:
     def _rescale(self, exponent: torch.Tensor) -> None:
         """Raise scale exponents to at least `exponent`, folding histograms and sample buckets."""
         new = torch.maximum(self.exponent, exponent)
-        grown = (new > self.exponent) & (self.exponent != EMPTY_EXPONENT)
-        rows = grown.nonzero().flatten()
+        rows = torch.nonzero((new > self.exponent) & (self.exponent != EMPTY_EXPONENT)).flatten()
         if rows.numel():
             shift = (new - self.exponent).clamp(max=62).long()
             index = torch.arange(self.hist.shape[1], device=self.device)[None] >> shift[rows, None]
@@ -200,80 +203,45 @@ class DashboardState:
         self.exponent = new
 
     def _fold_quant(self, rows: torch.Tensor, shift: torch.Tensor) -> None:
+        """Re-bucket the samples of features `rows` after their scale grew by `2 ** shift`."""
         resolution = self.settings.group_resolution
         groups = (rows[:, None] * resolution + torch.arange(resolution, device=self.device)).flatten()
-        records, owner = self.quant.gather(groups)
+        records, owner = self.quant.used(groups)
         col, bucket = owner // resolution, owner % resolution
-        target = col * resolution + (bucket >> shift[col])
-        index, group, rank = ranked(target, [(records.key, False)], self.settings.per_group)
         self.quant.clear(groups)
-        self.quant.write(group, rank, records.take(index))
+        self.quant.insert(col * resolution + (bucket >> shift[col]), records.key, records.take)
 
-    def _update_top(self, batch: SparseBatch, seq_max: torch.Tensor) -> None:
-        k = self.settings.n_examples
-        kth = self.top.column("value", self.features.numel())[:, -1]
-        cand_b, cand_col = torch.nonzero((seq_max > 0) & (seq_max >= kth), as_tuple=True)
-        if not cand_b.numel():
-            return
-        rows = torch.unique(cand_col)
-        old, owner = self.top.gather(rows)
-        group = torch.cat([owner, cand_col])
-        value = torch.cat([old.value, seq_max[cand_b, cand_col]])
-        seq = torch.cat([old.seq, batch.seq[cand_b]])
-        index, group, rank = ranked(group, [(value, True), (seq, False)], k)
-        self.top.clear(rows)
-        from_old = index < len(old.seq)
-        self.top.write(group[from_old], rank[from_old], old.take(index[from_old]))
-        new = index[~from_old] - len(old.seq)
-        b, col = cand_b[new], cand_col[new]
-        self.top.write(
-            group[~from_old],
-            rank[~from_old],
-            self._records(batch, b, _first_argmax(batch, b, col, seq_max[b, col]), col),
-        )
+    def _update_top(self, batch: SparseBatch, seq_max: torch.Tensor, first: torch.Tensor) -> None:
+        n_f = self.features.numel()
+        pair = torch.nonzero(seq_max.view(-1) > 0).flatten()
+        b, col = pair // n_f, pair % n_f
+        key = order_keys(seq_max.view(-1).index_select(0, pair), batch.seq.index_select(0, b))
+        pos = first.view(-1).index_select(0, pair)
+        self.top.insert(col, key, lambda i: self._records(batch, *_pick(i, b, pos, col, key)))
 
     def _update_quant(self, batch: SparseBatch, bucket: torch.Tensor) -> None:
-        per_group, n_t = self.settings.per_group, batch.shape[1]
-        group = batch.col * self.settings.group_resolution + bucket
-        b, t = batch.row // n_t, batch.row % n_t
-        key = sample_keys(
-            batch.seq[b] * self.settings.seq_len + t, self.features[batch.col], self.settings.seed
-        )
-        keep = key < self.quant.entries.key.view(-1, per_group)[group, -1]
-        group, key, b, t, col = group[keep], key[keep], b[keep], t[keep], batch.col[keep]
-        if not group.numel():
-            return
-        groups = torch.unique(group)
-        old, owner = self.quant.gather(groups)
-        index, target, rank = ranked(
-            torch.cat([owner, group]), [(torch.cat([old.key, key]), False)], per_group
-        )
-        self.quant.clear(groups)
-        from_old = index < len(old.seq)
-        self.quant.write(target[from_old], rank[from_old], old.take(index[from_old]))
-        new = index[~from_old] - len(old.seq)
-        records = self._records(batch, b[new], t[new], col[new])
-        records.key = key[new]
-        self.quant.write(target[~from_old], rank[~from_old], records)
+        n_t = batch.shape[1]
+        b, t, col = batch.row // n_t, batch.row % n_t, batch.col
+        token = batch.seq.index_select(0, b) * self.settings.seq_len + t
+        key = sample_keys(token, self.features.index_select(0, col), self.settings.seed)
+        group = col * self.settings.group_resolution + bucket
+        self.quant.insert(group, key, lambda i: self._records(batch, *_pick(i, b, t, col, key)))
 
-    def _records(self, batch: SparseBatch, b: torch.Tensor, pos: torch.Tensor, col: torch.Tensor) -> Entries:
+    def _records(
+        self, batch: SparseBatch, b: torch.Tensor, pos: torch.Tensor, col: torch.Tensor, key: torch.Tensor
+    ) -> Entries:
         """Records for tokens (b, pos) of feature columns `col`, with their context windows."""
         n_t = batch.shape[1]
         offsets = torch.arange(-self.settings.context, self.settings.context + 1, device=self.device)
         where = pos[:, None] + offsets
         inside = (where >= 0) & (where < n_t)
         row = b[:, None] * n_t + where.clamp(0, n_t - 1)
-        ids = torch.where(inside, batch.ids.reshape(-1)[row], -1).int()
+        ids = torch.where(
+            inside, batch.ids.reshape(-1).index_select(0, row.reshape(-1)).view(row.shape), -1
+        ).int()
         acts = torch.where(inside, batch.at(row, col[:, None]), 0.0)
-        centre = self.settings.context
-        return Entries(
-            key=torch.full_like(pos, EMPTY_KEY),
-            value=acts[:, centre].clone(),
-            seq=batch.seq[b],
-            pos=pos,
-            ids=ids,
-            acts=acts,
-        )
+        value = acts[:, self.settings.context].clone()
+        return Entries(key=key, value=value, seq=batch.seq.index_select(0, b), pos=pos, ids=ids, acts=acts)
 
     # ------------------------------------------------------------------------------- merge
     def merge(self, other: DashboardState) -> DashboardState:
@@ -292,12 +260,10 @@ class DashboardState:
         a.total = a.total + b.total
         a.n_tokens += b.n_tokens
         a.n_sequences += b.n_sequences
-        n_f = self.features.numel()
-        a.top = _merge_tables(a.top, b.top, n_f, lambda r: [(r.value, True), (r.seq, False)])
-        a.quant = _merge_tables(
-            a.quant, b.quant, n_f * self.settings.group_resolution, lambda r: [(r.key, False)]
-        )
-        return a
+        for mine, theirs in ((a.top, b.top), (a.quant, b.quant)):
+            records, group = theirs.used()
+            mine.insert(group, records.key, records.take)
+        return a.finish()
 
     def _check_compatible(self, other: DashboardState) -> None:
         if other.settings != self.settings:
@@ -310,28 +276,8 @@ class DashboardState:
             raise ValueError("Cannot merge passes over different feature sets")
 
 
-Orders = Callable[[Entries], Sequence[tuple[torch.Tensor, bool]]]
-
-
-def _merge_tables(a: Table, b: Table, n_groups: int, orders: Orders) -> Table:
-    groups = torch.arange(n_groups, device=a.entries.seq.device)
-    ra, ga = a.gather(groups)
-    rb, gb = b.gather(groups)
-    records = Entries.cat([ra, rb])
-    index, group, rank = ranked(torch.cat([ga, gb]), orders(records), a.slots)
-    out = Table(Entries.empty(n_groups * a.slots, a.entries.ids.shape[1], a.entries.ids.device), a.slots)
-    out.write(group, rank, records.take(index))
-    return out
-
-
-def _first_argmax(
-    batch: SparseBatch, b: torch.Tensor, col: torch.Tensor, target: torch.Tensor
-) -> torch.Tensor:
-    """`[N]` the first position of each sequence `b` where column `col` reaches `target`."""
-    n_t = batch.shape[1]
-    row = b[:, None] * n_t + torch.arange(n_t, device=b.device)
-    hit = batch.at(row, col[:, None]) == target[:, None]
-    return hit.to(torch.uint8).argmax(dim=1)
+def _pick(index: torch.Tensor, *tensors: torch.Tensor) -> list[torch.Tensor]:
+    return [t.index_select(0, index) for t in tensors]
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -48,7 +48,7 @@ def run(tokens, acts, order, batch=4) -> DashboardState:
         state.update(
             SparseBatch.from_scores(tokens[seq], seq, acts[seq].reshape(-1, N_F), torch.zeros(N_F), BOS)
         )
-    return state
+    return state.finish()
 
 
 def assert_same(a: DashboardState, b: DashboardState) -> None:
