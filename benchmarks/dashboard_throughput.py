@@ -61,9 +61,13 @@ def build_model(name: str, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
         return model.to(device), tokenizer
     from transformers import Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig
 
-    config_cls, model_cls = (Gemma2Config, Gemma2ForCausalLM) if "gemma2" in name else (Gemma3TextConfig, Gemma3ForCausalLM)
+    config_cls, model_cls = (
+        (Gemma2Config, Gemma2ForCausalLM) if "gemma2" in name else (Gemma3TextConfig, Gemma3ForCausalLM)
+    )
     attention = "eager" if device == "cpu" and "gemma2" in name else "sdpa"
-    config = config_cls(**SHAPES[name], attn_implementation=attention, bos_token_id=2, eos_token_id=1, pad_token_id=0)
+    config = config_cls(
+        **SHAPES[name], attn_implementation=attention, bos_token_id=2, eos_token_id=1, pad_token_id=0
+    )
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
@@ -146,7 +150,9 @@ def breakdown(scope: sw.Scope, sae: sw.SAE, batches: list[torch.Tensor]) -> dict
     """Seconds spent in forward / encode / state update over `batches` (one pass, synchronised)."""
     from scopewidgets._dashboard_state import DashboardState, PassSettings
 
-    state = DashboardState.empty(torch.arange(sae.cfg.d_sae), PassSettings(seq_len=batches[0].shape[1]), scope.device)
+    state = DashboardState.empty(
+        torch.arange(sae.cfg.d_sae), PassSettings(seq_len=batches[0].shape[1]), scope.device
+    )
     spent = {"forward": 0.0, "encode": 0.0, "update": 0.0}
     for i, ids in enumerate(batches):
         marks = [time.perf_counter()]
@@ -182,7 +188,9 @@ def setup(args: argparse.Namespace) -> tuple[sw.Scope, sw.SAE, torch.Tensor]:
     scope = sw.Scope(model, tokenizer)
     vocab = sites.vocab_size(model)
     n_seq = args.memory_child or args.batch_size * args.batches
-    tokens = corpus_tokens(tokenizer, max(n_seq, args.batch_size * 4), args.seq_len, vocab, args.model == "gemma3-270m")
+    tokens = corpus_tokens(
+        tokenizer, max(n_seq, args.batch_size * 4), args.seq_len, vocab, args.model == "gemma3-270m"
+    )
     sae = calibrated_sae(scope, layer, width, args.l0, tokens[: args.batch_size * 4])
     return scope, sae, tokens[:n_seq]
 
@@ -197,7 +205,9 @@ def memory_child(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--model", default="gemma3-270m", choices=list(DEFAULTS))
     parser.add_argument("--layer", type=int)
@@ -230,12 +240,18 @@ def report(args: argparse.Namespace, scope: sw.Scope, sae: sw.SAE, tokens: torch
         full.append(n_tokens / time_pass(scope, sae, tokens, args.batch_size))
     ratios = [b / a for a, b in zip(forward, full, strict=True)]
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or 'cpu'}"
-    print(f"machine: {platform.node()} {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"model {args.model}, SAE width {sae.cfg.d_sae} at resid_post layer {sae.cfg.layer}, L0 target {args.l0}, "
-          f"batch {args.batch_size} x {args.seq_len}, {n_tokens} tokens per run, {args.repeats} alternations")
+    print(
+        f"machine: {platform.node()} {device}, torch {torch.__version__}, threads {torch.get_num_threads()}"
+    )
+    print(
+        f"model {args.model}, SAE width {sae.cfg.d_sae} at resid_post layer {sae.cfg.layer}, L0 target {args.l0}, "
+        f"batch {args.batch_size} x {args.seq_len}, {n_tokens} tokens per run, {args.repeats} alternations"
+    )
     print(f"forward alone : {statistics.median(forward):10.0f} tok/s  {[round(v) for v in forward]}")
     print(f"dashboard pass: {statistics.median(full):10.0f} tok/s  {[round(v) for v in full]}")
-    print(f"ratio (pass / forward): median {statistics.median(ratios):.3f}  per pair {[round(r, 3) for r in ratios]}")
+    print(
+        f"ratio (pass / forward): median {statistics.median(ratios):.3f}  per pair {[round(r, 3) for r in ratios]}"
+    )
     spent = breakdown(scope, sae, batches)
     total = sum(spent.values())
     print("breakdown of one pass: " + ", ".join(f"{k} {v / total:.1%}" for k, v in spent.items()))
@@ -244,8 +260,16 @@ def report(args: argparse.Namespace, scope: sw.Scope, sae: sw.SAE, tokens: torch
     for n_seq in args.memory_sizes:
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-            scope.dashboards(None, corpus=corpus_tokens(scope.tokenizer, n_seq, args.seq_len, sites.vocab_size(scope.model), False),
-                             sae=sae, batch_size=args.batch_size, cache=False, progress=False)
+            scope.dashboards(
+                None,
+                corpus=corpus_tokens(
+                    scope.tokenizer, n_seq, args.seq_len, sites.vocab_size(scope.model), False
+                ),
+                sae=sae,
+                batch_size=args.batch_size,
+                cache=False,
+                progress=False,
+            )
             peak = torch.cuda.max_memory_allocated() / 2**20
         else:
             peak = peak_memory(args, n_seq)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -83,22 +83,6 @@ def build_dashboards(
     chosen = scope.sae(sae)
     ids = feature_ids(chosen, features)
     _positive("n_bins", n_bins)
-    if corpus is None:
-        from ._gemma_scope_examples import evidence_dashboards
-
-        evidence = evidence_dashboards(
-            scope,
-            chosen,
-            ids,
-            n_examples=n_examples,
-            context=context,
-            n_groups=n_quantile_groups,
-            per_group=per_group,
-            n_bins=n_bins,
-        )
-        if evidence is not None:
-            return _remember(scope, evidence)
-    corpus = resolve_corpus(corpus)
     settings = PassSettings(
         seq_len=_positive("seq_len", seq_len, 2),
         n_examples=_positive("n_examples", n_examples),
@@ -106,11 +90,18 @@ def build_dashboards(
         n_groups=_positive("n_quantile_groups", n_quantile_groups, 0),
         per_group=_positive("per_group", per_group),
     )
+    if corpus is None:
+        from ._gemma_scope_examples import evidence_dashboards
+
+        evidence = evidence_dashboards(scope, chosen, ids, settings, n_bins)
+        if evidence is not None:
+            return _remember(scope, evidence)
+    corpus = resolve_corpus(corpus)
     if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
         raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard!r}")
     batch_size = _positive("batch_size", batch_size) if batch_size is not None else _default_batch(scope)
     windows = corpus_rows(scope.model, scope.tokenizer, corpus, seq_len)
-    settings = PassSettings(**{**asdict(settings), "seq_len": windows.stride})
+    settings = replace(settings, seq_len=windows.stride)
     corpus_key = cache_module.corpus_fingerprint(corpus, scope.tokenizer) if cache else None
     key = _cache_key(scope, chosen, ids, settings, corpus_key, shard) if corpus_key else None
     state = cache_module.load_state(key) if key else None
