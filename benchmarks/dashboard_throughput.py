@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import scopewidgets as sw
 from scopewidgets import sites
 from scopewidgets._dashboard_encode import encode_batch, site_activations
+from scopewidgets._dashboard_pass import bookkeeping_threads
 from scopewidgets.testing import random_sae
 
 SHAPES = {
@@ -163,7 +164,8 @@ def breakdown(scope: sw.Scope, sae: sw.SAE, batches: list[torch.Tensor]) -> dict
         batch = encode_batch(sae, x, ids, seq, None, 2)
         sync(scope.device.type)
         marks.append(time.perf_counter())
-        state.update(batch)
+        with bookkeeping_threads(scope.device):
+            state.update(batch)
         sync(scope.device.type)
         marks.append(time.perf_counter())
         for key, a, b in zip(spent, marks[:-1], marks[1:], strict=True):

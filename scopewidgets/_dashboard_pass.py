@@ -5,6 +5,7 @@ features -> `DashboardState.update`. Windows are streamed, so memory never grows
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -135,6 +136,22 @@ def batches(
         yield torch.stack(chunk), torch.tensor(index)
 
 
+@contextmanager
+def bookkeeping_threads(device: torch.device) -> Iterator[None]:
+    """On CPU, run the state update on one thread: its ops are small (proportional to the active
+    entries), gain little from OpenMP, and pay a barrier per op that costs a whole scheduler slice
+    whenever the cores are shared. The forward and the encoder keep all threads."""
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_pass(
     scope: Scope,
     sae: SAE,
@@ -168,7 +185,9 @@ def run_pass(
         for ids, seq in batches(windows.rows, batch_size, shard):
             ids = ids.to(device)
             x = site_activations(scope.model, sae, ids)
-            state.update(encode_batch(sae, x, ids, seq.to(device), columns, bos))
+            batch = encode_batch(sae, x, ids, seq.to(device), columns, bos)
+            with bookkeeping_threads(device):
+                state.update(batch)
             bar.update(ids.numel())
     finally:
         bar.close()

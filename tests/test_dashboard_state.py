@@ -141,3 +141,33 @@ def test_int32_counts_widen_before_they_could_overflow(corpus):
         )
     )
     assert state.hist.dtype == torch.int64
+
+
+@pytest.mark.parametrize("architecture", ["jumprelu", "standard", "topk"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sparse_encode_is_bit_identical_to_sae_encode(architecture, dtype):
+    from scopewidgets import SAE, SAEConfig
+    from scopewidgets._dashboard_encode import encode_batch
+
+    gen = torch.Generator().manual_seed(7)
+    cfg = SAEConfig(d_in=16, d_sae=48, architecture=architecture, apply_b_dec_to_input=True, k=6)
+    tensors = {
+        "W_enc": torch.randn(16, 48, generator=gen),
+        "W_dec": torch.randn(48, 16, generator=gen),
+        "b_enc": torch.randn(48, generator=gen),
+        "b_dec": torch.randn(16, generator=gen),
+        "threshold": torch.rand(48, generator=gen) * 2,
+    }
+    sae = SAE.from_tensors(cfg, tensors).to(dtype)
+    ids = torch.randint(3, 50, (3, 20), generator=gen)
+    ids[:, 0] = BOS
+    x = torch.randn(60, 16, generator=gen) * 3
+    want = sae.encode(x).float() * (ids.reshape(-1, 1) != BOS)
+    for columns in (None, torch.tensor([1, 7, 30, 47])):
+        batch = encode_batch(sae, x, ids, torch.arange(3), columns, BOS)
+        dense = want if columns is None else want[:, columns]
+        row, col = torch.nonzero(dense > 0, as_tuple=True)
+        assert torch.equal(batch.row, row) and torch.equal(batch.col, col)
+        assert torch.equal(batch.value, dense[row, col])
+        every = torch.arange(60)[:, None].expand(60, dense.shape[1])
+        assert torch.equal(batch.at(every, torch.arange(dense.shape[1])[None].expand_as(every)), dense)
