@@ -3,6 +3,7 @@ Gemma Scope evidence files), otherwise run one."""
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Iterable
 from dataclasses import asdict, replace
@@ -13,7 +14,7 @@ import torch
 from . import _dashboard_cache as cache_module
 from ._dashboard_pass import corpus_rows, has_default_corpus, resolve_corpus, run_pass
 from ._dashboard_rows import StateRows
-from ._dashboard_state import PassSettings
+from ._dashboard_state import DashboardState, PassSettings
 from .dashboard import DashboardSet, FeatureDashboard
 from .sae import SAE
 
@@ -96,22 +97,39 @@ def build_dashboards(
         evidence = evidence_dashboards(scope, chosen, ids, settings, n_bins)
         if evidence is not None:
             return _remember(scope, evidence)
-    corpus = resolve_corpus(corpus)
     if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
         raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard!r}")
     batch_size = _positive("batch_size", batch_size) if batch_size is not None else _default_batch(scope)
-    windows = corpus_rows(scope.model, scope.tokenizer, corpus, seq_len)
+    run = functools.partial(_cached_pass, batch_size=batch_size, cache=cache, progress=progress, shard=shard)
+    state, corpus_key = run(scope, chosen, ids, resolve_corpus(corpus), settings)
+    return _remember(scope, DashboardSet(StateRows(state), scope, chosen, n_bins, corpus_key))
+
+
+def _cached_pass(
+    scope: Scope,
+    sae: SAE,
+    ids: torch.Tensor,
+    corpus: Any,
+    settings: PassSettings,
+    *,
+    batch_size: int,
+    cache: bool,
+    progress: bool,
+    shard: tuple[int, int] | None,
+) -> tuple[DashboardState, str | None]:
+    """The pass's state from the disk cache when an entry matches, else from a pass (then stored)."""
+    windows = corpus_rows(scope.model, scope.tokenizer, corpus, settings.seq_len)
     settings = replace(settings, seq_len=windows.stride)
     corpus_key = cache_module.corpus_fingerprint(corpus, scope.tokenizer) if cache else None
-    key = _cache_key(scope, chosen, ids, settings, corpus_key, shard) if corpus_key else None
+    key = _cache_key(scope, sae, ids, settings, corpus_key, shard) if corpus_key else None
     state = cache_module.load_state(key) if key else None
     if state is None:
         state = run_pass(
-            scope, chosen, ids, windows, settings, batch_size=batch_size, progress=progress, shard=shard
+            scope, sae, ids, windows, settings, batch_size=batch_size, progress=progress, shard=shard
         )
         if key:
             cache_module.save_state(key, state)
-    return _remember(scope, DashboardSet(StateRows(state), scope, chosen, n_bins, corpus_key))
+    return state, corpus_key
 
 
 def _default_batch(scope: Scope) -> int:

@@ -169,18 +169,9 @@ def run_pass(
     every = features.numel() == sae.cfg.d_sae and bool((features == torch.arange(sae.cfg.d_sae)).all())
     columns = None if every else features.to(sae.device)
     bos = bos_id(scope.tokenizer)
-    total = (
-        windows.total_tokens
-        if shard is None or windows.total_tokens is None
-        else windows.total_tokens // shard[1]
-    )
-    bar = tqdm(
-        total=total,
-        unit="tok",
-        unit_scale=True,
-        desc=f"Dashboards ({features.numel():,} features)",
-        disable=not progress,
-    )
+    total = windows.total_tokens // (shard[1] if shard else 1) if windows.total_tokens else None
+    bar = tqdm(total=total, unit="tok", unit_scale=True, desc=f"Dashboards ({features.numel():,} features)",
+               disable=not progress)  # fmt: skip
     try:
         for ids, seq in batches(windows.rows, batch_size, shard):
             ids = ids.to(device)
