@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from . import sites
 from .sae import SAE
@@ -120,7 +121,8 @@ def feature_logits(
         torch.Size([32, 3])
     """
     parts = []
-    for start in range(0, features.numel(), feature_chunk):
+    starts = range(0, features.numel(), feature_chunk)
+    for start in tqdm(starts, desc="Logit effects", unit="chunk", disable=len(starts) < 4):
         directions = residual_directions(model, sae, features[start : start + feature_chunk])
         parts.append([t.cpu() for t in logit_effects(model, directions, k)])
     return tuple(torch.cat([p[i] for p in parts]) for i in range(4))  # type: ignore[return-value]
