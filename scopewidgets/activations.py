@@ -3,22 +3,54 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
 
+from ._display import Displayable
 from .sae import SAE
+
+if TYPE_CHECKING:
+    from .widgets.activations import ActivationsWidget
+
+
+class _ShownAsTokens(Displayable):
+    """Display through the token-activations widget (shared by one text and several)."""
+
+    def widget(self, k: int = 16) -> ActivationsWidget:
+        """The token-activations widget for this result, listing `k` features per token.
+
+        Example:
+            >>> view = acts.widget(k=8)                               # doctest: +SKIP
+            >>> view.selected_feature = 12                            # doctest: +SKIP
+        """
+        from .widgets.activations import ActivationsWidget
+
+        return ActivationsWidget(self, k=k)  # type: ignore[arg-type]
+
+    def _rows(self) -> list[Activations]:
+        return list(self.items) if isinstance(self, ActivationsSet) else [self]  # type: ignore[list-item]
+
+    def _repr_text(self) -> str:
+        from .widgets._tokens import summary_text
+
+        return summary_text(self._rows())
+
+    def _repr_fallback_html(self) -> str:
+        from .widgets._tokens import static_html
+
+        return static_html(self._rows())
 
 
 @dataclass(frozen=True)
-class Activations:
+class Activations(_ShownAsTokens):
     """SAE feature activations of one text.
 
     Fields: `tokens` (display strings, one per token), `token_ids` `[n_tokens]`, `values`
     `[n_tokens, d_sae]` float32 on the CPU with BOS rows zero, the `sae` used, the `text` when the input
     was text, and `bos_mask` `[n_tokens]` (True at BOS positions). Displays itself as the token-activations
-    widget.
+    widget (`widget(k=16)` returns one; `save_html(path)` writes an offline page).
 
     Example:
         >>> import scopewidgets as sw
@@ -99,7 +131,7 @@ class Activations:
 
 
 @dataclass(frozen=True)
-class ActivationsSet:
+class ActivationsSet(_ShownAsTokens):
     """Several texts' `Activations` over the same SAE, shown as rows sharing one colour scale.
 
     Example:

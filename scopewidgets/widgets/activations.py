@@ -1,0 +1,110 @@
+"""`ActivationsWidget`: a text's tokens coloured by SAE feature activations (front end: js/activations.js)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+import traitlets
+
+from ..activations import Activations, ActivationsSet
+from ._base import Widget, shows_errors
+from ._serialize import to_binary
+from ._tokens import limits, view_data
+
+
+class ActivationsWidget(Widget):
+    """Tokens in reading order coloured by the selected feature (or each token's strongest), the features
+    most active on the text(s), and the top features of the hovered or pinned token.
+
+    Several texts (an `ActivationsSet`) are shown as rows sharing one colour scale. Click a feature to
+    select it; `selected_feature` follows both ways.
+
+    Example:
+        >>> import scopewidgets as sw
+        >>> from scopewidgets.testing import tiny_gemma3, random_sae
+        >>> model, tok = tiny_gemma3()
+        >>> scope = sw.Scope(model, tok, saes=[random_sae(model, d_sae=32)])
+        >>> view = ActivationsWidget(scope.activations("Hi there"), k=4)
+        >>> view.tokens[:3], view.k
+        (['<bos>', 'H', 'i'], 4)
+        >>> view.selected_feature = view.top_features[0]["feature"]
+        >>> view.selected_column["feature"] == view.selected_feature
+        True
+    """
+
+    _module = "activations"
+
+    tokens = traitlets.List(traitlets.Unicode(), help="Display text of every token, rows concatenated.").tag(
+        sync=True
+    )
+    row_lengths = traitlets.List(
+        traitlets.Int(), help="Number of tokens in each row (one row per text)."
+    ).tag(sync=True)
+    special = traitlets.List(traitlets.Int(), help="Positions of special tokens (BOS), drawn dim.").tag(
+        sync=True
+    )
+    topk_features = traitlets.Dict(
+        help="Per-token top-k feature ids, strongest first: binary int32 [nnz]."
+    ).tag(sync=True)
+    topk_values = traitlets.Dict(help="Activations matching `topk_features`: binary float32 [nnz].").tag(
+        sync=True
+    )
+    topk_counts = traitlets.Dict(help="Top-k entries of each token (values > 0 only): binary uint8 [n].").tag(
+        sync=True
+    )
+    top_features = traitlets.List(
+        traitlets.Dict(), help="Side list: {feature, max, count}, strongest first."
+    ).tag(sync=True)
+    labels = traitlets.Dict(help="Labels of the features shown, keyed by str(feature).").tag(sync=True)
+    color_limits = traitlets.List(
+        traitlets.Float(), [0.0, 1.0], help="[lo, hi] when no feature is selected."
+    ).tag(sync=True)
+    selected_feature = traitlets.Int(
+        None, allow_none=True, help="Feature colouring the tokens; None (or -1) for each token's strongest."
+    ).tag(sync=True)
+    selected_column = traitlets.Dict(
+        help="Exact values of the selected feature: {feature, limits, buffer, dtype: float32, shape: [n]}."
+    ).tag(sync=True)
+    k = traitlets.Int(16, read_only=True, help="Features listed per token.").tag(sync=True)
+
+    def __init__(
+        self, acts: Activations | ActivationsSet, *, k: int = 16, n_features: int = 50, **kwargs: Any
+    ) -> None:
+        if isinstance(acts, ActivationsSet):
+            self._rows = list(acts.items)
+        elif isinstance(acts, Activations):
+            self._rows = [acts]
+        else:
+            raise TypeError(
+                f"ActivationsWidget shows Activations or ActivationsSet, got {type(acts).__name__}"
+            )
+        if not self._rows:
+            raise ValueError("An ActivationsSet with no texts has nothing to show")
+        self.set_trait("k", k)
+        super().__init__(**view_data(self._rows, k, n_features), **kwargs)
+
+    @traitlets.validate("selected_feature")
+    def _none_for_minus_one(self, proposal: dict[str, Any]) -> int | None:
+        return None if proposal["value"] == -1 else proposal["value"]
+
+    @traitlets.observe("selected_feature")
+    @shows_errors
+    def _send_column(self, change: dict[str, Any]) -> None:
+        feature = change["new"]
+        self.selected_column = {} if feature is None else self._column(feature)
+
+    def _column(self, feature: int) -> dict[str, Any]:
+        """The exact activations of `feature` on every token, with its colour limits."""
+        feature = self._rows[0].sae.check_feature(feature)
+        values = torch.cat([row.values[:, feature] for row in self._rows])
+        return {"feature": feature, "limits": limits(values), **to_binary(values, "float32")}
+
+    def _export_responses(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Offline, selecting a feature of the side list gets its exact column (others: top-k colours)."""
+        replies = {
+            json.dumps(item["feature"]): {"selected_column": self._column(item["feature"])}
+            for item in self.top_features
+        }
+        return {"selected_feature": replies}
