@@ -174,8 +174,17 @@ class Kernel:
             raise RuntimeError(f"kernel error: {content.get('ename')}: {content.get('evalue')}")
 
     def wait_for(self, expression: str, expected: str, timeout: float = 10.0) -> None:
-        """Poll until `eval(expression) == expected`."""
-        wait_until(lambda: self.eval(expression) == expected, timeout, what=f"{expression} == {expected}")
+        """Poll until `eval(expression) == expected` (both as reprs); the error shows the last value."""
+        seen: list[str] = []
+
+        def check() -> bool:
+            seen.append(self.eval(expression))
+            return seen[-1] == expected
+
+        try:
+            wait_until(check, timeout, what=f"{expression} == {expected}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; the kernel says {expression} == {seen[-1]}") from None
 
     def close(self) -> None:
         self.client.stop_channels()
