@@ -9,7 +9,9 @@
 //   topk_values     {buffer, dtype: float32, shape: [nnz]}
 //   topk_counts     {buffer, dtype: uint8, shape: [n]}     entries per token
 //   top_features    {feature, max, count}[]   the side list, strongest first
-//   labels          {[feature]: label}         labels of the features that appear here
+//   labels          {[feature]: label}         labels of the side list's features; the labels of a hovered
+//                                              token's features are asked for with model.send({kind: "labels",
+//                                              features}) and arrive as a custom message {kind: "labels", labels}
 //   color_limits    [lo, hi]   limits when no feature is selected (colour = each token's strongest value)
 //   selected_feature  number | null            two-way: the feature that colours the tokens
 //   selected_column {feature, limits, buffer, dtype: float32, shape: [n]}   its exact values, sent by Python
@@ -55,8 +57,7 @@ function colouring(model, data) {
   return { feature, values, limits: [0, peak(values)], exact: false };
 }
 
-function featureButton(model, feature, value, count) {
-  const label = (model.get("labels") ?? {})[feature] ?? "";
+function featureButton(model, label, feature, value, count) {
   return h(
     "button",
     { class: "sw-feat", type: "button", dataset: { feature }, "aria-pressed": String(model.get("selected_feature") === feature) },
@@ -67,18 +68,22 @@ function featureButton(model, feature, value, count) {
   );
 }
 
+// One block per text line (split after tokens that end in a newline): small blocks lay out faster than one
+// long inline run, and blocks scrolled out of view skip layout and paint (content-visibility in the CSS).
 function tokenRows(data, special) {
   const fragment = document.createDocumentFragment();
   let i = 0;
   data.rowLengths.forEach((length, r) => {
     const row = h("div", { class: "sw-row", dataset: { row: r } });
-    if (data.rowLengths.length > 1) row.appendChild(h("span", { class: "sw-rowlabel" }, String(r + 1)));
+    let line = row.appendChild(h("div", { class: "sw-line" }));
+    if (data.rowLengths.length > 1) line.appendChild(h("span", { class: "sw-rowlabel" }, String(r + 1)));
     for (const end = i + length; i < end; i++) {
       const span = document.createElement("span");
       span.className = special.has(i) ? "sw-tok sw-special" : "sw-tok";
       span.dataset.i = i;
       span.textContent = data.tokens[i];
-      row.appendChild(span);
+      line.appendChild(span);
+      if (data.tokens[i].endsWith("\n") && i < end - 1) line = row.appendChild(h("div", { class: "sw-line" }));
     }
     fragment.appendChild(row);
   });
@@ -109,6 +114,19 @@ function render({ model, el }) {
   let current = null;
   let pinned = null;
   let shown = null;
+  const labels = new Map();
+  const requested = new Set();
+  const labelOf = (feature) => labels.get(feature) ?? "";
+  const mergeLabels = (table) => {
+    for (const [feature, label] of Object.entries(table ?? {})) labels.set(Number(feature), label);
+  };
+  const requestLabels = (features) => {
+    const missing = features.filter((f) => !labels.has(f) && !requested.has(f));
+    if (!missing.length) return;
+    for (const f of missing) requested.add(f);
+    model.send({ kind: "labels", features: missing });
+  };
+  mergeLabels(model.get("labels"));
 
   const showToken = (i) => {
     shown = i;
@@ -117,11 +135,12 @@ function render({ model, el }) {
       replaceChildren(detailList);
       return;
     }
-    const where = data.rowLengths.length > 1 ? ` · text ${Number(spans[i].parentElement.dataset.row) + 1}` : "";
+    const where = data.rowLengths.length > 1 ? ` · text ${Number(spans[i].closest(".sw-row").dataset.row) + 1}` : "";
     const selected = current.feature == null ? "" : ` · #${current.feature} = ${format(current.values[i])}`;
     detailTitle.textContent = `Token ${i} “${data.tokens[i]}”${where}${selected}${pinned === i ? " (pinned)" : ""}`;
-    const items = [];
-    for (let j = data.starts[i]; j < data.starts[i + 1]; j++) items.push(featureButton(model, data.features[j], data.values[j]));
+    const features = Array.from(data.features.subarray(data.starts[i], data.starts[i + 1]));
+    requestLabels(features);
+    const items = features.map((f, j) => featureButton(model, labelOf(f), f, data.values[data.starts[i] + j]));
     replaceChildren(detailList, items.length ? items : h("div", { class: "sw-empty" }, "No feature fires on this token"));
   };
 
@@ -129,7 +148,7 @@ function render({ model, el }) {
     const top = model.get("top_features") ?? [];
     const highest = peak(top.map((f) => f.max));
     replaceChildren(featureList, top.length ? top.map((f) => {
-      const button = featureButton(model, f.feature, f.max, f.count);
+      const button = featureButton(model, labelOf(f.feature), f.feature, f.max, f.count);
       button.appendChild(h("span", { class: "sw-fbar", style: { width: `${(100 * f.max) / highest}%` } }));
       return button;
     }) : h("div", { class: "sw-empty" }, "No feature fires on this text"));
@@ -139,7 +158,7 @@ function render({ model, el }) {
     current = colouring(model, data);
     const colour = scale(current.limits);
     for (let i = 0; i < spans.length; i++) spans[i].style.backgroundColor = colour(current.values[i]);
-    const label = current.feature == null ? "" : (model.get("labels") ?? {})[current.feature];
+    const label = current.feature == null ? "" : labelOf(current.feature);
     status.textContent = current.feature == null
       ? `Colour: each token's strongest feature (scale 0–${format(current.limits[1])})`
       : `Colour: feature #${current.feature}${label ? ` ${label}` : ""} (scale 0–${format(current.limits[1])})` +
@@ -191,7 +210,12 @@ function render({ model, el }) {
   const subscriptions = [
     ...DATA_TRAITS.map((name) => [`change:${name}`, rebuild]),
     ["change:top_features", guarded(banner, () => { drawFeatureList(); recolour(); })],
-    ["change:labels", guarded(banner, () => { drawFeatureList(); recolour(); })],
+    ["change:labels", guarded(banner, () => { mergeLabels(model.get("labels")); drawFeatureList(); recolour(); })],
+    ["msg:custom", guarded(banner, (message) => {
+      if (message?.kind !== "labels") return;
+      mergeLabels(message.labels);
+      showToken(shown);
+    })],
     ...["selected_feature", "selected_column", "color_limits"].map((name) => [`change:${name}`, recolour]),
   ];
   for (const [event, handler] of subscriptions) model.on(event, handler);

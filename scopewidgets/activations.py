@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 class _ShownAsTokens(Displayable):
     """Display through the token-activations widget (shared by one text and several)."""
 
-    def widget(self, k: int = 16) -> ActivationsWidget:
-        """The token-activations widget for this result, listing `k` features per token.
+    def widget(self, k: int = 16, n_features: int = 50) -> ActivationsWidget:
+        """The token-activations widget: `k` features listed per token, `n_features` in the side list.
 
         Example:
             >>> view = acts.widget(k=8)                               # doctest: +SKIP
@@ -27,7 +27,7 @@ class _ShownAsTokens(Displayable):
         """
         from .widgets.activations import ActivationsWidget
 
-        return ActivationsWidget(self, k=k)  # type: ignore[arg-type]
+        return ActivationsWidget(self, k=k, n_features=n_features)  # type: ignore[arg-type]
 
     def _rows(self) -> list[Activations]:
         return list(self.items) if isinstance(self, ActivationsSet) else [self]  # type: ignore[list-item]

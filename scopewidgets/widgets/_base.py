@@ -110,6 +110,11 @@ class Widget(anywidget.AnyWidget):
 
         return save_html(self, path, title=title)
 
+    def _export_state(self) -> dict[str, Any]:
+        """For the HTML export: trait values that replace the live ones (e.g. data the kernel would send
+        on demand). Override when the front end asks Python for more through custom messages."""
+        return {}
+
     def _export_responses(self) -> dict[str, dict[str, dict[str, Any]]]:
         """For the HTML export: `{trait: {json.dumps(value): {other_trait: value}}}`, what Python would
         send back when the front end sets `trait` to `value`. Override to keep selections working offline."""

@@ -82,6 +82,7 @@ def to_html(widget: Widget, title: str | None = None) -> str:
         >>> page = to_html(acts.widget())                       # doctest: +SKIP
     """
     state = {key: value for key, value in widget.get_state().items() if key not in _MACHINERY}
+    state.update(widget._export_state())
     data = {
         "runtime": bundle_text("standalone.js"),
         "module": widget._esm,

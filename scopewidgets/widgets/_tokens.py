@@ -8,12 +8,13 @@ per-token Python loop over activations).
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 
 from ..activations import Activations
+from ..sae import SAE
 from ._serialize import to_binary
 
 #: Visible stand-ins for whitespace; a newline keeps its line break after the arrow.
@@ -72,6 +73,16 @@ def feature_summary(rows: Sequence[Activations], n: int) -> list[dict[str, Any]]
     ]
 
 
+def labels_of(sae: SAE, features: Iterable[int]) -> dict[str, str]:
+    """`{str(feature): label}` for those of `features` that the SAE labels.
+
+    Example:
+        >>> labels_of(acts.sae, [3, 4])                            # doctest: +SKIP
+        {'3': 'Paris'}
+    """
+    return {str(f): sae.labels[f] for f in map(int, features) if f in sae.labels}
+
+
 def limits(values: torch.Tensor) -> list[float]:
     """Colour limits `[0, max]` of a set of activations (`[0, 1]` when nothing fires)."""
     top = float(values.max()) if values.numel() else 0.0
@@ -93,7 +104,6 @@ def view_data(rows: Sequence[Activations], k: int, n_features: int) -> dict[str,
         torch.cat(parts) for parts in zip(*(topk_entries(r.values, k) for r in rows), strict=True)
     )
     summary = feature_summary(rows, n_features)
-    present = set(torch.unique(features).tolist()) | {item["feature"] for item in summary}
     strongest = torch.cat([row.values.max(dim=-1).values for row in rows])
     return {
         "tokens": tokens,
@@ -103,7 +113,7 @@ def view_data(rows: Sequence[Activations], k: int, n_features: int) -> dict[str,
         "topk_values": to_binary(values, "float32"),
         "topk_counts": to_binary(counts, "uint8"),
         "top_features": summary,
-        "labels": {str(f): label for f, label in sae.labels.items() if f in present},
+        "labels": labels_of(sae, [item["feature"] for item in summary]),
         "color_limits": limits(strongest),
     }
 

@@ -10,8 +10,8 @@ import traitlets
 
 from ..activations import Activations, ActivationsSet
 from ._base import Widget, shows_errors
-from ._serialize import to_binary
-from ._tokens import limits, view_data
+from ._serialize import from_binary, to_binary
+from ._tokens import labels_of, limits, view_data
 
 
 class ActivationsWidget(Widget):
@@ -57,7 +57,7 @@ class ActivationsWidget(Widget):
     top_features = traitlets.List(
         traitlets.Dict(), help="Side list: {feature, max, count}, strongest first."
     ).tag(sync=True)
-    labels = traitlets.Dict(help="Labels of the features shown, keyed by str(feature).").tag(sync=True)
+    labels = traitlets.Dict(help="Labels of the side list's features, keyed by str(feature).").tag(sync=True)
     color_limits = traitlets.List(
         traitlets.Float(), [0.0, 1.0], help="[lo, hi] when no feature is selected."
     ).tag(sync=True)
@@ -84,6 +84,7 @@ class ActivationsWidget(Widget):
             raise ValueError("An ActivationsSet with no texts has nothing to show")
         self.set_trait("k", k)
         super().__init__(**view_data(self._rows, k, n_features), **kwargs)
+        self.on_msg(self._send_labels)
 
     @traitlets.validate("selected_feature")
     def _none_for_minus_one(self, proposal: dict[str, Any]) -> int | None:
@@ -95,11 +96,24 @@ class ActivationsWidget(Widget):
         feature = change["new"]
         self.selected_column = {} if feature is None else self._column(feature)
 
+    @shows_errors
+    def _send_labels(self, _: Any, content: dict[str, Any], buffers: list[bytes]) -> None:
+        """Answer the front end's `{kind: "labels", features}` (a hovered token's features) with labels."""
+        if content.get("kind") == "labels":
+            self.send({"kind": "labels", "labels": labels_of(self._rows[0].sae, content["features"][:256])})
+
     def _column(self, feature: int) -> dict[str, Any]:
         """The exact activations of `feature` on every token, with its colour limits."""
         feature = self._rows[0].sae.check_feature(feature)
         values = torch.cat([row.values[:, feature] for row in self._rows])
         return {"feature": feature, "limits": limits(values), **to_binary(values, "float32")}
+
+    def _export_state(self) -> dict[str, Any]:
+        """Offline there is no kernel to ask: the page carries the labels of every feature it lists."""
+        listed = set(from_binary(self.topk_features).tolist()) | {
+            item["feature"] for item in self.top_features
+        }
+        return {"labels": labels_of(self._rows[0].sae, listed)}
 
     def _export_responses(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Offline, selecting a feature of the side list gets its exact column (others: top-k colours)."""

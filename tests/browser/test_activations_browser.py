@@ -73,9 +73,11 @@ LAB_CELLS = [
     "import scopewidgets as sw\n"
     "from scopewidgets.testing import tiny_gemma3, random_sae\n"
     "model, tok = tiny_gemma3()\n"
-    "scope = sw.Scope(model, tok, saes=[random_sae(model, d_sae=64, threshold=0.5)])\n"
+    "sae = random_sae(model, d_sae=64, threshold=0.5)\n"
+    "sae.labels = {i: f'label {i}' for i in range(64)}\n"
+    "scope = sw.Scope(model, tok, saes=[sae])\n"
     "acts = scope.activations('The cat sat on the mat.')\n"
-    "w = acts.widget()\n"
+    "w = acts.widget(n_features=8)\n"
     "w",
 ]
 
@@ -87,8 +89,15 @@ def test_lab_selection_goes_both_ways(lab_notebook) -> None:
     assert page.locator(TOKEN).count() == int(kernel.eval("len(acts.tokens)"))
 
     page.hover(f"{TOKEN}[data-i='3']")
-    first = page.locator("[data-testid=token-detail] .sw-feat").first.get_attribute("data-feature")
+    detail = page.locator("[data-testid=token-detail] .sw-feat")
+    first = detail.first.get_attribute("data-feature")
     assert first == kernel.eval("int(acts.values[3].argmax())")
+    last = detail.last.get_attribute("data-feature")  # 16th strongest: outside the side list's 8
+    assert kernel.eval(f"{last} in [f['feature'] for f in w.top_features]") == "False"
+    page.wait_for_function(  # its label came from the kernel on request
+        f"() => document.querySelector(\"[data-testid=token-detail] [data-feature='{last}'] .sw-flabel\")"
+        f"?.textContent === 'label {last}'"
+    )
 
     button = page.locator("[data-testid=feature-list] .sw-feat").nth(1)
     feature = button.get_attribute("data-feature")

@@ -171,3 +171,18 @@ export async function test_misaligned_binary_buffers_decode(ctx) {
   ctx.hover(tokens(el)[1]);
   assertEqual([...el.querySelectorAll("[data-testid=token-detail] .sw-feat")].map((b) => b.dataset.feature), ["7", "3"], "features");
 }
+
+export async function test_labels_of_a_hovered_token_are_asked_for_once(ctx) {
+  const { widget, el, fakeModel, hover, assertEqual } = ctx;
+  const model = fakeModel(state(ctx));
+  widget.render({ model, el });
+  hover(tokens(el)[1]); // features 7 (labelled with the side list) and 3 (not yet)
+  assertEqual(model.sent, [{ kind: "labels", features: [3] }], "asks only for the missing label");
+  model.kernelSend({ kind: "labels", labels: { 3: "the word <the>" } });
+  const labels = () => [...el.querySelectorAll("[data-testid=token-detail] .sw-flabel")].map((s) => s.textContent);
+  assertEqual(labels(), ["cats & <b>dogs</b>", "the word <the>"], "labels after the reply");
+  hover(tokens(el)[2]);
+  hover(tokens(el)[1]);
+  assertEqual(model.sent.length, 1, "no second request for the same features");
+  assertEqual(el.querySelector("[data-feature='3'] .sw-flabel").textContent, "the word <the>", "side list label too");
+}

@@ -13,7 +13,8 @@ export function array(values, dtype, shape) {
 /**
  * A stand-in for the anywidget model that records what the view does.
  * `set` fires change events like Backbone; `kernelSet` is a change coming from Python;
- * `saves` counts save_changes(); `listenerCount()` counts live on() subscriptions.
+ * `saves` counts save_changes(); `sent` holds model.send() contents; `kernelSend` is a custom message from
+ * Python; `listenerCount()` counts live on() subscriptions.
  */
 export function fakeModel(state) {
   const values = { ...state };
@@ -21,6 +22,7 @@ export function fakeModel(state) {
   const model = {
     saves: 0,
     sets: [],
+    sent: [],
     get: (name) => values[name],
     set(name, value) {
       model.sets.push([name, value]);
@@ -41,7 +43,12 @@ export function fakeModel(state) {
     off(event, callback) {
       listeners.set(event, (listeners.get(event) ?? []).filter((cb) => cb !== callback));
     },
-    send() {},
+    send(content) {
+      model.sent.push(content);
+    },
+    kernelSend(content) {
+      for (const callback of [...(listeners.get("msg:custom") ?? [])]) callback(content, []);
+    },
     listenerCount: () => [...listeners.values()].reduce((n, list) => n + list.length, 0),
   };
   const emit = (name) => {

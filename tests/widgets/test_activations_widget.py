@@ -59,10 +59,20 @@ def test_widget_data_matches_the_activations(scope: sw.Scope) -> None:
     assert [item["feature"] for item in view.top_features[:10]] == table["feature"].tolist()
     assert [item["count"] for item in view.top_features[:10]] == table["n_active"].tolist()
     assert view.color_limits == pytest.approx([0.0, float(acts.values.max())])
-    shown = {int(f) for f in from_binary(view.topk_features)} | {
-        item["feature"] for item in view.top_features
-    }
-    assert set(view.labels) == {str(f) for f in scope.saes[0].labels if f in shown}
+    listed = {item["feature"] for item in view.top_features}
+    assert view.labels == {str(f): label for f, label in scope.saes[0].labels.items() if f in listed}
+
+
+def test_labels_of_hovered_features_are_sent_on_request(
+    scope: sw.Scope, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = scope.activations("Labels").widget()
+    sent: list[dict] = []
+    monkeypatch.setattr(view, "send", lambda content, buffers=None: sent.append(content))
+    view._send_labels(view, {"kind": "labels", "features": [3, 4, 10]}, [])
+    assert sent == [{"kind": "labels", "labels": {"3": "third <b>feature</b>", "10": "tenth"}}]
+    view._send_labels(view, {"kind": "labels", "features": ["x"]}, [])
+    assert "invalid literal" in view.error and len(sent) == 1  # shown in the widget, not raised
 
 
 def test_selecting_sends_the_exact_column(scope: sw.Scope) -> None:

@@ -46,6 +46,7 @@ def test_export_inlines_state_buffers_and_offline_answers(tmp_path) -> None:
     ]
     assert buffer(data["state"]["topk_values"], "float32").tolist() == [3.0, 1.0, 2.0]
     assert "render" in data["module"] and "mount" in data["runtime"] and ".scopewidgets" in data["css"]
+    assert data["state"]["labels"] == {"2": "<i>label</i>"}  # no kernel to ask: every listed label inlined
     reply = data["responses"]["selected_feature"]["2"]["selected_column"]
     assert buffer(reply, "float32").tolist() == values[:, 2].tolist() and reply["limits"] == [0.0, 3.0]
 
@@ -56,3 +57,13 @@ def test_export_keeps_the_current_selection(tmp_path) -> None:
     data = page_data(acts.save_html(tmp_path / "sel.html").read_text(encoding="utf-8"))
     assert data["state"]["selected_feature"] == 1
     assert buffer(data["state"]["selected_column"], "float32").tolist() == [0.0, 0.5, 2.0]
+
+
+def test_export_inlines_labels_the_kernel_would_send_on_hover(tmp_path) -> None:
+    acts = fake_activations(
+        ["<bos>", "a", "b"], [[0, 0, 0], [3.0, 1.0, 0], [0, 0, 0.5]], labels={1: "one", 2: "two"}
+    )
+    view = acts.widget(n_features=1)
+    assert view.labels == {}  # the side list holds feature 0 only, which has no label
+    data = page_data(view.save_html(tmp_path / "labels.html").read_text(encoding="utf-8"))
+    assert data["state"]["labels"] == {"1": "one", "2": "two"}
