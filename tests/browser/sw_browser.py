@@ -22,6 +22,8 @@ from typing import Any
 
 import nbformat
 from jupyter_client import BlockingKernelClient
+from nbclient import NotebookClient
+from nbformat.sign import NotebookNotary
 from playwright.sync_api import Error as PlaywrightError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,6 +145,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def kernel_env() -> dict[str, str]:
+    """The environment for kernels: this checkout's `scopewidgets` comes first on PYTHONPATH."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+
+
 class Kernel:
     """A kernel of the lab server, read and written with jupyter_client."""
 
@@ -199,18 +209,18 @@ class LabServer:
     def __init__(self, root: Path, token: str = "scopewidgets-test") -> None:
         self.root, self.token, self.port = root, token, _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        dirs = {name: root / f".{name}" for name in ("runtime", "config", "settings", "workspaces")}
-        self.runtime = dirs["runtime"]
+        dirs = {name: root / f".{name}" for name in ("runtime", "config", "data", "settings", "workspaces")}
+        self.runtime, self.data_dir = dirs["runtime"], dirs["data"]
         notify = dirs["settings"] / "@jupyterlab" / "apputils-extension"
         notify.mkdir(parents=True)
         (notify / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
         env = {
-            **os.environ,
+            **kernel_env(),
             "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
             "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+            "JUPYTER_DATA_DIR": str(dirs["data"]),
             "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
             "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         }
         self.log = (root / "lab.log").open("wb")
         self.process = subprocess.Popen(
@@ -264,7 +274,7 @@ class LabServer:
         Returns a `Kernel` attached to the notebook's kernel.
         """
         self.write_notebook(name, cells)
-        page.goto(f"{self.url}/lab/tree/{name}?token={self.token}&reset")
+        self.open(page, name)
         kernel = "window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel"
         kernel_ready = f"() => {kernel}?.status === 'idle'"
         page.wait_for_function(kernel_ready, timeout=timeout * 1000)
@@ -274,6 +284,28 @@ class LabServer:
             "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id"
         )
         return Kernel(self.runtime / f"kernel-{kernel_id}.json")
+
+    def open(self, page: Any, name: str, wait_for: str | None = None, timeout: float = 90.0) -> None:
+        """Open notebook `name` (already in the root) without running it; wait for `wait_for` if given."""
+        page.goto(f"{self.url}/lab/tree/{name}?token={self.token}&reset")
+        if wait_for:
+            page.wait_for_selector(wait_for, timeout=timeout * 1000)
+
+    def execute(self, name: str, cells: list[str]) -> Any:
+        """Run `cells` headless (nbclient) with widget state stored, as JupyterLab's "Save Widget State"
+        does; return the notebook (not yet saved: see `save`)."""
+        notebook = nbformat.read(self.write_notebook(name, cells), as_version=4)
+        client = NotebookClient(notebook, timeout=120, kernel_name="python3", store_widget_state=True)
+        client.execute(cwd=str(self.root), env=kernel_env())  # env, cwd: passed on to start_kernel
+        return notebook
+
+    def save(self, notebook: Any, name: str, trusted: bool) -> Path:
+        """Write `notebook` as `name`; `trusted` signs it for this server (as running it here would)."""
+        if trusted:
+            NotebookNotary(data_dir=str(self.data_dir)).sign(notebook)
+        path = self.root / name
+        nbformat.write(notebook, path)
+        return path
 
     def shutdown_kernels(self) -> None:
         for session in self.api("sessions"):

@@ -134,3 +134,35 @@ def test_lab_shows_html_in_tokens_as_text(lab_notebook) -> None:
     page.hover(f"{TOKEN}[data-i='1']")
     assert "<i>tags</i>" in page.locator("[data-testid=token-detail]").text_content()
     assert page.locator("[data-testid=token-view] i").count() == 0 and lab_notebook.recorder.dialogs == []
+
+
+@pytest.mark.browser
+def test_saved_notebook_shows_the_widget_or_a_static_fallback(lab, browser_page: Recorder) -> None:
+    """A notebook saved with widget state, opened where its kernel does not exist: trusted, JupyterLab
+    draws the widget from the saved state (hover works); untrusted (someone else's notebook), it shows the
+    escaped static preview. (With a kernel starting, JupyterLab 4.6 sometimes drops the saved state
+    before the output renders: "model not found"; see docs/widgets.md.)"""
+    cells = [
+        "from scopewidgets.testing import fake_activations\n"
+        "values = [[0, 0], [1.0, 0], [0, 0], [0, 2.0]]\n"
+        "fake_activations(['<bos>', '<b>x</b>', ' ', 'y'], values, labels={1: 'one'})"
+    ]
+    notebook = lab.execute("saved.ipynb", cells)
+    assert notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    notebook.metadata["kernelspec"]["name"] = "not-installed-here"
+    lab.save(notebook, "saved-trusted.ipynb", trusted=True)
+    notebook.metadata["copied_from"] = "someone else"  # other content: the signature no longer matches
+    lab.save(notebook, "saved-untrusted.ipynb", trusted=False)
+    page = browser_page.page
+
+    lab.open(page, "saved-trusted.ipynb", wait_for=TOKEN)
+    assert page.locator(TOKEN).all_text_contents() == ["<bos>", "<b>x</b>", "·", "y"]
+    page.hover(f"{TOKEN}[data-i='3']")
+    assert page.locator("[data-testid=token-detail] .sw-flabel").first.text_content() == "one"
+
+    other = Recorder(page.context.new_page())  # leaving the first page would raise a beforeunload dialog
+    output = ".jp-OutputArea-output:has-text('Static preview')"  # the sanitizer may drop our class names
+    lab.open(other.page, "saved-untrusted.ipynb", wait_for=output)
+    assert other.page.locator("[data-testid=token-view]").count() == 0
+    assert "<b>x</b>·y" in other.page.locator(output).text_content()
+    assert other.page.locator(f"{output} b").count() == 0 and other.dialogs == []
