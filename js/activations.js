@@ -155,6 +155,7 @@ function render({ model, el }) {
   };
 
   const recolour = guarded(banner, () => {
+    if (!data) return; // the data failed to load: its error stays in the banner
     current = colouring(model, data);
     const colour = scale(current.limits);
     for (let i = 0; i < spans.length; i++) spans[i].style.backgroundColor = colour(current.values[i]);

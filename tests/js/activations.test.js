@@ -130,11 +130,17 @@ export async function test_error_is_shown_and_the_view_keeps_working(ctx) {
   assert(banner.hidden, "banner hides when the error clears");
 }
 
-export async function test_bad_payload_shows_an_error_instead_of_throwing(ctx) {
-  const { widget, el, fakeModel, array, assert } = ctx;
-  widget.render({ model: fakeModel(state(ctx, { topk_counts: array([1, 2], "uint8") })), el });
+export async function test_bad_payload_shows_an_error_until_fixed(ctx) {
+  const { widget, el, fakeModel, array, assert, assertEqual } = ctx;
+  const model = fakeModel(state(ctx, { topk_counts: array([1, 2], "uint8") }));
+  widget.render({ model, el });
   const banner = el.querySelector("[data-testid=error]");
   assert(!banner.hidden && banner.textContent.includes("topk_counts"), `banner explains: ${banner.textContent}`);
+  model.kernelSet("selected_feature", 7); // nothing to colour yet: the first message stays
+  assert(banner.textContent.includes("topk_counts has 2 entries for 5 tokens"), `same message: ${banner.textContent}`);
+  model.kernelSet("topk_counts", array([0, 2, 1, 2, 0], "uint8"));
+  assert(banner.hidden, "fixed data clears the message");
+  assertEqual(tokens(el).length, 5, "tokens drawn");
 }
 
 export async function test_text_is_inserted_as_text(ctx) {
