@@ -29,18 +29,15 @@ class _ShownAsTokens(Displayable):
 
         return ActivationsWidget(self, k=k, n_features=n_features)  # type: ignore[arg-type]
 
-    def _rows(self) -> list[Activations]:
-        return list(self.items) if isinstance(self, ActivationsSet) else [self]  # type: ignore[list-item]
-
     def _repr_text(self) -> str:
-        from .widgets._tokens import summary_text
+        from .widgets.activations import summary_text
 
-        return summary_text(self._rows())
+        return summary_text(self._view)
 
     def _repr_fallback_html(self) -> str:
-        from .widgets._tokens import static_html
+        from .widgets.activations import static_html
 
-        return static_html(self._rows())
+        return static_html(self._view)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ per-token Python loop over activations).
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -116,54 +115,3 @@ def view_data(rows: Sequence[Activations], k: int, n_features: int) -> dict[str,
         "labels": labels_of(sae, [item["feature"] for item in summary]),
         "color_limits": limits(strongest),
     }
-
-
-def summary_text(rows: Sequence[Activations], n: int = 5) -> str:
-    """One plain-text line for notebooks without a widget manager.
-
-    Example:
-        >>> summary_text([acts])                                   # doctest: +SKIP
-        'Activations: 6 tokens, SAE resid_post@1 (32 features); strongest: #13 4.41, #29 3.91'
-    """
-    cfg = rows[0].sae.cfg
-    texts = f" in {len(rows)} texts" if len(rows) > 1 else ""
-    strongest = ", ".join(f"#{item['feature']} {item['max']:.3g}" for item in feature_summary(rows, n))
-    return (
-        f"Activations: {sum(len(r) for r in rows)} tokens{texts}, "
-        f"SAE {cfg.site}@{cfg.layer} ({cfg.d_sae} features)"
-        f"; strongest: {strongest or 'none fire'}"
-    )
-
-
-def static_html(rows: Sequence[Activations], max_tokens: int = 400) -> str:
-    """A static HTML preview (tokens shaded by their strongest feature), escaped, no script: what a
-    notebook viewer without the widget manager shows.
-
-    Example:
-        >>> "<script" in static_html([acts])                        # doctest: +SKIP
-        False
-    """
-    strongest = [row.values.max(dim=-1).values for row in rows]
-    top = limits(torch.cat(strongest))[1]
-    lines, shown = [], 0
-    for row, values in zip(rows, strongest, strict=True):
-        mask = row.bos_mask.tolist() if row.bos_mask is not None else [False] * len(row)
-        spans = []
-        for token, value, special in zip(
-            row.tokens[: max(0, max_tokens - shown)], values.tolist(), mask, strict=False
-        ):
-            alpha = 0.12 + 0.78 * value / top if value > 0 else 0.0
-            text = html.escape(display_text(token, special))
-            spans.append(f'<span style="background:rgba(234,88,12,{alpha:.2f})">{text}</span>')
-        shown += len(spans)
-        lines.append(
-            f'<div style="white-space:pre-wrap;font-family:monospace;line-height:1.8">{"".join(spans)}</div>'
-        )
-    more = sum(len(r) for r in rows) - shown
-    note = f" ({more} more tokens not shown)" if more > 0 else ""
-    return (
-        f'<div class="scopewidgets-static">{"".join(lines)}<p style="opacity:.7;font-size:12px">'
-        f"{html.escape(summary_text(rows))}{note}. Static preview shaded by each token's strongest "
-        "feature: the interactive view needs the widget manager and a kernel "
-        "(or use <code>save_html()</code>).</p></div>"
-    )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 
+import numpy as np
 import torch
 import traitlets
 
@@ -122,3 +124,51 @@ class ActivationsWidget(Widget):
             for item in self.top_features
         }
         return {"selected_feature": replies}
+
+
+def summary_text(view: ActivationsWidget, n: int = 5) -> str:
+    """One plain-text line describing a view, for front ends that cannot show widgets.
+
+    Example:
+        >>> summary_text(acts.widget())                            # doctest: +SKIP
+        'Activations: 6 tokens, SAE resid_post@1 (32 features); strongest: #13 4.41, #29 3.91'
+    """
+    cfg = view._rows[0].sae.cfg
+    texts = f" in {len(view.row_lengths)} texts" if len(view.row_lengths) > 1 else ""
+    strongest = ", ".join(f"#{item['feature']} {item['max']:.3g}" for item in view.top_features[:n])
+    return (
+        f"Activations: {len(view.tokens)} tokens{texts}, SAE {cfg.site}@{cfg.layer} ({cfg.d_sae} features); "
+        f"strongest: {strongest or 'none fire'}"
+    )
+
+
+def static_html(view: ActivationsWidget, max_tokens: int = 400) -> str:
+    """A static, escaped, script-free HTML preview of a view (tokens shaded by their strongest feature),
+    what a notebook viewer without the widget manager shows.
+
+    Example:
+        >>> "<script" in static_html(acts.widget())                # doctest: +SKIP
+        False
+    """
+    counts = from_binary(view.topk_counts).astype(np.int64)
+    firsts = np.cumsum(counts) - counts  # each token's first (strongest) entry
+    strongest = np.zeros(len(counts), dtype=np.float32)
+    strongest[counts > 0] = from_binary(view.topk_values)[firsts[counts > 0]]
+    special, top, html_rows, start = set(view.special), view.color_limits[1], [], 0
+    for length in view.row_lengths:
+        spans = []
+        for i in range(start, min(start + length, max_tokens)):
+            alpha = 0.12 + 0.78 * min(strongest[i] / top, 1.0) if strongest[i] > 0 else 0.0
+            style = f"background:rgba(234,88,12,{alpha:.2f})" + (";opacity:.6" if i in special else "")
+            spans.append(f'<span style="{style}">{html.escape(view.tokens[i])}</span>')
+        html_rows.append(
+            f'<div style="white-space:pre-wrap;font-family:monospace;line-height:1.8">{"".join(spans)}</div>'
+        )
+        start += length
+    hidden = len(view.tokens) - min(len(view.tokens), max_tokens)
+    note = f" ({hidden} more tokens not shown)" if hidden else ""
+    return (
+        f'<div class="scopewidgets-static">{"".join(html_rows)}<p style="opacity:.7;font-size:12px">'
+        f"{html.escape(summary_text(view))}{note}. Static preview shaded by each token's strongest feature: "
+        "the interactive view needs the widget manager and a kernel (or <code>save_html()</code>).</p></div>"
+    )
