@@ -44,7 +44,8 @@ LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 def chromium_path() -> str:
     """Debian's Chromium ($SCOPEWIDGETS_CHROMIUM, /usr/bin/chromium or `chromium` on PATH), or raise
     with the command that installs it. Never `playwright install`: its download fails here."""
-    for candidate in (os.environ.get("SCOPEWIDGETS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+    chosen = os.environ.get("SCOPEWIDGETS_CHROMIUM")
+    for candidate in [chosen] if chosen else ["/usr/bin/chromium", shutil.which("chromium")]:
         if candidate and Path(candidate).is_file():
             return candidate
     raise RuntimeError(
