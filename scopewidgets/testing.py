@@ -206,5 +206,11 @@ def fake_activations(
     sae = SAE(SAEConfig(d_in=1, d_sae=values.shape[1], source="fake"), labels=labels)
     bos_mask = torch.zeros(len(tokens), dtype=torch.bool)
     bos_mask[0] = bos
-    return Activations(tokens=list(tokens), token_ids=torch.arange(len(tokens)), values=values, sae=sae,
-                       text="".join(tokens[1:] if bos else tokens), bos_mask=bos_mask)
+    return Activations(
+        tokens=list(tokens),
+        token_ids=torch.arange(len(tokens)),
+        values=values,
+        sae=sae,
+        text="".join(tokens[1:] if bos else tokens),
+        bos_mask=bos_mask,
+    )

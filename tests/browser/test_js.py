@@ -29,6 +29,7 @@ def test_front_end(browser_page: Recorder, path: Path, name: str) -> None:
     assert not browser_page.page_errors, browser_page.page_errors
 
 
+@pytest.mark.browser
 def test_a_missing_chromium_fails_the_run() -> None:
     """Browser tests must fail, not skip, when Chromium is missing (here: pointed at a missing file)."""
     first = f"{__file__}::test_front_end[{CASES[0].id}]"
