@@ -74,9 +74,10 @@ function tokenRows(data, special) {
   const fragment = document.createDocumentFragment();
   let i = 0;
   data.rowLengths.forEach((length, r) => {
-    const row = h("div", { class: "sw-row", dataset: { row: r } });
+    const numbered = data.rowLengths.length > 1;
+    const row = h("div", { class: numbered ? "sw-row sw-numbered" : "sw-row", dataset: { row: r } });
+    if (numbered) row.appendChild(h("span", { class: "sw-rowlabel" }, String(r + 1)));
     let line = row.appendChild(h("div", { class: "sw-line" }));
-    if (data.rowLengths.length > 1) line.appendChild(h("span", { class: "sw-rowlabel" }, String(r + 1)));
     for (const end = i + length; i < end; i++) {
       const span = document.createElement("span");
       span.className = special.has(i) ? "sw-tok sw-special" : "sw-tok";

@@ -33,6 +33,10 @@ class Displayable:
         """The widget this result displays as (and saves); built on first display."""
         return self.widget()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle and deepcopy the result without its widget (a live comm)."""
+        return {key: value for key, value in self.__dict__.items() if key != "_view"}
+
     def _repr_mimebundle_(
         self, include: Any = None, exclude: Any = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 import torch
 
@@ -126,3 +129,11 @@ def test_bad_arguments_raise(scope: sw.Scope) -> None:
     other = fake_activations(["<bos>", "x"], [[0.0] * 3, [1.0] * 3])
     with pytest.raises(ValueError, match="same SAE"):
         ActivationsWidget(sw.ActivationsSet((acts, other)))
+
+
+def test_a_displayed_result_still_pickles_and_copies() -> None:
+    acts = fake_activations(["<bos>", "a"], [[0.0, 0.0], [1.0, 2.0]])
+    acts._repr_mimebundle_()
+    for clone in (pickle.loads(pickle.dumps(acts)), copy.deepcopy(acts)):
+        assert clone.tokens == acts.tokens and torch.equal(clone.values, acts.values)
+        assert "_view" not in clone.__dict__ and clone._view is not acts._view
