@@ -50,11 +50,13 @@ import pandas as pd
 import torch
 
 from ._dashboard_effects import feature_logits, similar_features
+from ._display import Displayable
 from .sae import SAE
 
 if TYPE_CHECKING:
     from ._dashboard_rows import FeatureRows
     from .scope import Scope
+    from .widgets.dashboard import DashboardWidget
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,9 @@ class QuantileGroup:
 
 
 @dataclass(frozen=True, eq=False)
-class FeatureDashboard:
-    """Everything known about one feature (see the module docstring).
+class FeatureDashboard(Displayable):
+    """Everything known about one feature (see the module docstring). Displays itself as the dashboard
+    widget (`widget()`; `save_html(path)` writes an offline page).
 
     Example:
         >>> dash = scope.dashboard(1234)                                    # doctest: +SKIP
@@ -119,6 +122,28 @@ class FeatureDashboard:
     n_tokens: int
     source: str
     sae: SAE | None = field(default=None, repr=False)
+    dashboards: DashboardSet | None = field(default=None, repr=False)
+
+    def widget(self) -> DashboardWidget:
+        """The dashboard widget, open on this feature; similar features of the same pass open in it.
+
+        Example:
+            >>> view = dash.widget()                                        # doctest: +SKIP
+            >>> view.feature = 77                                           # doctest: +SKIP
+        """
+        if self.dashboards is None:
+            raise ValueError("This FeatureDashboard was built outside a DashboardSet; it has no widget")
+        return self.dashboards.widget(self.feature)
+
+    def _repr_text(self) -> str:
+        from .widgets._dashboard_view import summary_text
+
+        return summary_text(self)
+
+    def _repr_fallback_html(self) -> str:
+        from .widgets._dashboard_view import static_html
+
+        return static_html(self)
 
     def __repr__(self) -> str:
         top = ", ".join(repr(t) for t, _ in self.top_logits[:3])
@@ -174,8 +199,9 @@ def _marked_text(example: Example) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class DashboardSet:
-    """The result of one dashboard pass: `dashes[f]` gives feature `f`'s `FeatureDashboard`.
+class DashboardSet(Displayable):
+    """The result of one dashboard pass: `dashes[f]` gives feature `f`'s `FeatureDashboard`. Displays
+    itself as the dashboard widget on its first feature that fires (`widget(feature)` for another).
 
     `rows` holds the per-feature statistics (a finished corpus pass, or Gemma Scope evidence files);
     `corpus_key` fingerprints the corpus when it could be hashed.
@@ -192,6 +218,19 @@ class DashboardSet:
     n_bins: int = 50
     corpus_key: str | None = field(default=None, repr=False)
     _memo: dict[int, FeatureDashboard] = field(default_factory=dict, repr=False)
+
+    def widget(self, feature: int | None = None) -> DashboardWidget:
+        """The dashboard widget open on `feature` (default: the first that fires); navigates this pass.
+
+        Example:
+            >>> view = dashes.widget(1234)                                 # doctest: +SKIP
+        """
+        from .widgets.dashboard import DashboardWidget
+
+        return DashboardWidget(self, feature)
+
+    def _repr_text(self) -> str:
+        return repr(self)
 
     def __repr__(self) -> str:
         return (
@@ -264,6 +303,7 @@ class DashboardSet:
             n_tokens=self.rows.n_tokens,
             source=self.rows.source,
             sae=sae,
+            dashboards=self,
         )
 
     def to_dataframe(self, logits: bool = True) -> pd.DataFrame:
