@@ -1,7 +1,7 @@
 """Dashboard pass throughput vs the truncated forward alone, in one run, same batches and device.
 
     python benchmarks/dashboard_throughput.py                                  # CPU, real Gemma 3 270M
-    python benchmarks/dashboard_throughput.py --device cuda --model gemma2-2b-shapes
+    python benchmarks/dashboard_throughput.py --device cuda --model gemma2-2b-shapes --batches 40 --repeats 5
 
 Measures, alternating A/B `--repeats` times on the same pre-tokenized batches:
   A: the forward stopped right after the SAE's layer (`hooks.capture`), nothing else;
@@ -115,7 +115,10 @@ def corpus_tokens(tokenizer: Any, n_seq: int, seq_len: int, vocab: int, real: bo
 
 def calibrated_sae(scope: sw.Scope, layer: int, width: int, l0: float, sample: torch.Tensor) -> sw.SAE:
     """A random JumpReLU SAE whose per-feature thresholds make each feature fire on l0/width of tokens."""
-    sae = random_sae(scope.model, "resid_post", layer, d_sae=width, seed=0).to(scope.device)
+    dtype = next(
+        scope.model.parameters()
+    ).dtype  # the SAE in the model's dtype (bf16 on GPU, as REFERENCE.md)
+    sae = random_sae(scope.model, "resid_post", layer, d_sae=width, seed=0).to(scope.device, dtype)
     x = site_activations(scope.model, sae, sample.to(scope.device))
     x = x[sample.reshape(-1).to(scope.device) != 2]
     pre = sae.pre_activations(x).float()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -78,16 +79,28 @@ def group_bounds(n_used: int, n_groups: int) -> list[int]:
     return [(g * n_used + n_groups // 2) // n_groups for g in range(n_groups + 1)]
 
 
+@dataclass(frozen=True)
+class _FeatureSlice:
+    """One feature's part of a state, on the CPU."""
+
+    exponent: int
+    hist: np.ndarray
+    top: Entries
+    quant: Entries
+
+
 class StateRows:
-    """`FeatureRows` over a finished `DashboardState` (moved to the CPU)."""
+    """`FeatureRows` over a finished `DashboardState`. The state stays on its device (a GPU pass is not
+    copied back whole); each dashboard brings only its feature's slice to the CPU."""
 
     source = "corpus pass"
 
     def __init__(self, state: DashboardState) -> None:
-        self.state = state.to("cpu").finish()
-        self.features = self.state.features
+        self.state = state.finish()
+        self.features = self.state.features.cpu()
         self.n_tokens = self.state.n_tokens
         self._stats: dict[str, np.ndarray] | None = None
+        self._last: tuple[int, _FeatureSlice] | None = None
 
     def stats(self) -> dict[str, np.ndarray]:
         """density, max_activation, mean_activation, n_active: one value per feature column."""
@@ -97,17 +110,30 @@ class StateRows:
             top = state.top.column("value").amax(dim=1).double()
             mean = torch.where(n_active > 0, state.total / n_active.clamp(min=1), 0.0)
             self._stats = {
-                "density": (n_active / max(state.n_tokens, 1)).numpy(),
-                "max_activation": top.numpy(),
-                "mean_activation": mean.numpy(),
-                "n_active": n_active.long().numpy(),
+                "density": (n_active / max(state.n_tokens, 1)).cpu().numpy(),
+                "max_activation": top.cpu().numpy(),
+                "mean_activation": mean.cpu().numpy(),
+                "n_active": n_active.long().cpu().numpy(),
             }
         return self._stats
 
+    def _slice(self, col: int) -> _FeatureSlice:
+        if self._last is None or self._last[0] != col:
+            state, settings = self.state, self.state.settings
+            device = state.device
+            k, per_bucket = settings.n_examples, settings.group_resolution * settings.per_group
+            top = state.top.entries.take(torch.arange(col * k, (col + 1) * k, device=device))
+            quant = state.quant.entries.take(
+                torch.arange(col * per_bucket, (col + 1) * per_bucket, device=device)
+            )
+            cpu = _FeatureSlice(int(state.exponent[col]), state.hist[col].cpu().numpy(),
+                                top.map(lambda t: t.cpu()), quant.map(lambda t: t.cpu()))  # fmt: skip
+            self._last = (col, cpu)
+        return self._last[1]
+
     def examples(self, col: int, text: TokenText) -> list[Example]:
         """The top examples of column `col`, strongest first."""
-        k = self.state.settings.n_examples
-        return self._examples(self.state.top.entries.take(torch.arange(col * k, (col + 1) * k)), text)
+        return self._examples(self._slice(col).top, text)
 
     def _examples(self, records: Entries, text: TokenText) -> list[Example]:
         context = self.state.settings.context
@@ -125,46 +151,36 @@ class StateRows:
             if records.seq[i] >= 0
         ]
 
-    def _fired(self, col: int) -> bool:
-        return int(self.state.exponent[col]) != EMPTY_EXPONENT
-
-    def _n_used(self, col: int, resolution: int) -> int:
-        exponent = self.state.exponent[col : col + 1]
-        peak = self.state.top.column("value")[col].amax(dim=0, keepdim=True)
-        return int(bucket_index(peak, exponent, resolution)) + 1
+    def _n_used(self, feature: _FeatureSlice, resolution: int) -> int:
+        peak = feature.top.value.amax(dim=0, keepdim=True)
+        return int(bucket_index(peak, torch.tensor([feature.exponent]), resolution)) + 1
 
     def histogram(self, col: int, n_bins: int) -> Histogram:
         """Exact counts over `n_bins` equal bins from 0 to just above the maximum."""
-        if not self._fired(col):
+        feature = self._slice(col)
+        if feature.exponent == EMPTY_EXPONENT:
             return empty_histogram(n_bins)
         resolution = self.state.settings.hist_resolution
-        unit = 2.0 ** int(self.state.exponent[col])
-        return rebin(self.state.hist[col].numpy(), unit, resolution, self._n_used(col, resolution), n_bins)
+        return rebin(
+            feature.hist, 2.0**feature.exponent, resolution, self._n_used(feature, resolution), n_bins
+        )
 
     def quantiles(self, col: int, text: TokenText) -> list[QuantileGroup]:
         """`n_groups` equal-width activation ranges up to the maximum, each with a uniform sample."""
-        settings = self.state.settings
-        if not settings.n_groups or not self._fired(col):
+        settings, feature = self.state.settings, self._slice(col)
+        if not settings.n_groups or feature.exponent == EMPTY_EXPONENT:
             return []
         resolution, per_group = settings.group_resolution, settings.per_group
         fine_per_bucket = settings.hist_resolution // resolution
-        scale = 2.0 ** int(self.state.exponent[col])
-        bounds = group_bounds(self._n_used(col, resolution), settings.n_groups)
-        n_active = int(self.state.hist[col].sum())
+        scale = 2.0**feature.exponent
+        bounds = group_bounds(self._n_used(feature, resolution), settings.n_groups)
+        n_active = int(feature.hist.sum())
         groups = []
         for lo, hi in itertools.pairwise(bounds):
-            flat = torch.arange((col * resolution + lo) * per_group, (col * resolution + hi) * per_group)
-            records = self.state.quant.entries.take(flat)
+            records = feature.quant.take(torch.arange(lo * per_group, hi * per_group))
             records = records.take(torch.argsort(records.key)[:per_group])
             records = records.take(torch.argsort(records.value, descending=True, stable=True))
-            count = int(self.state.hist[col, lo * fine_per_bucket : hi * fine_per_bucket].sum())
-            groups.append(
-                QuantileGroup(
-                    lower=lo * scale / resolution,
-                    upper=hi * scale / resolution,
-                    count=count,
-                    fraction=count / max(n_active, 1),
-                    examples=self._examples(records, text),
-                )
-            )
+            count = int(feature.hist[lo * fine_per_bucket : hi * fine_per_bucket].sum())
+            groups.append(QuantileGroup(lower=lo * scale / resolution, upper=hi * scale / resolution, count=count,
+                                        fraction=count / max(n_active, 1), examples=self._examples(records, text)))  # fmt: skip
         return groups

@@ -27,7 +27,7 @@ merged into exactly the single-pass result. With torchrun (`torchrun --nproc-per
     scope = sw.Scope.from_pretrained("google/gemma-2-2b", saes=[sae], device=f"cuda:{rank}")
     part = scope.dashboards(None, corpus=texts, shard=(rank, world), cache=False, progress=rank == 0)
     states = [None] * world
-    dist.all_gather_object(states, part.state.to("cpu"))      # plain tensors: a few KB per feature
+    dist.all_gather_object(states, part.state.to("cpu"))      # plain tensors, ~30 KB per feature
     if rank == 0:
         dashes = functools.reduce(lambda done, state: done.merge(state), states[1:], part)
         dashes[1234].examples
