@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .scope import Scope
 
 Shard = tuple[int, int]
+_MAX_SEQUENCES = 2**32
 
 
 def has_default_corpus() -> bool:
@@ -127,6 +128,8 @@ def batches(
     for i, row in enumerate(rows):
         if shard is not None and i % shard[1] != shard[0]:
             continue
+        if i >= _MAX_SEQUENCES:
+            raise ValueError(f"A pass takes at most {_MAX_SEQUENCES:,} sequences (example keys hold 32 bits)")
         chunk.append(row)
         index.append(i)
         if len(chunk) == batch_size:
