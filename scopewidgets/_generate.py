@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import sites
 from .hooks import StopForward
 
 StepCallback = Callable[[int, int | None, int | None], None]
@@ -38,16 +39,33 @@ class PairCursor:
     final: bool = False
 
 
-def _cache_kwarg(model: nn.Module) -> str:
-    """transformers >= 5.2x calls the KV cache `cache`; older releases call it `past_key_values`."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+class _Decoder:
+    """The decoder stack plus the unembedding of a Gemma model, for cached one-position-logits forwards.
 
+    The logits are computed here as `W_U @ h.T` rather than by the model's `lm_head` (`h @ W_U.T`): on CPU
+    the latter streams the 262k x d unembedding once per batch row, the former once for both rows, which
+    is most of what makes the second row cheap. Gemma 2's final logit soft-capping is applied as the
+    model does.
+    """
 
-def _forward(model: nn.Module, ids: torch.Tensor, cache: Any, cache_name: str) -> tuple[torch.Tensor, Any]:
-    """One cached forward; returns the last position's logits `[batch, vocab]` (float32) and the cache."""
-    out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **{cache_name: cache})
-    new_cache = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
-    return out.logits[:, -1, :].float(), new_cache
+    def __init__(self, model: nn.Module) -> None:
+        self.stack = sites.text_model(model)
+        self.unembedding = sites.unembedding(model).detach()
+        self.softcap = getattr(sites.text_config(model), "final_logit_softcapping", None)
+        params = inspect.signature(self.stack.forward).parameters
+        # transformers >= 5.2x calls the KV cache `cache`; older releases call it `past_key_values`.
+        self.cache_name = "cache" if "cache" in params else "past_key_values"
+
+    def __call__(self, ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        """One cached forward of `ids` `[batch, n]`: the last position's logits `[batch, vocab]` (float32)
+        and the cache."""
+        out = self.stack(input_ids=ids, use_cache=True, **{self.cache_name: cache})
+        new_cache = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
+        hidden = out.last_hidden_state[:, -1, :].to(self.unembedding.dtype)
+        logits = torch.mm(self.unembedding, hidden.T).T
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits.float(), new_cache
 
 
 class SharedNoiseSampler:
@@ -104,7 +122,7 @@ def generate_pair(
     """
     device = next(model.parameters()).device
     cursor = cursor if cursor is not None else PairCursor()
-    cache_name = _cache_kwarg(model)
+    forward = _Decoder(model)
     sampler = SharedNoiseSampler(temperature, seed, device)
     eos = {int(i) for i in eos_ids}
     n_prompt = int(prompt_ids.numel())
@@ -112,7 +130,7 @@ def generate_pair(
     with torch.inference_mode():
         cursor.start, cursor.final = 0, False
         batch = prompt_ids.to(device).reshape(1, -1).expand(2, -1).contiguous()
-        logits, cache = _forward(model, batch, None, cache_name)
+        logits, cache = forward(batch, None)
         for step in range(max_new_tokens):
             chosen = sampler(logits)
             fresh = _append(rows, chosen.tolist(), eos)
@@ -121,11 +139,11 @@ def generate_pair(
             if _finished(rows, eos) or step == max_new_tokens - 1:
                 break
             cursor.start = n_prompt + step
-            logits, cache = _forward(model, chosen[:, None], cache, cache_name)
+            logits, cache = forward(chosen[:, None], cache)
         if final_forward and rows[0]:
             cursor.start, cursor.final = n_prompt + max(len(r) for r in rows) - 1, True
             try:
-                _forward(model, chosen[:, None], cache, cache_name)
+                forward(chosen[:, None], cache)
             except StopForward:
                 pass
             finally:

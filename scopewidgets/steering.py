@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 TokenCallback = Callable[[str | None, str | None], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Steering:
     """A default and a steered completion of one prompt, generated in one batch with the same noise.
 
@@ -40,7 +40,7 @@ class Steering:
     feature (columns in `features` order) on each generated token, as run — read at the SAE's site after
     the steering edit, i.e. the value the rest of the model saw. On steered positions that includes the
     edit (after `ablate` it is ~0); with `positions="prompt"` the generated tokens show whether the model
-    itself now expresses the feature.
+    itself now expresses the feature. Equality is identity (the fields hold tensors).
 
     Example:
         >>> import scopewidgets as sw
