@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .corpus import bos_id, token_windows
@@ -87,7 +87,9 @@ def evaluate(
     bos = bos_id(scope.tokenizer)
     totals = [_Totals() for _ in saes]
     ce_clean, n_pred = 0.0, 0
-    read_sites = [(s.cfg.site, s.cfg.layer) for s in saes] + [(s.cfg.site_out, s.cfg.layer) for s in saes if s.cfg.site_out]
+    read_sites = [(s.cfg.site, s.cfg.layer) for s in saes] + [
+        (s.cfg.site_out, s.cfg.layer) for s in saes if s.cfg.site_out
+    ]
     for start in tqdm(range(0, len(windows), batch_size), desc="evaluate", unit="batch", leave=False):
         ids = windows[start : start + batch_size].to(device)
         keep = ids != bos
@@ -95,7 +97,7 @@ def evaluate(
             logits = model(input_ids=ids, use_cache=False).logits
         loss, count = _next_token_ce(logits, ids, keep)
         ce_clean, n_pred = ce_clean + loss, n_pred + count
-        for sae, total in zip(saes, totals):
+        for sae, total in zip(saes, totals, strict=True):
             x_in = acts[sae.cfg.site, sae.cfg.layer]
             write_site = sae.cfg.site_out or sae.cfg.site
             target = acts[write_site, sae.cfg.layer]
@@ -115,7 +117,7 @@ def evaluate(
 
 def _table(saes: Sequence[SAE], totals: Sequence[_Totals], ce_clean: float, n_pred: int) -> pd.DataFrame:
     rows = []
-    for sae, total in zip(saes, totals):
+    for sae, total in zip(saes, totals, strict=True):
         spliced, ablated = total.ce_spliced / n_pred, total.ce_ablated / n_pred
         rows.append(
             {
@@ -125,7 +127,9 @@ def _table(saes: Sequence[SAE], totals: Sequence[_Totals], ce_clean: float, n_pr
                 "ce_clean": ce_clean,
                 "ce_spliced": spliced,
                 "ce_ablated": ablated,
-                "frac_loss_recovered": (ablated - spliced) / (ablated - ce_clean) if ablated != ce_clean else float("nan"),
+                "frac_loss_recovered": (ablated - spliced) / (ablated - ce_clean)
+                if ablated != ce_clean
+                else float("nan"),
                 "tokens": total.tokens,
             }
         )

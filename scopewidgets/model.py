@@ -16,7 +16,11 @@ def default_device_dtype(
         >>> default_device_dtype("cpu", None)
         (device(type='cpu'), torch.float32)
     """
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = (
+        torch.device(device)
+        if device is not None
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
     if isinstance(dtype, str):
         if not isinstance(getattr(torch, dtype, None), torch.dtype):
             raise ValueError(f"Unknown dtype {dtype!r}; use e.g. 'float32', 'bfloat16' or 'float16'")
@@ -56,6 +60,8 @@ def load_model(
         from transformers import Gemma3ForConditionalGeneration
 
         loader = Gemma3ForConditionalGeneration
-    model = call_with_hub_errors(model_id_or_path, loader.from_pretrained, model_id_or_path, dtype=dtype, **kwargs)
+    model = call_with_hub_errors(
+        model_id_or_path, loader.from_pretrained, model_id_or_path, dtype=dtype, **kwargs
+    )
     tokenizer = call_with_hub_errors(model_id_or_path, AutoTokenizer.from_pretrained, model_id_or_path)
     return model.to(device).eval(), tokenizer

@@ -133,10 +133,14 @@ class Scope:
             vocab = sites.vocab_size(self.model)
             bad = ids[(ids < 0) | (ids >= vocab)]
             if bad.numel():
-                raise ValueError(f"Token id {int(bad[0])} is outside the vocabulary: ids must be in [0, {vocab})")
+                raise ValueError(
+                    f"Token id {int(bad[0])} is outside the vocabulary: ids must be in [0, {vocab})"
+                )
         limit = sites.context_length(self.model)
         if ids.numel() > limit:
-            raise ValueError(f"The input has {ids.numel()} tokens; this model's context allows at most {limit}")
+            raise ValueError(
+                f"The input has {ids.numel()} tokens; this model's context allows at most {limit}"
+            )
         return ids
 
     def token_strings(self, ids: torch.Tensor | Sequence[int]) -> list[str]:
@@ -195,7 +199,11 @@ class Scope:
         """
         from .metrics import evaluate
 
-        chosen = self.saes if sae is None else [self.sae(s) for s in (sae if isinstance(sae, list | tuple) else [sae])]
+        chosen = (
+            self.saes
+            if sae is None
+            else [self.sae(s) for s in (sae if isinstance(sae, list | tuple) else [sae])]
+        )
         return evaluate(self, texts, chosen, seq_len=seq_len, batch_size=batch_size)
 
     # ----------------------------------------------------------------------------------------- dashboards
