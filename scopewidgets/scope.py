@@ -238,7 +238,17 @@ class Scope:
         """
         from .steering import steer
 
-        return steer(self, prompt, features, method=method, sae=sae, max_new_tokens=max_new_tokens,
-                     temperature=temperature, seed=seed, positions=positions, on_token=on_token)
+        return steer(
+            self,
+            prompt,
+            features,
+            method=method,
+            sae=sae,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            positions=positions,
+            on_token=on_token,
+        )
 
     # ----------------------------------------------------------------------------------------- explorer & checks
