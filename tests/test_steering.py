@@ -232,3 +232,17 @@ def test_recorded_default_activations_match_a_plain_encode(scope: sw.Scope) -> N
     full = torch.cat([out.prompt_ids, out.default_ids])
     encoded = scope.encode(full)[0][0, out.prompt_ids.numel() :][:, [5, 9]]
     assert torch.allclose(out.default_activations, encoded, atol=1e-4)
+
+
+def test_text_summary_and_static_preview(scope: sw.Scope) -> None:
+    from scopewidgets._steer_display import preview_html, text_summary
+
+    out = scope.steer("<b>&", {5: 60.0}, max_new_tokens=8)
+    summary = text_summary(out)
+    assert "add {5: 60.0} (resid_post@1) at all positions, greedy" in summary
+    assert f"differs from step {out.first_difference}" in summary
+    page = preview_html(out)
+    assert "<b>" not in page and "&lt;b&gt;&amp;" in page  # the prompt is escaped
+    assert "<script" not in page
+    assert len(out.default_tokens) == len(out.steered_tokens) == 8
+    assert page.count("<mark") == 2 * sum(out.differs) > 0
