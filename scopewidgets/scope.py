@@ -251,6 +251,43 @@ class Scope:
             on_token=on_token,
         )
 
+    def steering_panel(
+        self,
+        prompt: str,
+        features: dict[int, float] | Sequence[int] = (),
+        method: str = "add",
+        sae: SaeRef = None,
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        seed: int = 0,
+        positions: str = "all",
+        *,
+        live: bool = False,
+    ) -> Any:
+        """A live panel: one log-scaled slider per feature (captioned by its label or top promoted tokens),
+        method and sampling controls, Generate (or `live=True`: regenerate when a slider settles), and the
+        default and steered completions streamed side by side. Generation runs in a worker thread, so the
+        kernel stays responsive; a slider moved during a generation supersedes it. "copy as code" shows the
+        equivalent `scope.steer(...)` call.
+
+        Example:
+            >>> scope.steering_panel("I think", features=[1234, 77])       # doctest: +SKIP
+        """
+        from ._steer_args import check_method, check_positions
+        from .widgets.steering import SteeringPanel, settings_traits
+
+        chosen = self.sae(sae)
+        traits = settings_traits(
+            prompt,
+            features,
+            check_method(method),
+            max_new_tokens,
+            temperature,
+            seed,
+            check_positions(positions),
+        )
+        return SteeringPanel(scope=self, sae=chosen, live=live, **traits)
+
     # ----------------------------------------------------------------------------------------- explorer & checks
     def search(
         self,

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from . import sites
+from ._display import Displayable
 from ._generate import PairCursor, generate_pair
 from ._steer_args import check_features, check_generation, check_method, check_positions, check_steerable
 from ._steering_hook import SteeringEdit
@@ -24,12 +25,13 @@ from .sae import SAE
 
 if TYPE_CHECKING:
     from .scope import SaeRef, Scope
+    from .widgets.steering import SteeringPanel
 
 TokenCallback = Callable[[str | None, str | None], None]
 
 
 @dataclass(frozen=True, eq=False)
-class Steering:
+class Steering(Displayable):
     """A default and a steered completion of one prompt, generated in one batch with the same noise.
 
     Fields: the settings (`prompt`, `features` `{feature: strength}`, `method`, `positions`,
@@ -40,7 +42,8 @@ class Steering:
     feature (columns in `features` order) on each generated token, as run — read at the SAE's site after
     the steering edit, i.e. the value the rest of the model saw. On steered positions that includes the
     edit (after `ablate` it is ~0); with `positions="prompt"` the generated tokens show whether the model
-    itself now expresses the feature. Equality is identity (the fields hold tensors).
+    itself now expresses the feature. Equality is identity (the fields hold tensors). Displays itself as the
+    two completions side by side with the differing tokens marked (`widget()`, `save_html(path)`).
 
     Example:
         >>> import scopewidgets as sw
@@ -132,6 +135,26 @@ class Steering:
             positions=self.positions,
             scope_name=scope_name,
         )
+
+    def widget(self) -> SteeringPanel:
+        """A read-only steering panel showing this result (for layouts; `save_html` writes it offline).
+
+        Example:
+            >>> out.widget()                                            # doctest: +SKIP
+        """
+        from .widgets.steering import SteeringPanel
+
+        return SteeringPanel.from_result(self)
+
+    def _repr_text(self) -> str:
+        from ._steer_display import text_summary
+
+        return text_summary(self)
+
+    def _repr_fallback_html(self) -> str:
+        from ._steer_display import preview_html
+
+        return preview_html(self)
 
     def __repr__(self) -> str:
         return (
