@@ -134,8 +134,11 @@ class SteeringPanel(Widget):
         request = {"prompt": self.prompt, "features": self._strengths(), "sae": self._sae, **self._settings()}
         self._started = time.perf_counter()
         self.error = ""
+        # Publish the id first: the worker may send this generation's first messages before submit returns,
+        # and the front end draws only messages of the current `generation`. Only this thread submits.
+        self.generation, self.running = self._runner.latest_id + 1, True
         gen = self._runner.submit(request)
-        self.generation, self.running = gen, True
+        assert gen == self.generation, (gen, self.generation)
         return gen
 
     def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:

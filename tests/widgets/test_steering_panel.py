@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
 import scopewidgets as sw
+from scopewidgets._steer_runner import SteeringRunner
 from scopewidgets.hooks import hook_count
 from scopewidgets.testing import random_sae, tiny_gemma3
 from scopewidgets.widgets.steering import SteeringPanel
@@ -119,3 +122,22 @@ def test_closing_stops_the_worker(panel: SteeringPanel) -> None:
     runner = panel._runner
     panel.close()
     assert not runner._thread.is_alive()
+
+
+def test_the_generation_id_is_published_before_any_of_its_messages(panel: SteeringPanel, monkeypatch) -> None:
+    """The front end draws only messages of the current `generation`: it must be set first, even when the
+    main thread is descheduled right after submitting (simulated by a slow `submit`)."""
+    seen: list[tuple[int, int]] = []
+    panel.send = lambda message: seen.append((message["id"], panel.generation))
+    submit = SteeringRunner.submit
+
+    def slow_submit(self: SteeringRunner, request: dict) -> int:
+        gen = submit(self, request)
+        time.sleep(0.5)
+        return gen
+
+    monkeypatch.setattr(SteeringRunner, "submit", slow_submit)
+    for _ in range(2):
+        panel.generate()
+    assert panel._runner.wait_idle(timeout=120)
+    assert seen and all(message_id == current for message_id, current in seen), seen
