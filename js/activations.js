@@ -5,9 +5,12 @@
 //   tokens          string[]   display text of every token, rows concatenated (Python made whitespace visible)
 //   row_lengths     number[]   tokens per row (one row per text)
 //   special         number[]   positions of special tokens (BOS), drawn dim
-//   topk_features   {buffer, dtype: int32, shape: [nnz]}   per token, features strongest first, values > 0 only
-//   topk_values     {buffer, dtype: float32, shape: [nnz]}
-//   topk_counts     {buffer, dtype: uint8, shape: [n]}     entries per token
+//   feature_table   {buffer, dtype: int32}                 distinct features named by the entries
+//   topk_features   {buffer, dtype: uint16, shape: [nnz]}  per token, slots into feature_table, strongest first
+//   topk_values     {buffer, dtype: uint8, shape: [nnz]}   value / token's strongest, in 1/255 steps
+//   topk_scale      {buffer, dtype: float32, shape: [n]}   each token's strongest value (exact)
+//   topk_counts     {buffer, dtype: uint8, shape: [n]}     entries per token (values > 0 only)
+//   (without feature_table/topk_scale, topk_features are feature ids and topk_values plain float32)
 //   top_features    {feature, max, count}[]   the side list, strongest first
 //   labels          {[feature]: label}         labels of the side list's features; the labels of a hovered
 //                                              token's features are asked for with model.send({kind: "labels",
@@ -24,18 +27,41 @@ import { format, scale } from "./lib/color.js";
 import { h, replaceChildren } from "./lib/dom.js";
 import { errorBanner, guarded } from "./lib/error.js";
 
-const DATA_TRAITS = ["tokens", "row_lengths", "special", "topk_features", "topk_values", "topk_counts"];
+const DATA_TRAITS = ["tokens", "row_lengths", "special", "feature_table", "topk_features", "topk_values", "topk_scale", "topk_counts"];
 
 function readData(model) {
   const tokens = model.get("tokens") ?? [];
-  const features = unpack(model.get("topk_features")).data;
-  const values = unpack(model.get("topk_values")).data;
   const counts = unpack(model.get("topk_counts")).data;
   if (counts.length !== tokens.length) throw new Error(`topk_counts has ${counts.length} entries for ${tokens.length} tokens`);
   const starts = offsets(counts);
+  const features = decodeFeatures(unpack(model.get("topk_features")).data, model.get("feature_table"));
+  const values = decodeValues(unpack(model.get("topk_values")).data, model.get("topk_scale"), starts);
   const strongest = new Float32Array(tokens.length);
   for (let i = 0; i < tokens.length; i++) strongest[i] = counts[i] ? values[starts[i]] : 0;
   return { tokens, features, values, starts, strongest, rowLengths: model.get("row_lengths") ?? [tokens.length] };
+}
+
+/** Entries name slots of a feature table (compact form) or features directly. */
+function decodeFeatures(slots, tablePayload) {
+  if (!tablePayload || tablePayload.buffer == null) return slots;
+  const table = unpack(tablePayload).data;
+  const out = new Int32Array(slots.length);
+  for (let j = 0; j < slots.length; j++) {
+    if (slots[j] >= table.length) throw new Error(`feature slot ${slots[j]} is outside a table of ${table.length}`);
+    out[j] = table[slots[j]];
+  }
+  return out;
+}
+
+/** uint8 fractions of each token's exact strongest value (compact form), or plain values. */
+function decodeValues(raw, scalePayload, starts) {
+  if (!scalePayload || scalePayload.buffer == null) return raw;
+  const scale = unpack(scalePayload).data;
+  const out = new Float32Array(raw.length);
+  for (let i = 0; i < scale.length; i++) {
+    for (let j = starts[i]; j < starts[i + 1]; j++) out[j] = j === starts[i] ? scale[i] : (raw[j] / 255) * scale[i];
+  }
+  return out;
 }
 
 function peak(values) {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +115,33 @@ class Activations(_ShownAsTokens):
                 "feature": feature.tolist(),
                 "value": self.values[position, feature].tolist(),
             }
+        )
+
+    def to_circuitsvis(self, features: Sequence[int] | None = None, k: int = 8) -> Any:
+        """This text as a CircuitsVis `colored_tokens_multi` view: one colouring per feature (default: the
+        `k` strongest), labelled `#feature label`. Needs `pip install circuitsvis`.
+
+        The returned object renders inline; for a file that works offline use its `.local_src` (the whole
+        CircuitsVis bundle inlined, ~1.3 MB), never `str()` (that loads JavaScript from a CDN).
+
+        Example:
+            >>> view = acts.to_circuitsvis(k=5)                          # doctest: +SKIP
+            >>> Path("acts_cv.html").write_text(view.local_src)          # doctest: +SKIP
+        """
+        try:
+            from circuitsvis.tokens import colored_tokens_multi
+        except ImportError as err:
+            raise ImportError("to_circuitsvis needs CircuitsVis: pip install circuitsvis") from err
+        chosen = (
+            self.top_features(k).feature.tolist()
+            if features is None
+            else [self.sae.check_feature(f) for f in features]
+        )
+        if not chosen:
+            raise ValueError("No feature fires on this text; pass features=[...] to show some anyway")
+        labels = [f"#{f}" + (f" {self.sae.label(f)}" if self.sae.label(f) else "") for f in chosen]
+        return colored_tokens_multi(
+            tokens=list(self.tokens), values=self.values[:, chosen].float(), labels=labels
         )
 
     def feature(self, index: int) -> torch.Tensor:

@@ -1,7 +1,9 @@
 """Context managers over torch forward hooks.
 
 Every hook registered here is removed in a `finally` block: after any exception, a KeyboardInterrupt
-inside the forward included, the model carries no hook of ours.
+inside the forward included, the model carries no hook of ours. A hook acts only on forwards run by the
+thread that opened the block, so a worker thread generating with a steering hook and a cell capturing
+activations on the main thread do not see each other's hooks.
 
     with capture(model, [("resid_post", 6)]) as acts:
         model(input_ids)                 # stops right after layer 6; later layers are not run
@@ -13,6 +15,7 @@ inside the forward included, the model carries no hook of ours.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -40,16 +43,25 @@ def _replace_first(value: Any, new: torch.Tensor) -> Any:
 
 
 def _register(point: SitePoint, on_value: Callable[[torch.Tensor], torch.Tensor | None]) -> Any:
-    """Register a hook calling `on_value(activation)`; a returned tensor replaces the activation."""
+    """Register a hook calling `on_value(activation)`; a returned tensor replaces the activation.
+
+    The hook acts only on forwards run by the registering thread: a forward that another thread runs at the
+    same time (a widget's worker generating while a cell runs) passes through untouched.
+    """
+    owner = threading.get_ident()
     if point.side == "input":
 
         def pre_hook(_module: nn.Module, args: tuple[Any, ...]) -> Any:
+            if threading.get_ident() != owner:
+                return None
             new = on_value(args[0])
             return None if new is None else (new, *args[1:])
 
         return point.module.register_forward_pre_hook(pre_hook)
 
     def hook(_module: nn.Module, _args: Any, output: Any) -> Any:
+        if threading.get_ident() != owner:
+            return None
         new = on_value(_first(output))
         return None if new is None else _replace_first(output, new)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -15,6 +15,9 @@ from .activations import Activations, ActivationsSet
 from .corpus import bos_id
 from .hooks import capture
 from .sae import SAE
+
+if TYPE_CHECKING:
+    from .steering import Steering
 
 SaeRef = int | SAE | None
 
@@ -235,6 +238,84 @@ class Scope:
         return feature_dashboard(self, feature, sae, corpus)
 
     # ----------------------------------------------------------------------------------------- steering
+    def steer(
+        self,
+        prompt: str | Sequence[int] | torch.Tensor,
+        features: dict[int, float] | Sequence[int],
+        method: str = "add",
+        sae: SaeRef = None,
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        seed: int = 0,
+        positions: str = "all",
+        *,
+        on_token: Any = None,
+    ) -> Steering:
+        """Complete `prompt` twice in one batch, once as is and once with SAE features steered.
+
+        `features` maps feature -> strength (a list of features for `ablate`). Methods: `add`
+        (h += s * w_dec[f]), `add_scaled` (h += s * ||h|| * w_dec[f] / ||w_dec[f]||, per position),
+        `clamp` (set the feature's activation to s through the SAE, keeping the error term), `ablate`
+        (clamp to 0). `positions`: "all", "prompt" or "generated"; BOS is never edited. `temperature=0`
+        is greedy; otherwise both completions share the sampling noise of `seed`, so a difference comes
+        from the steering alone. `on_token(default_token, steered_token)` streams each step's token
+        strings (None for a completion that has ended).
+
+        Example:
+            >>> out = scope.steer("I think", {3: 8.0}, max_new_tokens=8)    # doctest: +SKIP
+            >>> out.default_text, out.steered_text                        # doctest: +SKIP
+        """
+        from .steering import steer
+
+        return steer(
+            self,
+            prompt,
+            features,
+            method=method,
+            sae=sae,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            positions=positions,
+            on_token=on_token,
+        )
+
+    def steering_panel(
+        self,
+        prompt: str,
+        features: dict[int, float] | Sequence[int] = (),
+        method: str = "add",
+        sae: SaeRef = None,
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        seed: int = 0,
+        positions: str = "all",
+        *,
+        live: bool = False,
+    ) -> Any:
+        """A live panel: one log-scaled slider per feature (captioned by its label or top promoted tokens),
+        method and sampling controls, Generate (or `live=True`: regenerate when a slider settles), and the
+        default and steered completions streamed side by side. Generation runs in a worker thread, so the
+        kernel stays responsive; a slider moved during a generation supersedes it. "copy as code" shows the
+        equivalent `scope.steer(...)` call.
+
+        Example:
+            >>> scope.steering_panel("I think", features=[1234, 77])       # doctest: +SKIP
+        """
+        from ._steer_args import check_method, check_positions
+        from .widgets.steering import SteeringPanel, settings_traits
+
+        chosen = self.sae(sae)
+        traits = settings_traits(
+            prompt,
+            features,
+            check_method(method),
+            max_new_tokens,
+            temperature,
+            seed,
+            check_positions(positions),
+        )
+        return SteeringPanel(scope=self, sae=chosen, live=live, **traits)
 
     # ----------------------------------------------------------------------------------------- explorer & checks
     def search(

@@ -6,14 +6,13 @@ import html
 import json
 from typing import Any
 
-import numpy as np
 import torch
 import traitlets
 
 from ..activations import Activations, ActivationsSet
 from ._base import Widget, shows_errors
 from ._serialize import from_binary, to_binary
-from ._tokens import labels_of, limits, view_data
+from ._tokens import PACKED, labels_of, limits, unpack_entries, view_data
 
 
 class ActivationsWidget(Widget):
@@ -47,10 +46,16 @@ class ActivationsWidget(Widget):
     special = traitlets.List(traitlets.Int(), help="Positions of special tokens (BOS), drawn dim.").tag(
         sync=True
     )
+    feature_table = traitlets.Dict(help="Distinct features the top-k entries name: binary int32.").tag(
+        sync=True
+    )
     topk_features = traitlets.Dict(
-        help="Per-token top-k feature ids, strongest first: binary int32 [nnz]."
+        help="Per-token top-k features, strongest first: binary uint16 [nnz] ids (or slots of `feature_table`)."
     ).tag(sync=True)
-    topk_values = traitlets.Dict(help="Activations matching `topk_features`: binary float32 [nnz].").tag(
+    topk_values = traitlets.Dict(
+        help="Each entry as a fraction of its token's strongest value, in 1/255 steps: binary uint8 [nnz]."
+    ).tag(sync=True)
+    topk_scale = traitlets.Dict(help="Each token's strongest value (exact): binary float32 [n].").tag(
         sync=True
     )
     topk_counts = traitlets.Dict(help="Top-k entries of each token (values > 0 only): binary uint8 [n].").tag(
@@ -112,7 +117,7 @@ class ActivationsWidget(Widget):
 
     def _export_state(self) -> dict[str, Any]:
         """Offline there is no kernel to ask: the page carries the labels of every feature it lists."""
-        listed = set(from_binary(self.topk_features).tolist()) | {
+        listed = set(unpack_entries({name: getattr(self, name) for name in PACKED})[0].tolist()) | {
             item["feature"] for item in self.top_features
         }
         return {"labels": labels_of(self._rows[0].sae, listed)}
@@ -150,10 +155,7 @@ def static_html(view: ActivationsWidget, max_tokens: int = 400) -> str:
         >>> "<script" in static_html(acts.widget())                # doctest: +SKIP
         False
     """
-    counts = from_binary(view.topk_counts).astype(np.int64)
-    firsts = np.cumsum(counts) - counts  # each token's first (strongest) entry
-    strongest = np.zeros(len(counts), dtype=np.float32)
-    strongest[counts > 0] = from_binary(view.topk_values)[firsts[counts > 0]]
+    strongest = from_binary(view.topk_scale)
     special, top, html_rows, start = set(view.special), view.color_limits[1], [], 0
     for length in view.row_lengths:
         spans = []

@@ -192,3 +192,21 @@ export async function test_labels_of_a_hovered_token_are_asked_for_once(ctx) {
   assertEqual(model.sent.length, 1, "no second request for the same features");
   assertEqual(el.querySelector("[data-feature='3'] .sw-flabel").textContent, "the word <the>", "side list label too");
 }
+
+export async function test_compact_entries_decode_to_values(ctx) {
+  // The packed wire form: uint16 slots into a feature table, uint8 fractions of each token's exact strongest.
+  const { widget, el, fakeModel, array, assertEqual, hover } = ctx;
+  const packed = state(ctx, {
+    feature_table: array([3, 5, 70000], "int32"),
+    topk_features: array([2, 0, 0, 2, 1], "uint16"),
+    topk_values: array([255, 64, 255, 255, 128], "uint8"),
+    topk_scale: array([0, 4, 2, 1, 0], "float32"),
+  });
+  widget.render({ model: fakeModel(packed), el });
+  hover(el.querySelectorAll(".sw-tok")[1]);
+  const listed = [...el.querySelectorAll("[data-testid=token-detail] .sw-feat")].map((b) => b.dataset.feature);
+  assertEqual(listed, ["70000", "3"], "features of a hovered token come from the table");
+  hover(el.querySelectorAll(".sw-tok")[3]);
+  const values = [...el.querySelectorAll("[data-testid=token-detail] .sw-feat")].map((b) => b.children[2].textContent);
+  assertEqual(values, ["1", "0.502"], "the strongest is exact, the rest are fractions of it");
+}

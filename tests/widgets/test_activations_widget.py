@@ -9,15 +9,15 @@ import torch
 import scopewidgets as sw
 from scopewidgets.testing import fake_activations
 from scopewidgets.widgets._serialize import from_binary
-from scopewidgets.widgets._tokens import display_text, topk_entries
+from scopewidgets.widgets._tokens import PACKED, display_text, pack_entries, topk_entries, unpack_entries
 from scopewidgets.widgets.activations import ActivationsWidget
 
 
 def decode_topk(view: ActivationsWidget) -> list[list[tuple[int, float]]]:
-    features = from_binary(view.topk_features).tolist()
-    values = from_binary(view.topk_values).tolist()
+    features, values, counts = unpack_entries({name: getattr(view, name) for name in PACKED})
+    features, values = features.tolist(), values.tolist()
     out, start = [], 0
-    for count in from_binary(view.topk_counts).tolist():
+    for count in counts.tolist():
         out.append(list(zip(features[start : start + count], values[start : start + count], strict=True)))
         start += count
     return out
@@ -47,6 +47,23 @@ def test_topk_entries_match_a_dense_top_k() -> None:
     assert counts[3] == 0 and start == len(features) == len(kept)
 
 
+@pytest.mark.parametrize("d_sae", [50, 2**20])
+def test_packed_entries_round_trip_within_quantization(d_sae: int) -> None:
+    values = torch.relu(torch.randn(30, 50)) * 7
+    features, kept, counts = topk_entries(values, k=16)
+    packed = pack_entries(features * (d_sae // 50), kept, counts, d_sae)
+    got_features, got_values, got_counts = unpack_entries(packed)
+    assert got_counts.tolist() == counts.tolist()
+    assert got_features.tolist() == (features * (d_sae // 50)).tolist()
+    firsts = (torch.cumsum(counts, 0) - counts)[counts > 0]
+    assert got_values[firsts.numpy()].tolist() == kept[firsts].tolist()  # each token's strongest is exact
+    owner = torch.repeat_interleave(torch.arange(30), counts)
+    scale = kept[firsts][owner]
+    assert abs(torch.tensor(got_values) - kept).max() <= (scale / 510).max() + 1e-6
+    assert packed["topk_values"]["dtype"] == "uint8" and packed["topk_features"]["dtype"] == "uint16"
+    assert bool(packed["feature_table"]) == (d_sae > 65536)
+
+
 def test_widget_data_matches_the_activations(scope: sw.Scope) -> None:
     acts = scope.activations("The cat sat.\n")
     view = acts.widget(k=5)
@@ -57,7 +74,9 @@ def test_widget_data_matches_the_activations(scope: sw.Scope) -> None:
         top = acts.values[position].topk(5)
         expected = [(int(f), float(v)) for v, f in zip(*top, strict=True) if v > 0]
         assert [f for f, _ in entries] == [f for f, _ in expected]
-        assert [v for _, v in entries] == pytest.approx([v for _, v in expected])
+        assert [v for _, v in entries] == pytest.approx(
+            [v for _, v in expected], rel=0.01, abs=expected[0][1] / 500 if expected else 0
+        )
     table = acts.top_features(10)
     assert [item["feature"] for item in view.top_features[:10]] == table["feature"].tolist()
     assert [item["count"] for item in view.top_features[:10]] == table["n_active"].tolist()

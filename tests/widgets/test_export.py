@@ -44,7 +44,8 @@ def test_export_inlines_state_buffers_and_offline_answers(tmp_path) -> None:
         "</script>",
         "<b>bold</b>",
     ]
-    assert buffer(data["state"]["topk_values"], "float32").tolist() == [3.0, 1.0, 2.0]
+    assert buffer(data["state"]["topk_scale"], "float32")[:4].tolist() == [0.0, 3.0, 1.0, 2.0]
+    assert buffer(data["state"]["topk_values"], "uint8").tolist() == [255, 255, 255]
     assert "render" in data["module"] and "mount" in data["runtime"] and ".scopewidgets" in data["css"]
     assert data["state"]["labels"] == {"2": "<i>label</i>"}  # no kernel to ask: every listed label inlined
     reply = data["responses"]["selected_feature"]["2"]["selected_column"]

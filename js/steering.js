@@ -1,0 +1,205 @@
+// The steering panel: prompt, one log-scaled slider per feature, settings, Generate; the default and steered
+// completions side by side, streamed token by token (custom messages), then drawn from the `result` trait
+// with the differing tokens marked. Python decides captions, ranges, code and every token's text.
+import "./lib/style.css";
+import "./steering.css";
+import { h, replaceChildren } from "./lib/dom.js";
+import { errorBanner, guarded } from "./lib/error.js";
+
+const TICKS = 1000; // slider resolution per side
+
+/** Strength at slider position p in [-1, 1] (same arithmetic as scopewidgets._steer_controls). */
+export function sliderValue(p, limit, decades) {
+  if (!p) return 0;
+  const scale = (10 ** (decades * Math.abs(p)) - 1) / (10 ** decades - 1);
+  return Math.sign(p) * limit * scale;
+}
+
+/** Inverse of sliderValue, clipped to [-1, 1]. */
+export function sliderPosition(value, limit, decades) {
+  if (!(limit > 0) || !value) return 0;
+  const magnitude = Math.min(Math.abs(value) / limit, 1);
+  return (Math.sign(value) * Math.log10(1 + magnitude * (10 ** decades - 1))) / decades;
+}
+
+/** Short numbers for strengths: 3 significant digits, no trailing zeros. */
+export function formatStrength(value) {
+  return value === 0 ? "0" : String(Number(value.toPrecision(3)));
+}
+
+function commit(model, name, value) {
+  model.set(name, value);
+  model.save_changes();
+}
+
+function settingsRow(model) {
+  const select = (name, options) =>
+    h("select", { "data-testid": name, onchange: (e) => commit(model, name, e.target.value) },
+      options.map((o) => h("option", { value: o }, o)));
+  const number = (name, attrs, parse) =>
+    h("input", { type: "number", "data-testid": name, ...attrs,
+      onchange: (e) => commit(model, name, parse(e.target.value)) });
+  const live = h("input", { type: "checkbox", "data-testid": "live",
+    onchange: (e) => commit(model, "live", e.target.checked) });
+  const fields = {
+    method: select("method", ["add", "add_scaled", "clamp", "ablate"]),
+    positions: select("positions", ["all", "prompt", "generated"]),
+    max_new_tokens: number("max_new_tokens", { min: 1, step: 1, style: { width: "5em" } }, (v) => parseInt(v, 10)),
+    temperature: number("temperature", { min: 0, step: 0.1, style: { width: "5em" } }, Number),
+    seed: number("seed", { min: 0, step: 1, style: { width: "6em" } }, (v) => parseInt(v, 10)),
+    live,
+  };
+  const label = (text, el) => h("label", { class: "sw-steer-field" }, text, el);
+  const el = h("div", { class: "sw-steer-settings" },
+    label("method", fields.method), label("positions", fields.positions),
+    label("tokens", fields.max_new_tokens), label("temperature", fields.temperature),
+    label("seed", fields.seed), label("live", fields.live));
+  const sync = () => {
+    for (const [name, input] of Object.entries(fields)) {
+      if (name === "live") input.checked = !!model.get("live");
+      else if (document.activeElement !== input) input.value = String(model.get(name));
+    }
+  };
+  return { el, sync };
+}
+
+function featureRow(model, control, onSettle) {
+  const key = String(control.feature);
+  const decades = model.get("decades");
+  const strength = () => Number(model.get("strengths")[key] ?? 0);
+  const ablate = model.get("method") === "ablate";
+  const slider = h("input", { type: "range", min: -TICKS, max: TICKS, step: 1, "data-testid": `slider-${key}`,
+    disabled: ablate || !(control.limit > 0) });
+  const value = h("input", { type: "number", class: "sw-steer-value", "data-testid": `value-${key}`,
+    step: "any", disabled: ablate });
+  const setStrength = (v) => commit(model, "strengths", { ...model.get("strengths"), [key]: v });
+  slider.addEventListener("input", () => {
+    value.value = formatStrength(sliderValue(slider.value / TICKS, control.limit, decades));
+  });
+  slider.addEventListener("change", () => {
+    setStrength(sliderValue(slider.value / TICKS, control.limit, decades));
+    onSettle();
+  });
+  value.addEventListener("change", () => {
+    const v = Number(value.value);
+    if (Number.isFinite(v)) {
+      setStrength(v);
+      onSettle();
+    }
+  });
+  const remove = h("button", { class: "sw-steer-remove", title: "remove", "data-testid": `remove-${key}`,
+    onclick: () => commit(model, "features", model.get("features").filter((f) => String(f) !== key)) }, "×");
+  const sync = () => {
+    const v = strength();
+    slider.value = String(Math.round(sliderPosition(v, control.limit, decades) * TICKS));
+    if (document.activeElement !== value) value.value = formatStrength(v);
+  };
+  sync();
+  const el = h("div", { class: "sw-steer-feature", dataset: { feature: key } },
+    h("span", { class: "sw-steer-id" }, `#${key}`), h("span", { class: "sw-steer-caption" }, control.caption),
+    slider, value, remove);
+  return { el, sync };
+}
+
+function column(name) {
+  const generated = h("span", { class: "sw-steer-generated" });
+  const prompt = h("span", { class: "sw-steer-prompt" });
+  const el = h("div", { class: "sw-steer-col", "data-testid": name },
+    h("div", { class: "sw-steer-head" }, name), h("div", { class: "sw-steer-text" }, prompt, generated));
+  return { el, prompt, generated };
+}
+
+function drawResult(columns, result) {
+  const differs = result.differs ?? [];
+  for (const [name, col] of Object.entries(columns)) {
+    col.prompt.textContent = (result.prompt_tokens ?? []).join("");
+    replaceChildren(col.generated, (result[`${name}_tokens`] ?? []).map((token, i) =>
+      h("span", { class: differs[i] ? "sw-steer-tok sw-steer-diff" : "sw-steer-tok" }, token)));
+  }
+}
+
+function render({ model, el }) {
+  const banner = errorBanner(model);
+  const promptBox = h("textarea", { class: "sw-steer-promptbox", rows: 2, "data-testid": "prompt",
+    onchange: (e) => commit(model, "prompt", e.target.value) });
+  const settings = settingsRow(model);
+  const features = h("div", { class: "sw-steer-features", "data-testid": "features" });
+  const addInput = h("input", { type: "number", min: 0, step: 1, placeholder: "feature", "data-testid": "add-input",
+    style: { width: "7em" } });
+  const add = () => {
+    const f = parseInt(addInput.value, 10);
+    if (Number.isInteger(f) && !model.get("features").includes(f)) commit(model, "features", [...model.get("features"), f]);
+    addInput.value = "";
+  };
+  const generate = () => model.send({ type: "generate" });
+  const status = h("span", { class: "sw-steer-status", "data-testid": "status" });
+  const controls = h("div", { class: "sw-steer-controls" }, promptBox, settings.el, features,
+    h("div", { class: "sw-steer-actions" }, addInput, h("button", { onclick: add, "data-testid": "add" }, "add feature"),
+      h("button", { class: "sw-steer-generate", onclick: generate, "data-testid": "generate" }, "Generate"), status));
+  const columns = { default: column("default"), steered: column("steered") };
+  const code = h("pre", { class: "sw-steer-code", "data-testid": "code" });
+  const copy = h("button", { "data-testid": "copy", onclick: () => {
+    navigator.clipboard?.writeText(model.get("code")).then(() => { copy.textContent = "copied"; }, () => {});
+  } }, "copy");
+  const root = h("div", { class: "scopewidgets sw-steering", "data-testid": "steering" }, banner.el, controls,
+    h("div", { class: "sw-steer-output" }, columns.default.el, columns.steered.el),
+    h("details", { class: "sw-steer-codebox" }, h("summary", {}, "copy as code"), code, copy));
+  el.appendChild(root);
+
+  let rows = [];
+  let streaming = null; // id of the generation whose tokens are arriving
+  const onSettle = () => { if (model.get("live") || model.get("running")) generate(); };
+  const drawControls = guarded(banner, () => {
+    controls.hidden = !model.get("interactive");
+    if (document.activeElement !== promptBox) promptBox.value = model.get("prompt");
+    settings.sync();
+    rows = (model.get("controls") ?? []).map((c) => featureRow(model, c, onSettle));
+    replaceChildren(features, rows.map((r) => r.el));
+  });
+  const drawStrengths = guarded(banner, () => rows.forEach((r) => r.sync()));
+  const drawCode = guarded(banner, () => { code.textContent = model.get("code"); copy.textContent = "copy"; });
+  const drawStatus = guarded(banner, () => {
+    const result = model.get("result") ?? {};
+    status.textContent = model.get("running") ? "generating…"
+      : result.seconds != null ? `${result.default_tokens.length} tokens in ${result.seconds.toFixed(1)} s` : "";
+  });
+  const onResult = guarded(banner, () => {
+    const result = model.get("result") ?? {};
+    if (result.id != null && result.id === model.get("generation")) {
+      streaming = null;
+      drawResult(columns, result);
+    }
+    drawStatus();
+  });
+  const onMessage = guarded(banner, (msg) => {
+    if (msg.id !== model.get("generation")) return; // a superseded generation: never drawn
+    if (msg.kind === "start") {
+      streaming = msg.id;
+      for (const col of Object.values(columns)) {
+        col.prompt.textContent = model.get("prompt");
+        replaceChildren(col.generated);
+      }
+    } else if (msg.kind === "token" && streaming === msg.id) {
+      if (msg.default != null) columns.default.generated.append(h("span", { class: "sw-steer-tok" }, msg.default));
+      if (msg.steered != null) columns.steered.generated.append(h("span", { class: "sw-steer-tok" }, msg.steered));
+    }
+  });
+  const subscriptions = [
+    ["change:controls", drawControls], ["change:method", drawControls], ["change:interactive", drawControls],
+    ["change:prompt", drawControls], ["change:max_new_tokens", settings.sync], ["change:temperature", settings.sync],
+    ["change:seed", settings.sync], ["change:positions", settings.sync], ["change:live", settings.sync],
+    ["change:strengths", drawStrengths], ["change:code", drawCode], ["change:result", onResult],
+    ["change:running", drawStatus], ["msg:custom", onMessage],
+  ];
+  for (const [event, callback] of subscriptions) model.on(event, callback);
+  drawControls();
+  drawCode();
+  onResult();
+  return () => {
+    for (const [event, callback] of subscriptions) model.off(event, callback);
+    banner.cleanup();
+    root.remove();
+  };
+}
+
+export default { render, sliderValue, sliderPosition };

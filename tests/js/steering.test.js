@@ -1,0 +1,152 @@
+// Fake-model tests of js/steering.js (run by tests/browser/test_js.py).
+// Each test gets { widget, el, fakeModel, array, assert, assertEqual, ... } (tests/js/harness.js).
+// The slider arithmetic is reached through the module's default export (the test file cannot import).
+
+function state(extra = {}) {
+  return {
+    prompt: "The Eiffel Tower is in",
+    method: "add",
+    positions: "all",
+    max_new_tokens: 8,
+    temperature: 0,
+    seed: 0,
+    live: false,
+    features: [12, 7],
+    strengths: { 12: 0, 7: 30 },
+    controls: [
+      { feature: 12, caption: "<b>Paris</b> & co", limit: 300 },
+      { feature: 7, caption: "↑ ' the'", limit: 300 },
+    ],
+    decades: 3,
+    interactive: true,
+    generation: 0,
+    running: false,
+    result: {},
+    code: "scope.steer('The Eiffel Tower is in', {12: 0.0, 7: 30.0}, method='add')",
+    error: "",
+    ...extra,
+  };
+}
+
+const generated = (el, name) =>
+  [...el.querySelectorAll(`[data-testid=${name}] .sw-steer-generated .sw-steer-tok`)].map((t) => t.textContent);
+
+function moveSlider(el, feature, position) {
+  const slider = el.querySelector(`[data-testid=slider-${feature}]`);
+  slider.value = String(Math.round(position * 1000));
+  slider.dispatchEvent(new Event("input"));
+  slider.dispatchEvent(new Event("change"));
+}
+
+export async function test_slider_mapping_matches_python({ widget, assert, assertEqual }) {
+  const { sliderValue, sliderPosition } = widget;
+  // Python: slider_value(-0.5, 300) = -9.196..., slider_value(1, 300) = 300
+  assert(Math.abs(sliderValue(-0.5, 300, 3) + 9.1959) < 1e-3, "value at -0.5");
+  assertEqual(sliderValue(1, 300, 3), 300, "value at the end");
+  assertEqual(sliderValue(0, 300, 3), 0, "zero in the middle");
+  for (const p of [-1, -0.37, 0.01, 0.5, 0.99]) {
+    assert(Math.abs(sliderPosition(sliderValue(p, 2, 3), 2, 3) - p) < 1e-9, `round trip at ${p}`);
+  }
+}
+
+export async function test_renders_one_slider_per_feature_with_captions_as_text(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual } = ctx;
+  widget.render({ model: fakeModel(state()), el });
+  const rows = [...el.querySelectorAll(".sw-steer-feature")];
+  assertEqual(rows.map((r) => r.dataset.feature), ["12", "7"], "rows in order");
+  assertEqual(rows[0].querySelector(".sw-steer-caption").textContent, "<b>Paris</b> & co", "caption text");
+  assert(el.querySelector(".sw-steer-caption b") === null, "a caption is text, not HTML");
+  assertEqual(el.querySelector("[data-testid=value-7]").value, "30", "strength shown");
+  const position = Number(el.querySelector("[data-testid=slider-7]").value) / 1000;
+  assert(Math.abs(widget.sliderValue(position, 300, 3) - 30) < 0.5, "slider placed at the strength");
+  assertEqual(el.querySelector("[data-testid=code]").textContent, state().code, "code shown");
+}
+
+export async function test_a_settled_slider_sets_the_strength_and_generates_only_when_live_or_running(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual } = ctx;
+  const model = fakeModel(state());
+  widget.render({ model, el });
+  moveSlider(el, 12, 1);
+  assertEqual(model.get("strengths")["12"], 300, "strength at the end of the slider");
+  assert(model.saves >= 1, "saved");
+  assertEqual(model.sent, [], "not live, nothing running: no generation");
+  model.kernelSet("running", true);
+  moveSlider(el, 12, -1);
+  assertEqual(model.get("strengths")["12"], -300, "negative end");
+  assertEqual(model.sent, [{ type: "generate" }], "a slider moved during a generation supersedes it");
+  model.kernelSet("running", false);
+  model.kernelSet("live", true);
+  moveSlider(el, 7, 0);
+  assertEqual(model.sent.length, 2, "live mode regenerates when a slider settles");
+  assertEqual(model.get("strengths")["7"], 0, "zero in the middle");
+}
+
+export async function test_streamed_tokens_of_the_newest_generation_only(ctx) {
+  const { widget, el, fakeModel, assertEqual } = ctx;
+  const model = fakeModel(state({ generation: 3, running: true }));
+  widget.render({ model, el });
+  model.kernelSend({ kind: "start", id: 3 });
+  model.kernelSend({ kind: "token", id: 3, step: 0, default: " Paris", steered: " the" });
+  model.kernelSend({ kind: "token", id: 2, step: 1, default: " stale", steered: " stale" });
+  model.kernelSend({ kind: "token", id: 3, step: 1, default: ",", steered: null });
+  assertEqual(generated(el, "default"), [" Paris", ","], "default column");
+  assertEqual(generated(el, "steered"), [" the"], "steered column (ended: null)");
+  assertEqual(el.querySelector("[data-testid=steered] .sw-steer-prompt").textContent, state().prompt, "prompt");
+}
+
+export async function test_the_result_marks_differing_tokens_and_stale_results_are_ignored(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual } = ctx;
+  const model = fakeModel(state({ generation: 3, running: true }));
+  widget.render({ model, el });
+  const result = (id) => ({ id, prompt_tokens: ["The", " cat"], default_tokens: [" sat", " down"],
+    steered_tokens: [" sat", " <i>up</i>"], differs: [false, true], default_text: " sat down",
+    steered_text: " sat <i>up</i>", seconds: 1.24 });
+  model.kernelSet("result", result(2));
+  assertEqual(generated(el, "steered"), [], "a result of a superseded generation is not drawn");
+  model.kernelSet("result", result(3));
+  model.kernelSet("running", false);
+  assertEqual(generated(el, "steered"), [" sat", " <i>up</i>"], "steered tokens");
+  assert(el.querySelector("[data-testid=steered] i") === null, "tokens are text");
+  const marks = [...el.querySelectorAll("[data-testid=default] .sw-steer-tok")].map((t) => t.classList.contains("sw-steer-diff"));
+  assertEqual(marks, [false, true], "differing tokens marked");
+  assertEqual(el.querySelector("[data-testid=status]").textContent, "2 tokens in 1.2 s", "status");
+}
+
+export async function test_generate_add_remove_and_settings(ctx) {
+  const { widget, el, fakeModel, assertEqual } = ctx;
+  const model = fakeModel(state());
+  widget.render({ model, el });
+  el.querySelector("[data-testid=generate]").click();
+  assertEqual(model.sent, [{ type: "generate" }], "Generate sends one request");
+  el.querySelector("[data-testid=add-input]").value = "99";
+  el.querySelector("[data-testid=add]").click();
+  assertEqual(model.get("features"), [12, 7, 99], "feature added");
+  el.querySelector("[data-testid=remove-12]").click();
+  assertEqual(model.get("features"), [7, 99], "feature removed");
+  const method = el.querySelector("[data-testid=method]");
+  method.value = "clamp";
+  method.dispatchEvent(new Event("change"));
+  assertEqual(model.get("method"), "clamp", "method set");
+  const tokens = el.querySelector("[data-testid=max_new_tokens]");
+  tokens.value = "16";
+  tokens.dispatchEvent(new Event("change"));
+  assertEqual(model.get("max_new_tokens"), 16, "max tokens set as a number");
+}
+
+export async function test_ablate_disables_the_sliders(ctx) {
+  const { widget, el, fakeModel, assert } = ctx;
+  widget.render({ model: fakeModel(state({ method: "ablate" })), el });
+  assert(el.querySelector("[data-testid=slider-12]").disabled, "slider disabled");
+}
+
+export async function test_read_only_view_and_cleanup(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual } = ctx;
+  const result = { id: 0, prompt_tokens: ["Hi"], default_tokens: ["!"], steered_tokens: ["?"], differs: [true] };
+  const model = fakeModel(state({ interactive: false, result }));
+  const cleanup = widget.render({ model, el });
+  assert(el.querySelector(".sw-steer-controls").hidden, "controls hidden");
+  assertEqual(generated(el, "steered"), ["?"], "result drawn without a kernel");
+  cleanup();
+  assertEqual(model.listenerCount(), 0, "every subscription removed");
+  assertEqual(el.children.length, 0, "view removed");
+}
