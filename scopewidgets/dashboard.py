@@ -12,32 +12,9 @@ returns a `DashboardSet`; `scope.dashboard(f)` (or `dashes[f]`) gives one `Featu
 - `top_logits` / `bottom_logits`: `w_dec[f]` through the final norm's gain and the unembedding;
 - `similar`: features whose decoder rows have the highest cosine with this one.
 
-Passes are cached on disk (`cache_dir() / "dashboards"`, keyed by content hashes of the model, SAE,
-corpus and settings) and mergeable: a corpus can be split over processes or GPUs with
-`shard=(rank, world)` (window `i` goes to rank `i % world`, sequence indices stay global), and the parts
-merged into exactly the single-pass result. With torchrun (`torchrun --nproc-per-node 8 build.py`):
-
-    import functools, torch, torch.distributed as dist
-    import scopewidgets as sw
-
-    dist.init_process_group("nccl")
-    rank, world = dist.get_rank(), dist.get_world_size()
-    torch.cuda.set_device(rank)
-    sae = sw.load_sae("google/gemma-scope-2b-pt-res", "layer_12/width_16k/canonical")
-    scope = sw.Scope.from_pretrained("google/gemma-2-2b", saes=[sae], device=f"cuda:{rank}")
-    part = scope.dashboards(None, corpus=texts, shard=(rank, world), cache=False, progress=rank == 0)
-    states = [None] * world
-    dist.all_gather_object(states, part.state.to("cpu"))      # plain tensors, ~30 KB per feature
-    if rank == 0:
-        dashes = functools.reduce(lambda done, state: done.merge(state), states[1:], part)
-        dashes[1234].examples
-
-With accelerate, the same with `Accelerator().process_index` / `num_processes` and
-`accelerate.utils.gather_object([part.state.to("cpu")])`.
-
-Memory: a pass keeps, per feature, `n_examples + 4 * n_quantile_groups * per_group` records of
-`2 * context + 1` tokens (8 bytes a token + 28 a record) and a 1,280-bin int32 histogram: about 30 KB
-per feature with the defaults (120 MB for 4,096 features), whatever the corpus length.
+Passes are cached on disk by content hash and mergeable across processes or GPUs (`shard=(rank, world)`,
+`DashboardSet.merge`): docs/dashboards.md has the definitions, a torchrun / accelerate example, the
+memory bound and the Gemma Scope evidence files.
 """
 
 from __future__ import annotations

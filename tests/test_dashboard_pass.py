@@ -220,8 +220,21 @@ def test_other_architectures_match_brute_force(scope, texts, architecture):
         check_examples(dashes[feature].examples, top_examples(acts, tokens, feature, 6, 3), scope)
 
 
+class DatasetLike:
+    """What the pass reads of a Hugging Face `datasets.Dataset`: column names, rows as dicts, a fingerprint."""
+
+    _fingerprint = "fake-dataset-1"
+
+    def __init__(self, texts):
+        self.column_names = ["id", "text"]
+        self.rows = [{"id": i, "text": t} for i, t in enumerate(texts)]
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
 def test_corpus_kinds_give_the_same_pass(scope, texts, dashes):
-    for corpus in (pd.Series(texts), (t for t in texts), tuple(texts)):
+    for corpus in (pd.Series(texts), (t for t in texts), tuple(texts), DatasetLike(texts)):
         other = scope.dashboards([2, 9], corpus=corpus, cache=False, **SETTINGS)
         for feature in (2, 9):
             assert [(e.seq_index, e.position) for e in other[feature].examples] == [
