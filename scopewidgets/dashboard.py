@@ -284,15 +284,17 @@ class DashboardSet(Displayable):
         )
 
     def to_dataframe(self, logits: bool = True) -> pd.DataFrame:
-        """One row per feature: feature, density, max_activation, mean_activation, n_active, label and (with
-        `logits`) the top and bottom logit tokens (computed for all features at once, in chunks).
+        """One row per feature (indexed by feature id): feature, density, max_activation, mean_activation,
+        n_active, label and (with `logits`) the top and bottom logit tokens (all features at once, in chunks).
 
         Example:
             >>> dashes.to_dataframe().columns.tolist()[:4]                  # doctest: +SKIP
             ['feature', 'density', 'max_activation', 'mean_activation']
         """
         stats = self.rows.stats()
-        frame = pd.DataFrame({"feature": self.features, **{k: np.asarray(v) for k, v in stats.items()}})
+        frame = pd.DataFrame(
+            {"feature": self.features, **{k: np.asarray(v) for k, v in stats.items()}}, index=self.features
+        )
         frame["label"] = [self.sae.label(f) for f in self.features]
         if logits:
             top, top_ids, bottom, bottom_ids = feature_logits(
