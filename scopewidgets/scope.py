@@ -207,6 +207,35 @@ class Scope:
         return evaluate(self, texts, chosen, seq_len=seq_len, batch_size=batch_size)
 
     # ----------------------------------------------------------------------------------------- dashboards
+    def dashboards(
+        self, features: Any = None, corpus: Any = None, sae: SaeRef = None, **settings: Any
+    ) -> Any:
+        """One pass over `corpus` for all `features` at once (None: every feature) -> `DashboardSet`.
+
+        `corpus`: a list / pandas Series / iterable of strings, a `datasets` dataset with a "text" column,
+        or a `[n_seq, seq_len]` token tensor used as given. Settings (keyword only): `seq_len=128`,
+        `batch_size` (8 on CPU, 32 on CUDA), `n_examples=20`, `context=5`, `n_quantile_groups=10`,
+        `per_group=5`, `n_bins=50`, `cache=True`, `progress=True`, `shard=(rank, world)`. Without a corpus,
+        an SAE folder's Gemma Scope `examples.safetensors` is used when present. See `scopewidgets.dashboard`.
+
+        Example:
+            >>> dashes = scope.dashboards(range(16384), corpus=texts)          # doctest: +SKIP
+            >>> dashes[1234].examples[0].tokens                                # doctest: +SKIP
+        """
+        from ._dashboard_api import build_dashboards
+
+        return build_dashboards(self, features, corpus, sae, **settings)
+
+    def dashboard(self, feature: int, sae: SaeRef = None, corpus: Any = None) -> Any:
+        """The `FeatureDashboard` of one feature, reusing an earlier pass that covers it (else a pass for it).
+
+        Example:
+            >>> dash = scope.dashboard(1234, corpus=texts)                     # doctest: +SKIP
+            >>> dash.density, dash.top_logits[:3]                              # doctest: +SKIP
+        """
+        from ._dashboard_api import feature_dashboard
+
+        return feature_dashboard(self, feature, sae, corpus)
 
     # ----------------------------------------------------------------------------------------- steering
     def steer(

@@ -8,9 +8,11 @@ from ._base import MissingBundleError, Widget, shows_errors
 from ._export import save_html, to_html
 from ._serialize import from_binary, to_binary
 from .activations import ActivationsWidget
+from .dashboard import DashboardWidget
 
 __all__ = [
     "ActivationsWidget",
+    "DashboardWidget",
     "MissingBundleError",
     "Widget",
     "from_binary",

@@ -1,0 +1,198 @@
+"""What `Scope.dashboards` and `Scope.dashboard` do: check arguments, reuse a pass (in memory, on disk, or
+Gemma Scope evidence files), otherwise run one."""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Iterable
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from . import _dashboard_cache as cache_module
+from ._dashboard_pass import corpus_rows, has_default_corpus, resolve_corpus, run_pass
+from ._dashboard_rows import StateRows
+from ._dashboard_state import DashboardState, PassSettings
+from .dashboard import DashboardSet, FeatureDashboard
+from .sae import SAE
+
+if TYPE_CHECKING:
+    from .scope import Scope
+
+_REMEMBERED = 8  # passes kept on a Scope for `scope.dashboard(f)` to reuse
+
+
+def feature_ids(sae: SAE, features: Any) -> torch.Tensor:
+    """Sorted unique int64 feature ids; a `ValueError` names the first bad one and `[0, d_sae)`.
+
+    Example:
+        >>> from scopewidgets import SAE, SAEConfig
+        >>> feature_ids(SAE(SAEConfig(d_in=4, d_sae=8)), [5, 1, 5]).tolist()
+        [1, 5]
+    """
+    d_sae = sae.cfg.d_sae
+    if features is None:
+        return torch.arange(d_sae)
+    if isinstance(features, range):
+        ids = torch.arange(features.start, features.stop, features.step)
+    elif isinstance(features, torch.Tensor):
+        if features.is_floating_point() or features.dtype == torch.bool:
+            raise ValueError(f"Features must be int ids in [0, {d_sae}), got a {features.dtype} tensor")
+        ids = features.flatten().long().cpu()
+    elif isinstance(features, Iterable) and not isinstance(features, str):
+        ids = torch.tensor([sae.check_feature(f) for f in features], dtype=torch.long)
+    else:
+        ids = torch.tensor([sae.check_feature(features)], dtype=torch.long)
+    if ids.numel() == 0:
+        raise ValueError(f"No features given: pass feature ids in [0, {d_sae}) (or None for all)")
+    bad = ids[(ids < 0) | (ids >= d_sae)]
+    if bad.numel():
+        sae.check_feature(int(bad[0]))
+    return torch.unique(ids)
+
+
+def _positive(name: str, value: Any, minimum: int = 1) -> int:
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or isinstance(value, bool) or number < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return number
+
+
+def build_dashboards(
+    scope: Scope,
+    features: Any,
+    corpus: Any = None,
+    sae: int | SAE | None = None,
+    *,
+    seq_len: int = 128,
+    batch_size: int | None = None,
+    n_examples: int = 20,
+    context: int = 5,
+    n_quantile_groups: int = 10,
+    per_group: int = 5,
+    n_bins: int = 50,
+    cache: bool = True,
+    progress: bool = True,
+    shard: tuple[int, int] | None = None,
+) -> DashboardSet:
+    """See `Scope.dashboards`."""
+    chosen = scope.sae(sae)
+    ids = feature_ids(chosen, features)
+    _positive("n_bins", n_bins)
+    settings = PassSettings(
+        seq_len=_positive("seq_len", seq_len, 2),
+        n_examples=_positive("n_examples", n_examples),
+        context=_positive("context", context, 0),
+        n_groups=_positive("n_quantile_groups", n_quantile_groups, 0),
+        per_group=_positive("per_group", per_group),
+    )
+    if corpus is None:
+        from ._gemma_scope_examples import evidence_dashboards
+
+        evidence = evidence_dashboards(scope, chosen, ids, settings, n_bins)
+        if evidence is not None:
+            return _remember(scope, evidence)
+    if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
+        raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard!r}")
+    batch_size = _positive("batch_size", batch_size) if batch_size is not None else _default_batch(scope)
+    run = functools.partial(_cached_pass, batch_size=batch_size, cache=cache, progress=progress, shard=shard)
+    state, corpus_key = run(scope, chosen, ids, resolve_corpus(corpus), settings)
+    return _remember(scope, DashboardSet(StateRows(state), scope, chosen, n_bins, corpus_key))
+
+
+def _cached_pass(
+    scope: Scope,
+    sae: SAE,
+    ids: torch.Tensor,
+    corpus: Any,
+    settings: PassSettings,
+    *,
+    batch_size: int,
+    cache: bool,
+    progress: bool,
+    shard: tuple[int, int] | None,
+) -> tuple[DashboardState, str | None]:
+    """The pass's state from the disk cache when an entry matches, else from a pass (then stored)."""
+    windows = corpus_rows(scope.model, scope.tokenizer, corpus, settings.seq_len)
+    settings = replace(settings, seq_len=windows.stride)
+    corpus_key = cache_module.corpus_fingerprint(corpus, scope.tokenizer) if cache else None
+    key = _cache_key(scope, sae, ids, settings, corpus_key, shard) if corpus_key else None
+    state = cache_module.load_state(key) if key else None
+    if state is None:
+        state = run_pass(
+            scope, sae, ids, windows, settings, batch_size=batch_size, progress=progress, shard=shard
+        )
+        if key:
+            cache_module.save_state(key, state)
+    return state, corpus_key
+
+
+def _default_batch(scope: Scope) -> int:
+    return 32 if scope.device.type == "cuda" else 8
+
+
+def _cache_key(
+    scope: Scope,
+    sae: SAE,
+    ids: torch.Tensor,
+    settings: PassSettings,
+    corpus_key: str,
+    shard: tuple[int, int] | None,
+) -> str:
+    memo = scope.__dict__.setdefault("_dashboard_fingerprints", {})
+    if "model" not in memo:
+        memo["model"] = cache_module.model_fingerprint(scope.model)
+    sae_key = memo.get(id(sae))
+    if sae_key is None or sae_key[0] is not sae:
+        memo[id(sae)] = sae_key = (sae, cache_module.sae_fingerprint(sae))
+    features = cache_module.hashlib.sha256(ids.numpy().tobytes()).hexdigest()
+    return cache_module.entry_key(
+        {
+            "model": memo["model"],
+            "sae": sae_key[1],
+            "corpus": corpus_key,
+            "settings": asdict(settings),
+            "features": features,
+            "shard": shard,
+        }
+    )
+
+
+def _remember(scope: Scope, dashes: DashboardSet) -> DashboardSet:
+    passes: list[DashboardSet] = scope.__dict__.setdefault("_dashboard_sets", [])
+    passes.append(dashes)
+    del passes[:-_REMEMBERED]
+    return dashes
+
+
+def feature_dashboard(
+    scope: Scope, feature: int, sae: int | SAE | None = None, corpus: Any = None
+) -> FeatureDashboard:
+    """See `Scope.dashboard`."""
+    chosen = scope.sae(sae)
+    index = chosen.check_feature(feature)
+    wanted = cache_module.corpus_fingerprint(corpus, scope.tokenizer) if corpus is not None else None
+    for dashes in reversed(scope.__dict__.get("_dashboard_sets", [])):
+        if (
+            dashes.sae is chosen
+            and index in dashes
+            and (corpus is None or (wanted and dashes.corpus_key == wanted))
+        ):
+            return dashes[index]
+    if corpus is None and not has_default_corpus():
+        from ._gemma_scope_examples import has_evidence
+
+        if not has_evidence(chosen):
+            raise ValueError(
+                f"No dashboard pass covers feature {index}; pass corpus=... (texts or a token tensor), "
+                "or run scope.dashboards([...], corpus=...) first"
+            )
+    return build_dashboards(scope, [index], corpus, chosen)[index]
+
+
+__all__ = ["build_dashboards", "feature_dashboard", "feature_ids"]

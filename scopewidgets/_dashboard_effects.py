@@ -1,0 +1,128 @@
+"""What a feature's decoder direction does downstream: logit effects and similar features.
+
+Both are chunked so that a 262k vocabulary (or a 262k-wide SAE) times many features never needs more than
+`chunk x chunk` floats at once.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import sites
+from .sae import SAE
+
+
+def residual_directions(model: nn.Module, sae: SAE, features: torch.Tensor) -> torch.Tensor:
+    """`[n, d_model]` float32: each feature's decoder row as written into the residual stream, times the
+    final norm's gain (`1 + weight`), ready to be read by the unembedding.
+
+    `attn_out` features live before `o_proj`: they go through `o_proj` and the post-attention norm's gain
+    (the norm's data-dependent scale is left out, as in SAEDashboard / Neuronpedia logit effects).
+    """
+    device = sae.W_dec.device
+    direction = sae.W_dec[features.to(device)].float()
+    if (sae.cfg.site_out or sae.cfg.site) == "attn_out":
+        layer = sites.decoder_layers(model)[sae.cfg.layer]
+        direction = direction @ layer.self_attn.o_proj.weight.detach().to(device).float().T
+        post_norm = getattr(layer, "post_attention_layernorm", None)
+        if post_norm is not None:
+            direction = direction * (1.0 + post_norm.weight.detach().to(device).float())
+    return direction * sites.final_norm_gain(model).to(device)
+
+
+@torch.inference_mode()
+def logit_effects(
+    model: nn.Module, directions: torch.Tensor, k: int = 10, chunk: int = 16384
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top and bottom `k` of `directions @ W_U.T`, over vocabulary chunks.
+
+    Returns `(top_values, top_ids, bottom_values, bottom_ids)`, each `[n, k]`, strongest first
+    (bottom: most negative first).
+
+    Example:
+        >>> from scopewidgets.testing import tiny_gemma3
+        >>> model, _ = tiny_gemma3()
+        >>> top, ids, bottom, bottom_ids = logit_effects(model, torch.randn(3, 64), k=5, chunk=100)
+        >>> top.shape, bool((top[:, 0] >= top[:, -1]).all())
+        (torch.Size([3, 5]), True)
+    """
+    unembed = sites.unembedding(model).detach()
+    device, n = directions.device, directions.shape[0]
+    k = min(k, unembed.shape[0])
+    best = (
+        torch.full((n, 0), -torch.inf, device=device),
+        torch.zeros((n, 0), dtype=torch.long, device=device),
+    )
+    worst = (
+        torch.full((n, 0), torch.inf, device=device),
+        torch.zeros((n, 0), dtype=torch.long, device=device),
+    )
+    for start in range(0, unembed.shape[0], chunk):
+        block = directions @ unembed[start : start + chunk].to(device).float().T
+        ids = torch.arange(start, start + block.shape[1], device=device).expand(n, -1)
+        best = _running_topk(best, block, ids, k, largest=True)
+        worst = _running_topk(worst, block, ids, k, largest=False)
+    return best[0], best[1], worst[0], worst[1]
+
+
+def _running_topk(
+    current: tuple[torch.Tensor, torch.Tensor], block: torch.Tensor, ids: torch.Tensor, k: int, largest: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    values = torch.cat([current[0], block], dim=1)
+    index = torch.cat([current[1], ids], dim=1)
+    top = values.topk(min(k, values.shape[1]), dim=1, largest=largest, sorted=True)
+    return top.values, index.gather(1, top.indices)
+
+
+@torch.inference_mode()
+def similar_features(
+    sae: SAE, features: torch.Tensor, k: int = 10, chunk: int = 16384
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `k` features whose decoder rows have the highest cosine with each of `features` (itself left out).
+
+    Returns `(ids, cosines)`, each `[n, k]`, most similar first.
+
+    Example:
+        >>> from scopewidgets.testing import tiny_gemma3, random_sae
+        >>> model, _ = tiny_gemma3()
+        >>> ids, cos = similar_features(random_sae(model, d_sae=32), torch.tensor([3]), k=4, chunk=10)
+        >>> ids.shape, 3 in ids.tolist()[0]
+        (torch.Size([1, 4]), False)
+    """
+    w_dec = sae.W_dec.detach().float()
+    device, features = w_dec.device, features.to(w_dec.device)
+    norms = w_dec.norm(dim=1).clamp_min(1e-12)
+    query = w_dec[features] / norms[features, None]
+    n, k = features.numel(), min(k, w_dec.shape[0] - 1)
+    best = (
+        torch.full((n, 0), -torch.inf, device=device),
+        torch.zeros((n, 0), dtype=torch.long, device=device),
+    )
+    for start in range(0, w_dec.shape[0], chunk):
+        block = query @ (w_dec[start : start + chunk] / norms[start : start + chunk, None]).T
+        ids = torch.arange(start, start + block.shape[1], device=device).expand(n, -1)
+        block = block.masked_fill(ids == features[:, None], -torch.inf)
+        best = _running_topk(best, block, ids, k, largest=True)
+    return best[1], best[0]
+
+
+def feature_logits(
+    model: nn.Module, sae: SAE, features: torch.Tensor, k: int = 10, feature_chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`logit_effects` of `features`' decoder directions, `feature_chunk` features at a time (CPU results).
+
+    Example:
+        >>> from scopewidgets.testing import tiny_gemma3, random_sae
+        >>> model, _ = tiny_gemma3()
+        >>> top, top_ids, _, _ = feature_logits(model, random_sae(model, d_sae=32), torch.arange(32), k=3)
+        >>> top.shape
+        torch.Size([32, 3])
+    """
+    parts = []
+    starts = range(0, features.numel(), feature_chunk)
+    for start in tqdm(starts, desc="Logit effects", unit="chunk", disable=len(starts) < 4):
+        directions = residual_directions(model, sae, features[start : start + feature_chunk])
+        parts.append([t.cpu() for t in logit_effects(model, directions, k)])
+    return tuple(torch.cat([p[i] for p in parts]) for i in range(4))  # type: ignore[return-value]

@@ -1,0 +1,186 @@
+"""Per-feature views of a finished pass: examples, quantile groups and the histogram of one feature.
+
+This is where the fine power-of-two buckets of a `DashboardState` become what users see:
+
+- histogram: the `R_h` fine bins of `[0, 2**e)` are summed in runs of `g = ceil(n_used / n_bins)`, where
+  `n_used` is the number of fine bins up to the maximum. That gives exactly `n_bins` equal bins from 0 to a
+  little above the maximum, and the counts are exact for the returned edges.
+- quantile groups: the `R_q` sample buckets up to the maximum are split into `n_groups` runs of nearly equal
+  length; each group shows the `per_group` smallest sample keys among its buckets (a uniform sample of the
+  tokens in its range) and counts its tokens from the fine histogram.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ._dashboard_select import EMPTY_EXPONENT, Entries, bucket_index
+from ._dashboard_state import DashboardState
+from .dashboard import Example, Histogram, QuantileGroup
+
+TokenText = Callable[[torch.Tensor], list[str]]
+
+
+class FeatureRows(Protocol):
+    """What a `DashboardSet` reads its per-feature statistics from."""
+
+    features: torch.Tensor
+    n_tokens: int
+    source: str
+
+    def stats(self) -> dict[str, np.ndarray]: ...
+    def examples(self, col: int, text: TokenText) -> list[Example]: ...
+    def quantiles(self, col: int, text: TokenText) -> list[QuantileGroup]: ...
+    def histogram(self, col: int, n_bins: int) -> Histogram: ...
+
+
+def make_example(
+    ids: torch.Tensor, acts: torch.Tensor, value: float, seq: int, pos: int, context: int, text: TokenText
+) -> Example:
+    """An `Example` from a padded window (`ids` -1 beyond the sequence) centred on the focus token."""
+    inside = ids >= 0
+    first = int(inside.to(torch.uint8).argmax())
+    token_ids = ids[inside].long()
+    return Example(
+        tokens=text(token_ids),
+        token_ids=token_ids,
+        values=acts[inside].float(),
+        max_value=float(value),
+        seq_index=int(seq),
+        position=int(pos),
+        focus=context - first,
+    )
+
+
+def rebin(fine: np.ndarray, unit_numerator: float, resolution: int, n_used: int, n_bins: int) -> Histogram:
+    """Sum `fine` bins (`unit_numerator / resolution` wide each) in runs: `n_bins` bins covering `n_used`."""
+    run = max(1, math.ceil(n_used / n_bins))
+    padded = np.zeros(n_bins * run, dtype=np.int64)
+    keep = min(len(fine), len(padded))
+    padded[:keep] = fine[:keep]
+    edges = np.arange(n_bins + 1, dtype=np.float64) * run * unit_numerator / resolution
+    return Histogram(counts=padded.reshape(n_bins, run).sum(axis=1), edges=edges)
+
+
+def empty_histogram(n_bins: int) -> Histogram:
+    """Zero counts over `[0, 1)`, for a feature that never fired."""
+    return Histogram(counts=np.zeros(n_bins, dtype=np.int64), edges=np.linspace(0.0, 1.0, n_bins + 1))
+
+
+def group_bounds(n_used: int, n_groups: int) -> list[int]:
+    """`n_groups + 1` bucket boundaries splitting `n_used` buckets into runs of nearly equal length."""
+    return [(g * n_used + n_groups // 2) // n_groups for g in range(n_groups + 1)]
+
+
+@dataclass(frozen=True)
+class _FeatureSlice:
+    """One feature's part of a state, on the CPU."""
+
+    exponent: int
+    hist: np.ndarray
+    top: Entries
+    quant: Entries
+
+
+class StateRows:
+    """`FeatureRows` over a finished `DashboardState`. The state stays on its device (a GPU pass is not
+    copied back whole); each dashboard brings only its feature's slice to the CPU."""
+
+    source = "corpus pass"
+
+    def __init__(self, state: DashboardState) -> None:
+        self.state = state.finish()
+        self.features = self.state.features.cpu()
+        self.n_tokens = self.state.n_tokens
+        self._stats: dict[str, np.ndarray] | None = None
+        self._last: tuple[int, _FeatureSlice] | None = None
+
+    def stats(self) -> dict[str, np.ndarray]:
+        """density, max_activation, mean_activation, n_active: one value per feature column."""
+        if self._stats is None:
+            state = self.state
+            n_active = state.hist.sum(dim=1).double()
+            top = state.top.column("value").amax(dim=1).double()
+            mean = torch.where(n_active > 0, state.total / n_active.clamp(min=1), 0.0)
+            self._stats = {
+                "density": (n_active / max(state.n_tokens, 1)).cpu().numpy(),
+                "max_activation": top.cpu().numpy(),
+                "mean_activation": mean.cpu().numpy(),
+                "n_active": n_active.long().cpu().numpy(),
+            }
+        return self._stats
+
+    def _slice(self, col: int) -> _FeatureSlice:
+        if self._last is None or self._last[0] != col:
+            state, settings = self.state, self.state.settings
+            device = state.device
+            k, per_bucket = settings.n_examples, settings.group_resolution * settings.per_group
+            top = state.top.entries.take(torch.arange(col * k, (col + 1) * k, device=device))
+            quant = state.quant.entries.take(
+                torch.arange(col * per_bucket, (col + 1) * per_bucket, device=device)
+            )
+            cpu = _FeatureSlice(int(state.exponent[col]), state.hist[col].cpu().numpy(),
+                                top.map(lambda t: t.cpu()), quant.map(lambda t: t.cpu()))  # fmt: skip
+            self._last = (col, cpu)
+        return self._last[1]
+
+    def examples(self, col: int, text: TokenText) -> list[Example]:
+        """The top examples of column `col`, strongest first."""
+        return self._examples(self._slice(col).top, text)
+
+    def _examples(self, records: Entries, text: TokenText) -> list[Example]:
+        context = self.state.settings.context
+        return [
+            make_example(
+                records.ids[i],
+                records.acts[i],
+                records.value[i],
+                records.seq[i],
+                records.pos[i],
+                context,
+                text,
+            )
+            for i in range(len(records.seq))
+            if records.seq[i] >= 0
+        ]
+
+    def _n_used(self, feature: _FeatureSlice, resolution: int) -> int:
+        peak = feature.top.value.amax(dim=0, keepdim=True)
+        return int(bucket_index(peak, torch.tensor([feature.exponent]), resolution)) + 1
+
+    def histogram(self, col: int, n_bins: int) -> Histogram:
+        """Exact counts over `n_bins` equal bins from 0 to just above the maximum."""
+        feature = self._slice(col)
+        if feature.exponent == EMPTY_EXPONENT:
+            return empty_histogram(n_bins)
+        resolution = self.state.settings.hist_resolution
+        return rebin(
+            feature.hist, 2.0**feature.exponent, resolution, self._n_used(feature, resolution), n_bins
+        )
+
+    def quantiles(self, col: int, text: TokenText) -> list[QuantileGroup]:
+        """`n_groups` equal-width activation ranges up to the maximum, each with a uniform sample."""
+        settings, feature = self.state.settings, self._slice(col)
+        if not settings.n_groups or feature.exponent == EMPTY_EXPONENT:
+            return []
+        resolution, per_group = settings.group_resolution, settings.per_group
+        fine_per_bucket = settings.hist_resolution // resolution
+        scale = 2.0**feature.exponent
+        bounds = group_bounds(self._n_used(feature, resolution), settings.n_groups)
+        n_active = int(feature.hist.sum())
+        groups = []
+        for lo, hi in itertools.pairwise(bounds):
+            records = feature.quant.take(torch.arange(lo * per_group, hi * per_group))
+            records = records.take(torch.argsort(records.key)[:per_group])
+            records = records.take(torch.argsort(records.value, descending=True, stable=True))
+            count = int(feature.hist[lo * fine_per_bucket : hi * fine_per_bucket].sum())
+            groups.append(QuantileGroup(lower=lo * scale / resolution, upper=hi * scale / resolution, count=count,
+                                        fraction=count / max(n_active, 1), examples=self._examples(records, text)))  # fmt: skip
+        return groups

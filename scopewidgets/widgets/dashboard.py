@@ -1,0 +1,106 @@
+"""`DashboardWidget`: one feature's dashboard, moving between features of a pass (front end:
+js/dashboard.js)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import traitlets
+
+from ._base import Widget, shows_errors
+from ._dashboard_view import dashboard_state
+
+if TYPE_CHECKING:
+    from ..dashboard import DashboardSet
+
+
+class DashboardWidget(Widget):
+    """Header (feature, label, density, max), activation histogram, top and bottom logits, top examples as
+    token strips shaded by the feature (hover a token for its value), collapsible quantile groups, and
+    similar features: click one to open its dashboard here (`feature` follows both ways).
+
+    Example:
+        >>> import scopewidgets as sw
+        >>> from scopewidgets.testing import tiny_gemma3, random_sae
+        >>> model, tok = tiny_gemma3()
+        >>> scope = sw.Scope(model, tok, saes=[random_sae(model, d_sae=16, threshold=0.3)])
+        >>> dashes = scope.dashboards(None, corpus=["the cat sat on the mat"] * 8, seq_len=16,
+        ...                           cache=False, progress=False)
+        >>> view = DashboardWidget(dashes, feature=3)
+        >>> view.feature = 5
+        >>> view.header["feature"]
+        5
+    """
+
+    _module = "dashboard"
+
+    feature = traitlets.Int(
+        help="The feature shown; set it (or click a similar feature) to open another."
+    ).tag(sync=True)
+    header = traitlets.Dict(
+        help="{feature, label, density, max_activation, mean_activation, n_tokens, source} (None: unknown)."
+    ).tag(sync=True)
+    histogram = traitlets.Dict(help="{counts, edges}: binary float64 [n_bins] and [n_bins + 1].").tag(
+        sync=True
+    )
+    logits = traitlets.Dict(help="{top, bottom}: lists of {token, value}, strongest first.").tag(sync=True)
+    examples = traitlets.Dict(
+        help="Token strips: flat tokens and binary values/special, per-example lengths/focus/max_values/"
+        "seq_index/position, groups [{kind, first, count, ...}] and colour limits."
+    ).tag(sync=True)
+    similar = traitlets.List(
+        traitlets.Dict(), help="[{feature, cosine, label, covered}]: covered ones can be opened here."
+    ).tag(sync=True)
+    offline_features = traitlets.List(
+        traitlets.Int(), help="In an exported page, the features it can open without a kernel; [] when live."
+    ).tag(sync=True)
+
+    def __init__(self, dashes: DashboardSet, feature: int | None = None, **kwargs: Any) -> None:
+        self._dashes = dashes
+        feature = _first_firing(dashes) if feature is None else feature
+        super().__init__(**self._state(feature), **kwargs)
+
+    def _state(self, feature: int) -> dict[str, Any]:
+        dashes = self._dashes
+        bos = dashes.scope.tokenizer.bos_token_id
+        return dashboard_state(dashes[feature], dashes.__contains__, dashes.sae.label, bos)
+
+    @traitlets.observe("feature")
+    @shows_errors
+    def _open_feature(self, change: dict[str, Any]) -> None:
+        shown = self.header.get("feature")
+        if change["new"] == shown:
+            return
+        try:
+            state = self._state(change["new"])
+        except Exception:
+            self.set_trait("feature", shown)  # the kernel and the view keep agreeing on what is shown
+            raise
+        with self.hold_sync():
+            for name, value in state.items():
+                if name != "feature":
+                    setattr(self, name, value)
+
+    def _export_state(self) -> dict[str, Any]:
+        """Offline there is no kernel: the page can open the shown feature and its covered similar ones."""
+        return {"offline_features": self._offline()}
+
+    def _offline(self) -> list[int]:
+        return [self.feature, *(item["feature"] for item in self.similar if item["covered"])]
+
+    def _export_responses(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """What the kernel would send when the page opens one of `_offline()` (precomputed)."""
+        replies = {}
+        for feature in self._offline():
+            state = self._state(feature)
+            state.pop("feature")
+            replies[json.dumps(feature)] = state
+        return {"feature": replies}
+
+
+def _first_firing(dashes: DashboardSet) -> int:
+    """The first feature of a pass that fires at all (else the first feature)."""
+    peaks = dashes.rows.stats()["max_activation"]
+    firing = [f for f, peak in zip(dashes.features, peaks, strict=True) if peak > 0]
+    return (firing or dashes.features)[0]

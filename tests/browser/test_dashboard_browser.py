@@ -1,0 +1,87 @@
+"""The dashboard widget in a real browser: live in JupyterLab (a click on a similar feature moves the widget
+and the kernel's trait agrees), and as an exported page from file:// with no network."""
+
+from __future__ import annotations
+
+import pytest
+from sw_browser import Recorder
+
+TITLE = "[data-testid=dash-title]"
+SIMILAR = "[data-testid=similar] .sw-feat:not([disabled])"
+
+SETUP = (
+    "import scopewidgets as sw\n"
+    "from scopewidgets.testing import tiny_gemma3, random_sae\n"
+    "model, tok = tiny_gemma3()\n"
+    "sae = random_sae(model, 'resid_post', 1, d_sae=24, threshold=0.3, seed=2)\n"
+    "sae.labels = {i: f'<i>label</i> {i}' for i in range(24)}\n"
+    "scope = sw.Scope(model, tok, saes=[sae])\n"
+    "texts = ['The cat sat on the mat.\\nThe dog sat on the log.'] * 6\n"
+    "dashes = scope.dashboards(None, corpus=texts, seq_len=24, cache=False, progress=False)\n"
+)
+
+
+def title_of(page) -> str:
+    return page.locator(TITLE).text_content()
+
+
+@pytest.mark.browser
+def test_lab_similar_feature_click_moves_the_widget_and_the_kernel_agrees(lab_notebook) -> None:
+    kernel = lab_notebook.open([SETUP + "w = dashes.widget(4)\nw"], wait_for=TITLE)
+    page = lab_notebook.page
+    assert title_of(page).startswith("Feature #4")
+    assert page.locator("[data-testid=dashboard] i").count() == 0  # labels are text
+    strips = page.locator("[data-testid=top-examples] .sw-strip").count()
+    assert strips == int(kernel.eval("len(dashes[4].examples)"))
+
+    button = page.locator(SIMILAR).first
+    target = button.get_attribute("data-feature")
+    assert target == kernel.eval("w.similar[0]['feature']")
+    button.click()
+    kernel.wait_for("w.feature", target)
+    page.wait_for_function(
+        f"() => document.querySelector('{TITLE}').textContent.startsWith('Feature #{target}<i>')"
+    )
+    assert kernel.eval("w.header['feature']") == target
+
+    page.locator("[data-testid=back]").click()
+    kernel.wait_for("w.feature", "4")
+    page.wait_for_function(f"() => document.querySelector('{TITLE}').textContent.startsWith('Feature #4<')")
+
+    kernel.run("w.feature = 9")
+    page.wait_for_function(f"() => document.querySelector('{TITLE}').textContent.startsWith('Feature #9<')")
+    kernel.run("w.feature = 10**6")
+    banner = page.wait_for_selector("[data-testid=error]:not([hidden])")
+    assert "Feature 1000000 is out of range" in banner.text_content()
+    assert kernel.eval("w.feature") == "9"
+    page.locator(SIMILAR).first.click()  # still works, and the error clears
+    kernel.wait_for("w.error", "''")
+    page.wait_for_selector("[data-testid=error]", state="hidden")
+
+
+@pytest.mark.browser
+def test_exported_dashboard_opens_similar_features_offline(offline_page: Recorder, tmp_path) -> None:
+    import scopewidgets as sw
+    from scopewidgets.testing import random_sae, tiny_gemma3
+
+    model, tok = tiny_gemma3()
+    scope = sw.Scope(model, tok, saes=[random_sae(model, "resid_post", 1, d_sae=24, threshold=0.3, seed=2)])
+    texts = ["The cat sat on the mat.\nThe dog sat on the log."] * 6
+    dashes = scope.dashboards(None, corpus=texts, seq_len=24, cache=False, progress=False)
+    path = dashes[4].save_html(tmp_path / "dash.html")
+    page = offline_page.page
+    page.goto(path.as_uri())
+    page.wait_for_selector(TITLE)
+    assert title_of(page).startswith("Feature #4")
+    target = page.locator(SIMILAR).first.get_attribute("data-feature")
+    page.locator(SIMILAR).first.click()
+    page.wait_for_function(
+        f"() => document.querySelector('{TITLE}').textContent.startsWith('Feature #{target}')"
+    )
+    strips = page.locator("[data-testid=top-examples] .sw-strip").count()
+    assert strips == len(dashes[int(target)].examples)
+    page.locator("[data-testid=back]").click()
+    page.wait_for_function(f"() => document.querySelector('{TITLE}').textContent.startsWith('Feature #4')")
+    page.locator("[data-testid=quantile-group] summary").first.click()
+    assert page.locator("[data-testid=quantile-group]").first.get_attribute("open") is not None
+    assert offline_page.non_local_requests() == [] and offline_page.page_errors == []

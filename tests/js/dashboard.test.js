@@ -1,0 +1,139 @@
+// Fake-model tests of js/dashboard.js (run by tests/browser/test_js.py).
+// Each test gets { widget, el, fakeModel, array, assert, assertEqual, cssColour, hover, leave }.
+
+// Feature 7: two top examples (3 and 2 tokens), one quantile group with one example (2 tokens, one value
+// unknown), similar features 9 (covered), 4 (not in the pass) and 12 (covered).
+function state({ array }, extra = {}) {
+  return {
+    feature: 7,
+    header: { feature: 7, label: "cats & <b>dogs</b>", density: 0.0123, max_activation: 4, mean_activation: null,
+      n_tokens: 12345, source: "corpus pass" },
+    histogram: { counts: array([3, 0, 1], "float64"), edges: array([0, 1.5, 3, 4.5], "float64") },
+    logits: { top: [{ token: " cat", value: 1.5 }, { token: "<img src=x onerror=alert(1)>", value: 1.2 }],
+      bottom: [{ token: " dog", value: -0.7 }] },
+    examples: {
+      tokens: ["<bos>", "The", " cat", " sat", "·", "on", "↵\n"],
+      special: array([1, 0, 0, 0, 0, 0, 0], "uint8"),
+      values: array([0, 0, 4, 2, 0, 1, Number.NaN], "float32"),
+      lengths: array([3, 2, 2], "int32"),
+      focus: array([2, 0, 0], "int32"),
+      max_values: array([4, 2, 1], "float32"),
+      seq_index: array([10, 3, 8], "float64"),
+      position: array([2, 5, 40], "int32"),
+      groups: [{ kind: "top", first: 0, count: 2 },
+        { kind: "quantile", first: 2, count: 1, lower: 0, upper: 2, tokens: 30, fraction: 0.75 }],
+      limits: [0, 4],
+    },
+    similar: [{ feature: 9, cosine: 0.5, label: "", covered: true }, { feature: 4, cosine: 0.4, label: "four", covered: false },
+      { feature: 12, cosine: 0.3, label: "", covered: true }],
+    offline_features: [],
+    error: "",
+    ...extra,
+  };
+}
+
+const q = (el, selector) => [...el.querySelectorAll(selector)];
+const alpha = (level) => (0.12 + (0.78 * level) / 64).toFixed(3);
+const orange = (level, { cssColour }) => cssColour(`rgba(234, 88, 12, ${alpha(level)})`);
+
+export async function test_renders_every_part_as_text(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual } = ctx;
+  widget.render({ model: fakeModel(state(ctx)), el });
+  const title = el.querySelector("[data-testid=dash-title]").textContent;
+  assertEqual(title, "Feature #7cats & <b>dogs</b>", "header title");
+  const stats = el.querySelector("[data-testid=dash-stats]").textContent;
+  assert(stats.includes("1.23% density") && stats.includes("4 max") && stats.includes("unknown mean") && stats.includes("12,345 tokens"), stats);
+  assertEqual(q(el, "[data-testid=histogram] .sw-bar-bin").map((b) => b.style.height), ["100%", "0%", "33.3333%"], "bar heights");
+  assertEqual(q(el, "[data-testid=histogram] .sw-bar-bin")[2].title, "[3, 4.5): 1 tokens", "bin title");
+  assertEqual(q(el, "[data-testid=top-logits] .sw-logit-token").map((t) => t.textContent), [" cat", "<img src=x onerror=alert(1)>"], "top logits");
+  assertEqual(q(el, "[data-testid=bottom-logits] .sw-fval").map((t) => t.textContent), ["-0.7"], "bottom logits");
+  assert(el.querySelector("img, b") === null, "text never becomes HTML");
+  assertEqual(q(el, "[data-testid=top-examples] .sw-strip").length, 2, "top strips");
+  assertEqual(q(el, "[data-testid=top-examples] .sw-tok").map((t) => t.textContent), ["<bos>", "The", " cat", " sat", "·"], "strip tokens");
+  assert(el.querySelector("[data-testid=error]").hidden, "no error");
+}
+
+export async function test_tokens_are_shaded_by_the_feature_with_python_limits(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual, cssColour } = ctx;
+  widget.render({ model: fakeModel(state(ctx)), el });
+  const spans = q(el, ".sw-tok");
+  assertEqual(spans.map((s) => s.style.backgroundColor),
+    ["transparent", "transparent", orange(64, ctx), orange(32, ctx), "transparent", orange(16, ctx), "transparent"].map(cssColour), "colours");
+  assert(spans[0].classList.contains("sw-special"), "BOS drawn as special");
+  assert(spans[2].classList.contains("sw-focus") && spans[3].classList.contains("sw-focus") && spans[5].classList.contains("sw-focus") && !spans[4].classList.contains("sw-focus"), "focus tokens");
+  assertEqual(spans[6].title, "value unknown", "NaN is unknown, not zero");
+}
+
+export async function test_hovering_a_token_shows_its_value_and_place(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual, hover, leave } = ctx;
+  widget.render({ model: fakeModel(state(ctx)), el });
+  const spans = q(el, ".sw-tok");
+  hover(spans[3]);
+  assertEqual(el.querySelector("[data-testid=status]").textContent, "“ sat” 2 · seq 3, position 5", "status on hover");
+  hover(spans[1]);
+  assertEqual(el.querySelector("[data-testid=status]").textContent, "“The” 0 · seq 10, position 1", "a token before the focus");
+  hover(spans[6]);
+  assert(el.querySelector("[data-testid=status]").textContent.includes("value unknown"), "unknown value");
+  leave(el.querySelector("[data-testid=examples]"));
+  assertEqual(el.querySelector("[data-testid=status]").textContent, "Hover a token for its activation", "status after leaving");
+}
+
+export async function test_quantile_groups_are_collapsible(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual } = ctx;
+  widget.render({ model: fakeModel(state(ctx)), el });
+  const groups = q(el, "[data-testid=quantile-group]");
+  assertEqual(groups.length, 1, "one group");
+  assert(!groups[0].open, "closed at first");
+  assertEqual(groups[0].querySelector("summary").textContent, "[0, 2) · 30 tokens (75%)", "group summary");
+  groups[0].querySelector("summary").click();
+  assert(groups[0].open, "opens on click");
+  assertEqual(q(groups[0], ".sw-tok").map((t) => t.textContent), ["on", "↵\n"], "group strip");
+}
+
+export async function test_clicking_a_similar_feature_opens_it_and_back_returns(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual } = ctx;
+  const model = fakeModel(state(ctx));
+  widget.render({ model, el });
+  const buttons = q(el, "[data-testid=similar] .sw-feat");
+  assertEqual(buttons.map((b) => [b.dataset.feature, b.disabled]), [["9", false], ["4", true], ["12", false]], "buttons");
+  assertEqual(buttons[1].title, "not in this pass", "why 4 is disabled");
+  buttons[1].click();
+  assertEqual(model.saves, 0, "a disabled feature does nothing");
+  buttons[0].click();
+  assertEqual(model.get("feature"), 9, "feature set");
+  assertEqual(model.saves, 1, "saved");
+  assertEqual(el.querySelector("[data-testid=status]").textContent, "Opening feature #9…", "waiting for the kernel");
+  const next = state(ctx).header;
+  model.kernelSet("header", { ...next, feature: 9, label: "nine" });
+  assert(el.querySelector("[data-testid=dash-title]").textContent.includes("#9"), "shows feature 9");
+  assert(!el.querySelector("[data-testid=back]").hidden, "back is offered");
+  el.querySelector("[data-testid=back]").click();
+  assertEqual(model.get("feature"), 7, "back to 7");
+  assertEqual(model.saves, 2, "saved again");
+}
+
+export async function test_offline_pages_only_open_saved_features(ctx) {
+  const { widget, el, fakeModel, assertEqual } = ctx;
+  widget.render({ model: fakeModel(state(ctx, { offline_features: [7, 9] })), el });
+  const buttons = q(el, "[data-testid=similar] .sw-feat");
+  assertEqual(buttons.map((b) => b.disabled), [false, true, true], "only 9 can be opened");
+  assertEqual(buttons[2].title, "not saved in this file", "why 12 is disabled");
+}
+
+export async function test_errors_show_inline_and_cleanup_unsubscribes(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual, array } = ctx;
+  const model = fakeModel(state(ctx));
+  const before = model.listenerCount();
+  const cleanup = widget.render({ model, el });
+  model.kernelSet("error", "Feature 99 is out of range: this SAE has features [0, 16)");
+  const banner = el.querySelector("[data-testid=error]");
+  assert(!banner.hidden && banner.textContent.includes("out of range"), "kernel error shown");
+  model.kernelSet("examples", { ...state(ctx).examples, lengths: array([1], "int32") });
+  assert(banner.textContent.includes("lengths cover 1 tokens"), `a malformed payload is reported: ${banner.textContent}`);
+  model.kernelSet("error", "");
+  model.kernelSet("examples", state(ctx).examples);
+  assertEqual(q(el, ".sw-tok").length, 7, "recovers with good data");
+  cleanup();
+  assertEqual(model.listenerCount(), before, "listeners removed");
+  assertEqual(el.children.length, 0, "DOM removed");
+}

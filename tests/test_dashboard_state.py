@@ -1,0 +1,173 @@
+"""The running state on synthetic activations (no model): growing maxima, exact bin boundaries, ties,
+and merges in any order and split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from dashboard_reference import histogram_counts, quantile_sample, top_examples
+
+from scopewidgets._dashboard_encode import SparseBatch
+from scopewidgets._dashboard_rows import StateRows
+from scopewidgets._dashboard_select import sample_keys, scale_exponents
+from scopewidgets._dashboard_state import DashboardState, PassSettings
+
+BOS, N_SEQ, T, N_F = 2, 36, 10, 5
+SETTINGS = PassSettings(seq_len=T, n_examples=4, context=2, n_groups=3, per_group=2)
+
+
+def text(ids: torch.Tensor) -> list[str]:
+    return [str(i) for i in ids.tolist()]
+
+
+@pytest.fixture(scope="module")
+def corpus() -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens with BOS first (and once mid-sequence), activations whose scale grows by 2**10 over the corpus,
+    some exact powers of two and bin boundaries, and a duplicated sequence (ties)."""
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(3, 40, (N_SEQ, T), generator=gen)
+    tokens[:, 0] = BOS
+    tokens[7, 4] = BOS
+    scale = 2.0 ** torch.linspace(-3, 7, N_SEQ)[:, None, None]
+    acts = torch.relu(torch.randn(N_SEQ, T, N_F, generator=gen) - 0.3) * scale
+    acts[3, 2, :] = 0.5  # powers of two fall exactly on bin and bucket edges
+    acts[20, 5, :] = 16.0
+    acts[21, 6, 1] = 128.0
+    acts[30] = acts[29]  # a tie between two sequences
+    tokens[30] = tokens[29]
+    acts[:, :, 4] = 0  # a feature that never fires
+    acts[tokens == BOS] = 0
+    return tokens, acts
+
+
+def run(tokens, acts, order, batch=4) -> DashboardState:
+    state = DashboardState.empty(torch.arange(N_F), SETTINGS)
+    for start in range(0, len(order), batch):
+        seq = torch.as_tensor(order[start : start + batch])
+        state.update(
+            SparseBatch.from_scores(tokens[seq], seq, acts[seq].reshape(-1, N_F), torch.zeros(N_F), BOS)
+        )
+    return state.finish()
+
+
+def assert_same(a: DashboardState, b: DashboardState) -> None:
+    ta, tb = a.tensors(), b.tensors()
+    for name in ta:
+        if name == "total":
+            torch.testing.assert_close(ta[name], tb[name], rtol=1e-12, atol=0)
+        else:
+            assert torch.equal(ta[name], tb[name]), name
+
+
+def test_finished_rows_match_brute_force(corpus):
+    tokens, acts = corpus
+    rows = StateRows(run(tokens, acts, list(range(N_SEQ))))
+    assert rows.n_tokens == int((tokens != BOS).sum())
+    stats = rows.stats()
+    for col in range(N_F):
+        active = acts[..., col][acts[..., col] > 0]
+        assert stats["n_active"][col] == active.numel()
+        want = top_examples(acts, tokens, col, 4, 2)
+        got = rows.examples(col, text)
+        assert [(e.seq_index, e.position, e.token_ids.tolist()) for e in got] == [
+            (w["seq"], w["pos"], w["ids"]) for w in want
+        ]
+        counts, edges = rows.histogram(col, 7)
+        if not active.numel():
+            assert counts.sum() == 0 and rows.quantiles(col, text) == []
+            continue
+        np.testing.assert_array_equal(counts, histogram_counts(active, edges))
+        for group in rows.quantiles(col, text):
+            count, sample = quantile_sample(acts, tokens, BOS, col, group.lower, group.upper, 2, T)
+            assert group.count == count
+            assert sorted((e.seq_index, e.position) for e in group.examples) == sample
+
+
+def test_ties_prefer_the_earlier_sequence(corpus):
+    tokens, acts = corpus
+    rows = StateRows(run(tokens, acts, list(range(N_SEQ))))
+    for col in range(4):
+        seqs = [e.seq_index for e in rows.examples(col, text)]
+        if 30 in seqs:
+            assert 29 in seqs and seqs.index(29) < seqs.index(30)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_any_order_split_and_merge_tree_gives_the_same_state(corpus, seed):
+    tokens, acts = corpus
+    full = run(tokens, acts, list(range(N_SEQ)))
+    perm = torch.randperm(N_SEQ, generator=torch.Generator().manual_seed(seed)).tolist()
+    parts = [run(tokens, acts, perm[i::3], batch=seed + 1) for i in range(3)]
+    assert_same(parts[0].merge(parts[1]).merge(parts[2]), full)
+    assert_same(parts[2].merge(parts[0].merge(parts[1])), full)
+    assert_same(run(tokens, acts, perm, batch=5), full)
+
+
+def test_merge_leaves_its_inputs_untouched_and_checks_compatibility(corpus):
+    tokens, acts = corpus
+    a, b = run(tokens, acts, list(range(0, 18))), run(tokens, acts, list(range(18, 36)))
+    before = {k: v.clone() for k, v in a.tensors().items()}
+    a.merge(b)
+    assert all(torch.equal(before[k], v) for k, v in a.tensors().items())
+    other = DashboardState.empty(torch.arange(N_F), PassSettings(seq_len=T, n_examples=3))
+    with pytest.raises(ValueError, match="different settings"):
+        a.merge(other)
+
+
+def test_sample_keys_are_a_permutation_per_feature():
+    index = torch.arange(1 << 16)
+    for feature in (0, 1, 12345):
+        keys = sample_keys(index, torch.full_like(index, feature))
+        assert keys.unique().numel() == index.numel()
+    a = sample_keys(index, torch.zeros_like(index))
+    b = sample_keys(index, torch.ones_like(index))
+    assert (a != b).float().mean() > 0.99
+
+
+def test_scale_exponents_bound_the_maximum():
+    values = torch.tensor([1e-30, 0.3, 0.5, 1.0, 1.5, 65504.0, 3e38])
+    exponent = scale_exponents(values).double()
+    assert bool(((2 ** (exponent - 1) <= values.double()) & (values.double() < 2**exponent)).all())
+
+
+def test_int32_counts_widen_before_they_could_overflow(corpus):
+    tokens, acts = corpus
+    state = run(tokens, acts, list(range(4)))
+    state.n_tokens = 2**31 - 10
+    state.update(
+        SparseBatch.from_scores(
+            tokens[4:8], torch.arange(4, 8), acts[4:8].reshape(-1, N_F), torch.zeros(N_F), BOS
+        )
+    )
+    assert state.hist.dtype == torch.int64
+
+
+@pytest.mark.parametrize("architecture", ["jumprelu", "standard", "topk"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sparse_encode_is_bit_identical_to_sae_encode(architecture, dtype):
+    from scopewidgets import SAE, SAEConfig
+    from scopewidgets._dashboard_encode import encode_batch
+
+    gen = torch.Generator().manual_seed(7)
+    cfg = SAEConfig(d_in=16, d_sae=48, architecture=architecture, apply_b_dec_to_input=True, k=6)
+    tensors = {
+        "W_enc": torch.randn(16, 48, generator=gen),
+        "W_dec": torch.randn(48, 16, generator=gen),
+        "b_enc": torch.randn(48, generator=gen),
+        "b_dec": torch.randn(16, generator=gen),
+        "threshold": torch.rand(48, generator=gen) * 2,
+    }
+    sae = SAE.from_tensors(cfg, tensors).to(dtype)
+    ids = torch.randint(3, 50, (3, 20), generator=gen)
+    ids[:, 0] = BOS
+    x = torch.randn(60, 16, generator=gen) * 3
+    want = sae.encode(x).float() * (ids.reshape(-1, 1) != BOS)
+    for columns in (None, torch.tensor([1, 7, 30, 47])):
+        batch = encode_batch(sae, x, ids, torch.arange(3), columns, BOS)
+        dense = want if columns is None else want[:, columns]
+        row, col = torch.nonzero(dense > 0, as_tuple=True)
+        assert torch.equal(batch.row, row) and torch.equal(batch.col, col)
+        assert torch.equal(batch.value, dense[row, col])
+        every = torch.arange(60)[:, None].expand(60, dense.shape[1])
+        assert torch.equal(batch.at(every, torch.arange(dense.shape[1])[None].expand_as(every)), dense)

@@ -1,0 +1,103 @@
+"""`DashboardWidget` and how dashboards display themselves (Python side; the browser side is in
+tests/js/dashboard.test.js and tests/browser/test_dashboard_browser.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import scopewidgets as sw
+from scopewidgets.testing import random_sae, tiny_gemma3
+from scopewidgets.widgets import DashboardWidget, from_binary
+
+
+@pytest.fixture(scope="module")
+def dashes(tmp_path_factory):
+    model, tokenizer = tiny_gemma3()
+    sae = random_sae(model, "resid_post", 1, d_sae=24, threshold=0.3, seed=2)
+    sae.labels = {4: "fourth <b>feature</b>"}
+    scope = sw.Scope(model, tokenizer, saes=[sae])
+    texts = ["The cat sat on the mat.\nThe dog sat on the log."] * 6
+    return scope.dashboards(range(0, 24, 2), corpus=texts, seq_len=24, cache=False, progress=False)
+
+
+def test_traits_carry_the_dashboard(dashes):
+    dash = dashes[4]
+    view = DashboardWidget(dashes, feature=4)
+    assert view.feature == 4 and view.header["feature"] == 4
+    assert view.header["density"] == dash.density and view.header["max_activation"] == dash.max_activation
+    counts = from_binary(view.histogram["counts"])
+    np.testing.assert_array_equal(counts, dash.histogram.counts)
+    assert [item["value"] for item in view.logits["top"]] == [v for _, v in dash.top_logits]
+    examples = view.examples
+    lengths = from_binary(examples["lengths"])
+    assert len(lengths) == len(dash.examples) + sum(len(g.examples) for g in dash.quantiles)
+    assert lengths.sum() == len(examples["tokens"]) == len(from_binary(examples["values"]))
+    assert examples["groups"][0] == {"kind": "top", "first": 0, "count": len(dash.examples)}
+    assert examples["limits"] == [0.0, dash.max_activation]
+    first = dash.examples[0]
+    np.testing.assert_array_equal(from_binary(examples["values"])[: len(first.values)], first.values.numpy())
+    special = from_binary(examples["special"]).tolist()
+    assert special == [int(t == "<bos>") for t in examples["tokens"]] and any(special)
+    assert [s["feature"] for s in view.similar] == [f for f, _ in dash.similar]
+    assert all(s["covered"] == (s["feature"] % 2 == 0) for s in view.similar)
+
+
+def test_setting_feature_opens_it_and_a_bad_one_is_shown_inline(dashes):
+    view = DashboardWidget(dashes, feature=4)
+    view.feature = 6
+    assert view.header["feature"] == 6 and view.error == ""
+    assert view.examples["limits"][1] == dashes[6].max_activation
+    view.feature = 7  # not in this pass (every other feature)
+    assert view.feature == 6 and view.header["feature"] == 6
+    assert "not in this pass" in view.error
+    view.feature = 99
+    assert view.feature == 6 and "[0, 24)" in view.error
+    view.feature = 8
+    assert view.error == "" and view.header["feature"] == 8
+
+
+def test_unknown_keywords_raise(dashes):
+    with pytest.raises(TypeError, match="colour"):
+        DashboardWidget(dashes, feature=4, colour="red")
+
+
+def test_results_display_themselves(dashes):
+    dash = dashes[10]
+    data, _ = dash._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert data["text/plain"].startswith("FeatureDashboard #10")
+    assert "<script" not in data["text/html"] and "scopewidgets-static" in data["text/html"]
+    assert dash.widget().feature == 10
+    fallback = dashes[4]._repr_fallback_html()
+    assert "fourth &lt;b&gt;feature&lt;/b&gt;" in fallback and "<b>feature" not in fallback
+    whole, _ = dashes._repr_mimebundle_()
+    assert whole["text/plain"].startswith("DashboardSet(12 features")
+
+
+def test_export_opens_the_similar_features_offline(dashes, tmp_path):
+    view = dashes.widget(4)
+    state = view._export_state()
+    covered = [s["feature"] for s in view.similar if s["covered"]]
+    assert state["offline_features"] == [4, *covered]
+    replies = view._export_responses()["feature"]
+    assert set(replies) == {json.dumps(f) for f in state["offline_features"]}
+    assert replies[json.dumps(covered[0])]["header"]["feature"] == covered[0]
+    page = dashes[4].save_html(tmp_path / "dash.html").read_text()
+    assert "offline_features" in page and "<script src" not in page
+
+
+def test_evidence_dashboards_send_unknown_values_as_nan():
+    from scopewidgets.dashboard import Example, FeatureDashboard, Histogram
+    from scopewidgets.widgets._dashboard_view import examples_of, header_of
+
+    example = Example(["a", "b"], torch.tensor([5, 6]), torch.tensor([math.nan, 2.0]), 2.0, 0, 1, 1)
+    dash = FeatureDashboard(3, 0.5, 2.0, math.nan, [example], [], Histogram(np.zeros(2), np.arange(3.0)),
+                            [], [], [], None, 10, "evidence")  # fmt: skip
+    assert header_of(dash)["mean_activation"] is None
+    values = from_binary(examples_of(dash, bos=2)["values"])
+    assert math.isnan(values[0]) and values[1] == 2.0
