@@ -6,8 +6,22 @@ Example:
     >>> scope.activations("The Eiffel Tower is in Paris")   # doctest: +SKIP
 """
 
-from ._sae_io import load_sae, save_sae
-from .sae import SAE, SAEConfig
-
-__all__ = ["SAE", "SAEConfig", "load_sae", "save_sae"]
 __version__ = "0.1.0"
+
+from . import corpus
+from ._sae_io import load_sae, save_sae
+from .demo import demo, demo_model, demo_sae
+from .sae import SAE, SAEConfig
+from .train import train_sae
+
+__all__ = [
+    "SAE",
+    "SAEConfig",
+    "corpus",
+    "demo",
+    "demo_model",
+    "demo_sae",
+    "load_sae",
+    "save_sae",
+    "train_sae",
+]

