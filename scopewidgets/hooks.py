@@ -14,7 +14,7 @@ inside the forward included, the model carries no hook of ours.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import torch
@@ -26,7 +26,7 @@ SiteKey = tuple[str, int]
 Edit = Callable[[torch.Tensor], torch.Tensor]
 
 
-class StopForward(Exception):  # noqa: N818 (a control-flow signal, not an error)
+class StopForward(Exception):
     """Raised by a capture hook after the deepest requested site; swallowed by `capture`."""
 
 
@@ -112,10 +112,8 @@ def capture(
     with _hooks_removed_finally() as handles:
         for point in points:
             handles.append(_register(point, recorder(point)))
-        try:
+        with suppress(StopForward):
             yield store
-        except StopForward:
-            pass
 
 
 @contextmanager

@@ -154,7 +154,9 @@ class SAE(nn.Module):
 
     def _check_width(self, x: torch.Tensor) -> None:
         if x.shape[-1] != self.cfg.d_in:
-            raise ValueError(f"This SAE expects inputs of width d_in={self.cfg.d_in}, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"This SAE expects inputs of width d_in={self.cfg.d_in}, got shape {tuple(x.shape)}"
+            )
 
     @classmethod
     def from_tensors(cls, cfg: SAEConfig, tensors: dict[str, torch.Tensor]) -> SAE:
@@ -189,6 +191,8 @@ class SAE(nn.Module):
         if "W_skip" in tensors:
             skip = torch.as_tensor(tensors["W_skip"], dtype=torch.float32)
             if tuple(skip.shape) != (cfg.d_in, cfg.d_in):
-                raise ValueError(f"{source}: skip connection has shape {tuple(skip.shape)}, expected {(cfg.d_in, cfg.d_in)}")
+                raise ValueError(
+                    f"{source}: skip connection has shape {tuple(skip.shape)}, expected {(cfg.d_in, cfg.d_in)}"
+                )
             sae.W_skip = skip
         return sae

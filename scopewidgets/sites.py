@@ -158,7 +158,9 @@ def resolve(model: nn.Module, site: str, layer: int) -> SitePoint:
     return SitePoint(site=site, layer=layer, module=module, side=side)
 
 
-_HF_HOOK = re.compile(r"^(?:model\.)?(?:language_model\.)?(?:model\.)?layers\.(\d+)(?:\.(.+?))??(?:\.(input|output))?$")
+_HF_HOOK = re.compile(
+    r"^(?:model\.)?(?:language_model\.)?(?:model\.)?layers\.(\d+)(?:\.(.+?))??(?:\.(input|output))?$"
+)
 _HF_SUFFIX: dict[tuple[str, str], str] = {
     ("", "output"): "resid_post",
     ("self_attn.o_proj", "input"): "attn_out",

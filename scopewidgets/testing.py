@@ -30,7 +30,9 @@ def _tokenizer_object() -> Any:
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", 2)])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", 2)]
+    )
     return tok
 
 
@@ -121,13 +123,27 @@ def tiny_gemma3_multimodal(layers: int = 4, hidden: int = 64, seed: int = 0) -> 
         >>> type(model).__name__
         'Gemma3ForConditionalGeneration'
     """
-    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig, SiglipVisionConfig
+    from transformers import (
+        Gemma3Config,
+        Gemma3ForConditionalGeneration,
+        Gemma3TextConfig,
+        SiglipVisionConfig,
+    )
 
     torch.manual_seed(seed)
-    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                num_attention_heads=2, image_size=28, patch_size=14)
-    config = Gemma3Config(text_config=Gemma3TextConfig(**_text_kwargs(layers, hidden, 2, 32)),
-                          vision_config=vision, mm_tokens_per_image=4)
+    vision = SiglipVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=14,
+    )
+    config = Gemma3Config(
+        text_config=Gemma3TextConfig(**_text_kwargs(layers, hidden, 2, 32)),
+        vision_config=vision,
+        mm_tokens_per_image=4,
+    )
     return _finish(Gemma3ForConditionalGeneration(config), seed)
 
 
@@ -150,9 +166,16 @@ def random_sae(
     """
     d_in = site_width(model, site)
     gen = torch.Generator().manual_seed(seed)
-    cfg = SAEConfig(d_in=d_in, d_sae=d_sae, architecture=architecture, site=site, layer=layer,
-                    model_name=type(model).__name__, source="random",
-                    k=k if architecture != "topk" else (k or max(1, d_sae // 8)))
+    cfg = SAEConfig(
+        d_in=d_in,
+        d_sae=d_sae,
+        architecture=architecture,
+        site=site,
+        layer=layer,
+        model_name=type(model).__name__,
+        source="random",
+        k=k if architecture != "topk" else (k or max(1, d_sae // 8)),
+    )
     w_dec = torch.randn(d_sae, d_in, generator=gen)
     w_dec /= w_dec.norm(dim=-1, keepdim=True)
     tensors = {

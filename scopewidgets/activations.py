@@ -1,0 +1,139 @@
+"""`Activations`: the SAE features of every token of one text (or several, as `ActivationsSet`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+
+from .sae import SAE
+
+
+@dataclass(frozen=True)
+class Activations:
+    """SAE feature activations of one text.
+
+    Fields: `tokens` (display strings, one per token), `token_ids` `[n_tokens]`, `values`
+    `[n_tokens, d_sae]` float32 on the CPU with BOS rows zero, the `sae` used, the `text` when the input
+    was text, and `bos_mask` `[n_tokens]` (True at BOS positions). Displays itself as the token-activations
+    widget.
+
+    Example:
+        >>> import scopewidgets as sw
+        >>> from scopewidgets.testing import tiny_gemma3, random_sae
+        >>> model, tok = tiny_gemma3()
+        >>> scope = sw.Scope(model, tok, saes=[random_sae(model, d_sae=32)])
+        >>> acts = scope.activations("hello")
+        >>> acts.values.shape
+        torch.Size([6, 32])
+    """
+
+    tokens: list[str]
+    token_ids: torch.Tensor
+    values: torch.Tensor
+    sae: SAE = field(repr=False)
+    text: str | None = None
+    bos_mask: torch.Tensor | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def top_features(self, k: int = 10) -> pd.DataFrame:
+        """The `k` features with the highest activation on this text, strongest first.
+
+        Columns: `feature`, `max_activation`, `mean_activation` (over non-BOS tokens), `n_active`
+        (tokens where it fires), `top_token` (where it peaks), `label` (when the SAE has labels).
+
+        Example:
+            >>> acts.top_features(3)                                # doctest: +SKIP
+        """
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        peak, where = self.values.max(dim=0)
+        k = min(k, peak.numel())
+        top_values, top_idx = peak.topk(k)
+        keep = top_values > 0
+        top_values, top_idx = top_values[keep], top_idx[keep]
+        body = self.values[self._content_rows()]
+        mean = body[:, top_idx].mean(dim=0) if body.shape[0] else torch.zeros(len(top_idx))
+        active = (self.values[:, top_idx] > 0).sum(dim=0)
+        return pd.DataFrame(
+            {
+                "feature": top_idx.tolist(),
+                "max_activation": top_values.tolist(),
+                "mean_activation": mean.tolist(),
+                "n_active": active.tolist(),
+                "top_token": [self.tokens[int(i)] for i in where[top_idx]],
+                "label": [self.sae.label(int(f)) for f in top_idx],
+            }
+        )
+
+    def to_dataframe(self, min_value: float = 0.0) -> pd.DataFrame:
+        """Long form: one row per (token position, active feature) with value > `min_value`.
+
+        Example:
+            >>> acts.to_dataframe().columns.tolist()                 # doctest: +SKIP
+            ['position', 'token', 'feature', 'value']
+        """
+        position, feature = torch.nonzero(self.values > min_value, as_tuple=True)
+        return pd.DataFrame(
+            {
+                "position": position.tolist(),
+                "token": [self.tokens[int(p)] for p in position],
+                "feature": feature.tolist(),
+                "value": self.values[position, feature].tolist(),
+            }
+        )
+
+    def feature(self, index: int) -> torch.Tensor:
+        """`[n_tokens]` activations of one feature over the text."""
+        return self.values[:, self.sae.check_feature(index)]
+
+    def _content_rows(self) -> torch.Tensor:
+        """`[n_tokens]` bool: rows that are not BOS."""
+        if self.bos_mask is None:
+            return torch.ones(len(self), dtype=torch.bool)
+        return ~self.bos_mask
+
+
+@dataclass(frozen=True)
+class ActivationsSet:
+    """Several texts' `Activations` over the same SAE, shown as rows sharing one colour scale.
+
+    Example:
+        >>> rows = scope.activations(["hello", "world"])           # doctest: +SKIP
+        >>> len(rows), rows[0].tokens                               # doctest: +SKIP
+    """
+
+    items: tuple[Activations, ...]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Activations:
+        return self.items[index]
+
+    def __iter__(self) -> Any:
+        return iter(self.items)
+
+    @property
+    def sae(self) -> SAE:
+        return self.items[0].sae
+
+    def top_features(self, k: int = 10) -> pd.DataFrame:
+        """Like `Activations.top_features`, over all texts together."""
+        merged = Activations(
+            tokens=[t for item in self.items for t in item.tokens],
+            token_ids=torch.cat([item.token_ids for item in self.items]),
+            values=torch.cat([item.values for item in self.items]),
+            sae=self.sae,
+            bos_mask=torch.cat([item._content_rows().logical_not() for item in self.items]),
+        )
+        return merged.top_features(k)
+
+    def to_dataframe(self, min_value: float = 0.0) -> pd.DataFrame:
+        """Long form over all texts, with a `text_index` column."""
+        frames = [item.to_dataframe(min_value).assign(text_index=i) for i, item in enumerate(self.items)]
+        return pd.concat(frames, ignore_index=True)

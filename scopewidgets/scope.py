@@ -1,0 +1,210 @@
+"""`Scope`: a Gemma model, its tokenizer and SAEs placed on it, with the analysis calls users make."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from . import sites
+from .activations import Activations, ActivationsSet
+from .corpus import bos_id
+from .hooks import capture
+from .sae import SAE
+
+SaeRef = int | SAE | None
+
+
+class Scope:
+    """A hooked view of a Gemma model and one or more SAEs. The model is used as is (no weight processing).
+
+    Example:
+        >>> import scopewidgets as sw
+        >>> from scopewidgets.testing import tiny_gemma3, random_sae
+        >>> model, tok = tiny_gemma3()
+        >>> scope = sw.Scope(model, tok, saes=[random_sae(model, "resid_post", 1, d_sae=32)])
+        >>> scope.activations("The Eiffel Tower").top_features(3).shape[1]
+        6
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any, saes: Sequence[SAE] | SAE = ()) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        device = self.device
+        saes = [saes] if isinstance(saes, SAE) else list(saes)
+        for index, sae in enumerate(saes):
+            self._validate_sae(sae, index)
+        self.saes: list[SAE] = [sae.to(device) for sae in saes]
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_id_or_path: str,
+        saes: Sequence[SAE] | SAE = (),
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        **model_kwargs: Any,
+    ) -> Scope:
+        """Load a Gemma model (hub id or local folder) and wrap it with `saes`.
+
+        Defaults: CUDA + bfloat16 when a GPU is available, else CPU + float32. Gemma 2 uses eager
+        attention (its soft-capping needs it). Gated repos raise a `PermissionError` saying what to do.
+
+        Example:
+            >>> scope = Scope.from_pretrained("google/gemma-2-2b", saes=[sae])     # doctest: +SKIP
+        """
+        from .model import load_model
+
+        model, tokenizer = load_model(model_id_or_path, device=device, dtype=dtype, **model_kwargs)
+        return cls(model, tokenizer, saes)
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{s.cfg.site}@{s.cfg.layer} ({s.cfg.d_sae})" for s in self.saes) or "no SAEs"
+        return f"Scope({type(self.model).__name__}, {sites.n_layers(self.model)} layers, SAEs: {names})"
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's parameters."""
+        return next(self.model.parameters()).device
+
+    # ----------------------------------------------------------------------------------------- SAEs
+    def _validate_sae(self, sae: SAE, index: int) -> None:
+        cfg = sae.cfg
+        if not isinstance(sae, SAE):
+            raise ValueError(f"saes[{index}] is a {type(sae).__name__}, expected scopewidgets.SAE")
+        if cfg.site is None or cfg.layer is None:
+            raise ValueError(
+                f"SAE {index} ({cfg.source}) does not say where it reads; load it with "
+                "load_sae(..., site=..., layer=...)"
+            )
+        sites.check_layer(self.model, cfg.layer)
+        for site in (cfg.site, cfg.site_out):
+            if site is not None:
+                width = sites.site_width(self.model, site)
+                if cfg.d_in != width:
+                    raise ValueError(
+                        f"SAE {index} has d_in={cfg.d_in} but {site} at layer {cfg.layer} of this model has "
+                        f"width {width}; an SAE for this site must have d_in={width}"
+                    )
+
+    def sae(self, sae: SaeRef = None) -> SAE:
+        """The SAE named by `sae`: an index into `scope.saes`, an SAE object, or None for the first."""
+        if not self.saes and not isinstance(sae, SAE):
+            raise ValueError("This Scope has no SAEs; pass saes=[...] when creating it")
+        if sae is None:
+            return self.saes[0]
+        if isinstance(sae, SAE):
+            if not any(sae is s for s in self.saes):
+                self._validate_sae(sae, len(self.saes))
+                return sae.to(self.device)
+            return sae
+        try:
+            index = operator.index(sae)
+        except TypeError:
+            raise ValueError(f"sae must be an index or an SAE, got {sae!r}") from None
+        if not 0 <= index < len(self.saes):
+            raise ValueError(f"SAE index {index} is out of range: this Scope has SAEs [0, {len(self.saes)})")
+        return self.saes[index]
+
+    # ----------------------------------------------------------------------------------------- tokens
+    def tokenize(self, text_or_ids: str | Sequence[int] | torch.Tensor) -> torch.Tensor:
+        """`[n_tokens]` ids: text gets BOS prepended; ids are used as given (include BOS yourself).
+
+        Raises a `ValueError` for empty input, ids outside the vocabulary and inputs longer than the
+        model's context.
+        """
+        if isinstance(text_or_ids, str):
+            if not text_or_ids:
+                raise ValueError("The text is empty; give at least one character")
+            body = self.tokenizer(text_or_ids, add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([bos_id(self.tokenizer), *body], dtype=torch.long)
+        else:
+            ids = torch.as_tensor(text_or_ids).long().flatten()
+            if ids.numel() == 0:
+                raise ValueError("The token ids are empty; give at least one id")
+            vocab = sites.vocab_size(self.model)
+            bad = ids[(ids < 0) | (ids >= vocab)]
+            if bad.numel():
+                raise ValueError(
+                    f"Token id {int(bad[0])} is outside the vocabulary: ids must be in [0, {vocab})"
+                )
+        limit = sites.context_length(self.model)
+        if ids.numel() > limit:
+            raise ValueError(
+                f"The input has {ids.numel()} tokens; this model's context allows at most {limit}"
+            )
+        return ids
+
+    def token_strings(self, ids: torch.Tensor | Sequence[int]) -> list[str]:
+        """Each id decoded on its own (leading spaces kept), for display."""
+        ids = [int(i) for i in ids]
+        return [self.tokenizer.decode([i], skip_special_tokens=False) for i in ids]
+
+    # ----------------------------------------------------------------------------------------- features
+    @torch.inference_mode()
+    def encode(self, ids: torch.Tensor, saes: Sequence[SaeRef] | None = None) -> list[torch.Tensor]:
+        """Feature activations `[batch, pos, d_sae]` for each SAE, from ONE forward stopped after the
+        deepest SAE's site. BOS positions are set to zero.
+        """
+        chosen = [self.sae(s) for s in saes] if saes is not None else self.saes
+        if not chosen:
+            raise ValueError("This Scope has no SAEs; pass saes=[...] when creating it")
+        ids = ids.to(self.device)
+        if ids.ndim == 1:
+            ids = ids[None]
+        with capture(self.model, [(s.cfg.site, s.cfg.layer) for s in chosen]) as acts:
+            self.model(input_ids=ids, use_cache=False)
+        not_bos = (ids != bos_id(self.tokenizer))[..., None]
+        return [s.encode(acts[s.cfg.site, s.cfg.layer]).float() * not_bos for s in chosen]
+
+    def activations(
+        self, text_or_ids: str | Sequence[int] | torch.Tensor | Sequence[str], sae: SaeRef = None
+    ) -> Activations | ActivationsSet:
+        """SAE activations for every token of a text (or of each text in a list: an `ActivationsSet`).
+
+        Example:
+            >>> acts = scope.activations("The Eiffel Tower is in Paris")          # doctest: +SKIP
+            >>> acts.top_features(5)                                             # doctest: +SKIP
+        """
+        chosen = self.sae(sae)
+        if isinstance(text_or_ids, list | tuple) and text_or_ids and isinstance(text_or_ids[0], str):
+            return ActivationsSet(tuple(self.activations(text, chosen) for text in text_or_ids))
+        ids = self.tokenize(text_or_ids)
+        values = self.encode(ids, [chosen])[0][0].cpu()
+        return Activations(
+            tokens=self.token_strings(ids),
+            token_ids=ids,
+            values=values,
+            sae=chosen,
+            text=text_or_ids if isinstance(text_or_ids, str) else None,
+            bos_mask=ids == bos_id(self.tokenizer),
+        )
+
+    def evaluate(
+        self, texts: Any, sae: SaeRef | Sequence[SaeRef] = None, *, seq_len: int = 128, batch_size: int = 8
+    ) -> pd.DataFrame:
+        """Reconstruction metrics per SAE on `texts` (BOS excluded throughout): `l0`, `fvu`, `ce_clean`,
+        `ce_spliced` (SAE output spliced in), `ce_ablated` (site zeroed), `frac_loss_recovered`.
+
+        Example:
+            >>> scope.evaluate(["Some held-out text ..."])                    # doctest: +SKIP
+        """
+        from .metrics import evaluate
+
+        chosen = (
+            self.saes
+            if sae is None
+            else [self.sae(s) for s in (sae if isinstance(sae, list | tuple) else [sae])]
+        )
+        return evaluate(self, texts, chosen, seq_len=seq_len, batch_size=batch_size)
+
+    # ----------------------------------------------------------------------------------------- dashboards
+
+    # ----------------------------------------------------------------------------------------- steering
+
+    # ----------------------------------------------------------------------------------------- explorer & checks
