@@ -35,7 +35,9 @@ def notebooks_source() -> Path:
     for folder in (here / "notebooks", here.parent / "notebooks"):
         if (folder / FIRST_TUTORIAL).is_file():
             return folder
-    raise FileNotFoundError(f"The tutorial notebooks are missing: no {FIRST_TUTORIAL} in {here / 'notebooks'}")
+    raise FileNotFoundError(
+        f"The tutorial notebooks are missing: no {FIRST_TUTORIAL} in {here / 'notebooks'}"
+    )
 
 
 def copy_tutorials(target: Path) -> list[Path]:
@@ -68,7 +70,9 @@ def free_port(preferred: int = 8888, tries: int = 50) -> int:
 
 def lab_command(folder: Path, port: int, token: str) -> list[str]:
     """The JupyterLab command line: serve `folder` on `port` with `token`, no browser of its own."""
-    as_root = ["--ServerApp.allow_root=True"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers
+    as_root = (
+        ["--ServerApp.allow_root=True"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    )  # containers
     return [
         sys.executable, "-m", "jupyterlab",
         "--no-browser",
@@ -117,7 +121,10 @@ def run_demo(folder: Path, port: int | None, open_browser: bool) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` also runs the `finally` below
     try:
         wait_until_serving(f"{base}/api/status?token={token}", process)
-        print(f"\nThe first tutorial is open at:\n\n    {url}\n\n(notebooks in {folder}; Ctrl-C stops)", flush=True)
+        print(
+            f"\nThe first tutorial is open at:\n\n    {url}\n\n(notebooks in {folder}; Ctrl-C stops)",
+            flush=True,
+        )
         if open_browser:
             webbrowser.open(url)
         return process.wait()
@@ -141,9 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"scopewidgets {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="open JupyterLab on the first tutorial (real Gemma 3 270M, offline)")
+    demo = commands.add_parser(
+        "demo", help="open JupyterLab on the first tutorial (real Gemma 3 270M, offline)"
+    )
     demo.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
-    demo.add_argument("--port", type=int, default=None, help="port to serve on (default: first free from 8888)")
+    demo.add_argument(
+        "--port", type=int, default=None, help="port to serve on (default: first free from 8888)"
+    )
     demo.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"working folder (default {DEFAULT_DIR})")
     return parser
 

@@ -154,8 +154,9 @@ def default_records() -> tuple[dict[str, str], ...]:
         ['factbook', 'gutenberg']
     """
     if not DEFAULT_CORPUS.is_file():
-        raise FileNotFoundError(f"The default corpus {DEFAULT_CORPUS} is missing; rebuild it with "
-                                "python scripts/build_corpus.py")
+        raise FileNotFoundError(
+            f"The default corpus {DEFAULT_CORPUS} is missing; rebuild it with python scripts/build_corpus.py"
+        )
     with gzip.open(DEFAULT_CORPUS, "rt", encoding="utf-8") as handle:
         return tuple(json.loads(line) for line in handle if line.strip())
 

@@ -126,8 +126,10 @@ def demo_sae(dtype: torch.dtype | str = torch.float32) -> Any:
     from ._sae_io import load_sae
 
     if not (DEMO_SAE_DIR / "params.safetensors").is_file():
-        raise FileNotFoundError(f"The demo SAE is missing from {DEMO_SAE_DIR}: this copy of scopewidgets was "
-                                "built without it (train it with scripts/train_demo_sae.py)")
+        raise FileNotFoundError(
+            f"The demo SAE is missing from {DEMO_SAE_DIR}: this copy of scopewidgets was "
+            "built without it (train it with scripts/train_demo_sae.py)"
+        )
     return load_sae(DEMO_SAE_DIR, dtype=dtype)
 
 
