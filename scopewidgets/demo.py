@@ -133,6 +133,28 @@ def demo_sae(dtype: torch.dtype | str = torch.float32) -> Any:
     return load_sae(DEMO_SAE_DIR, dtype=dtype)
 
 
+def held_out_windows(tokenizer: Any, n_windows: int = 128, seq_len: int = 128) -> torch.Tensor:
+    """`[n_windows, seq_len]` token windows (BOS first) spread evenly over `corpus.default()`, in a fixed
+    shuffled order.
+
+    The default corpus is held out of the demo SAE's training mix; its model card's metrics are computed on
+    these windows (`n_windows=128`), and the slow tests recompute them on the first 16.
+
+    Example:
+        >>> from scopewidgets.testing import tiny_tokenizer
+        >>> held_out_windows(tiny_tokenizer(), n_windows=4, seq_len=32).shape
+        torch.Size([4, 32])
+    """
+    from .corpus import default, token_windows
+
+    windows = token_windows(tokenizer, default(), seq_len)
+    if not 1 <= n_windows <= len(windows):
+        raise ValueError(f"n_windows must be in [1, {len(windows)}] for seq_len={seq_len}, got {n_windows}")
+    chosen = windows[:: len(windows) // n_windows][:n_windows]
+    order = torch.randperm(n_windows, generator=torch.Generator().manual_seed(0))  # any prefix mixes genres
+    return chosen[order]
+
+
 def demo(dtype: torch.dtype | str = torch.float32) -> Any:
     """The offline default: `Scope(real Gemma 3 270M, the package's demo SAE)`; no network, no login.
 
