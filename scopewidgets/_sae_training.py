@@ -49,6 +49,29 @@ def sparse_decode(
     return F.embedding_bag(cols, w_dec, offsets, mode="sum", per_sample_weights=values)
 
 
+class _SelectedProduct(torch.autograd.Function):
+    """`product[rows, cols]` where `product = z @ w_enc` was computed without grad; the backward gives
+    `w_enc` its gradient through the selected entries only (a sparse matmul: ~nnz * d_in, not a dense one)."""
+
+    @staticmethod
+    def forward(ctx, w_enc, z, product, rows, cols):  # type: ignore[override]
+        ctx.save_for_backward(z, rows, cols)
+        ctx.width = w_enc.shape[1]
+        return product[rows, cols]
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        z, rows, cols = ctx.saved_tensors
+        picked = torch.sparse_coo_tensor(
+            torch.stack([cols, rows]), grad, (ctx.width, len(z)), check_invariants=False
+        )
+        return torch.sparse.mm(picked, z).T, None, None, None, None
+
+
+# BatchTopK finds its batch threshold on at most this many sampled pre-activations (exact below it).
+_THRESHOLD_SAMPLE = 1 << 20
+
+
 class TopKTrainer(nn.Module):
     """A TopK or BatchTopK SAE in the normalized space, with the AuxK dead-feature loss."""
 
@@ -66,26 +89,29 @@ class TopKTrainer(nn.Module):
         self.b_enc = nn.Parameter(torch.zeros(width))
         self.b_dec = nn.Parameter(torch.zeros(d_in))
         self.k, self.method, self.width = k, method, width
+        self._sampler = torch.Generator().manual_seed(seed + 1)
 
     def pre(self, z: torch.Tensor) -> torch.Tensor:
-        """`[batch, width]` pre-activations (the input minus the decoder bias, as in TopK SAEs)."""
-        return (z - self.b_dec) @ self.W_enc + self.b_enc
+        """`[batch, width]` pre-activations (the input minus the decoder bias, as in TopK SAEs); no grad."""
+        with torch.no_grad():
+            return (z - self.b_dec) @ self.W_enc + self.b_enc
 
     def select(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The active codes as `(rows, cols, values)`, rows sorted: per-token top-k, or the batch's top
-        `k * batch` (each token keeps at most `4k`)."""
-        acts = torch.relu(pre)
+        """The active codes as `(rows, cols, values)`, rows sorted: per-token top-k, or (BatchTopK) every
+        pre-activation above the batch's threshold, so that `k` features fire per token on average."""
         if self.method == "topk":
-            values, cols = acts.topk(self.k, dim=-1)
-            rows = torch.arange(len(acts), device=acts.device).repeat_interleave(self.k)
+            values, cols = pre.topk(self.k, dim=-1)
+            rows = torch.arange(len(pre), device=pre.device).repeat_interleave(self.k)
             cols, values = cols.reshape(-1), values.reshape(-1)
-        else:
-            cand_values, cand_cols = acts.topk(min(4 * self.k, self.width), dim=-1)
-            flat = cand_values.reshape(-1).topk(self.k * len(acts)).indices.sort().values
-            rows, cols = flat // cand_cols.shape[1], cand_cols.reshape(-1)[flat]
-            values = cand_values.reshape(-1)[flat]
-        keep = values > 0
-        return rows[keep], cols[keep], values[keep]
+            keep = values > 0
+            return rows[keep], cols[keep], values[keep]
+        flat = pre.reshape(-1)
+        share = self.k / self.width  # the fraction of entries that fire
+        if flat.numel() > _THRESHOLD_SAMPLE:
+            flat = flat[torch.randint(flat.numel(), (_THRESHOLD_SAMPLE,), generator=self._sampler)]
+        threshold = flat.topk(max(1, round(share * flat.numel()))).values[-1].clamp_min(0)
+        rows, cols = (pre > threshold).nonzero(as_tuple=True)
+        return rows, cols, pre[rows, cols]
 
     def dense_codes(self, z: torch.Tensor) -> torch.Tensor:
         """`[batch, width]` codes of the trained (Batch)TopK encoder."""
@@ -95,24 +121,33 @@ class TopKTrainer(nn.Module):
         codes[rows, cols] = values
         return codes
 
+    def _values(
+        self, z: torch.Tensor, product: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+    ) -> torch.Tensor:
+        """Pre-activations at (rows, cols), with gradients for the encoder and both biases."""
+        picked = _SelectedProduct.apply(self.W_enc, z, product, rows, cols)
+        return picked - (self.b_dec @ self.W_enc)[cols] + self.b_enc[cols]
+
     def losses(self, z: torch.Tensor, dead: torch.Tensor, aux_k: int) -> dict[str, torch.Tensor]:
         """MSE (as FVU), AuxK loss on dead features, and the active codes, for one batch `[batch, d_in]`."""
-        pre = self.pre(z)
-        rows, cols, values = self.select(pre)
+        with torch.no_grad():
+            product = z @ self.W_enc
+            pre = product - self.b_dec @ self.W_enc + self.b_enc
+        rows, cols, _ = self.select(pre)
+        values = self._values(z, product, rows, cols)
         z_hat = sparse_decode(rows, cols, values, self.W_dec, len(z)) + self.b_dec
         variance = (z - z.mean(0)).pow(2).sum(-1).mean()
         error = z - z_hat
         fvu = error.pow(2).sum(-1).mean() / variance
         out = {"fvu": fvu, "aux": torch.zeros((), device=z.device), "rows": rows, "cols": cols}
-        n_dead = int(dead.sum())
-        if n_dead and aux_k:
+        dead_cols = dead.nonzero().squeeze(1)
+        if len(dead_cols) and aux_k:
             # the dead features' raw pre-activations (no ReLU: negative ones must get a gradient too)
-            masked = torch.where(dead, pre, torch.full((), float("-inf"), device=z.device))
-            aux_values, aux_cols = masked.topk(min(aux_k, n_dead), dim=-1)
-            aux_rows = torch.arange(len(z), device=z.device).repeat_interleave(aux_values.shape[1])
-            residual_hat = sparse_decode(
-                aux_rows, aux_cols.reshape(-1), aux_values.reshape(-1), self.W_dec, len(z)
-            )
+            top = pre[:, dead_cols].topk(min(aux_k, len(dead_cols)), dim=-1).indices
+            aux_rows = torch.arange(len(z), device=z.device).repeat_interleave(top.shape[1])
+            aux_cols = dead_cols[top.reshape(-1)]
+            aux_values = self._values(z, product, aux_rows, aux_cols)
+            residual_hat = sparse_decode(aux_rows, aux_cols, aux_values, self.W_dec, len(z))
             target = error.detach()
             aux = (target - residual_hat).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp_min(
                 1e-12

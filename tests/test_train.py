@@ -169,3 +169,31 @@ def test_train_sae_rejects_bad_settings(tiny: tuple, kwargs: dict, message: str)
     site, layer, width = args.pop("site"), args.pop("layer"), args.pop("width")
     with pytest.raises(ValueError, match=message):
         sw.train_sae(model, tok, site, layer, width, TEXTS, progress=False, **args)
+
+
+@pytest.mark.parametrize("method", ["topk", "batchtopk"])
+def test_sparse_encoder_gradients_equal_the_dense_ones(method: str) -> None:
+    torch.manual_seed(0)
+    trainer = TopKTrainer(16, 64, 4, method=method)
+    with torch.no_grad():
+        trainer.b_dec.normal_()
+        trainer.b_enc.normal_(0, 0.1)
+    z = torch.randn(32, 16)
+    dead = torch.zeros(64, dtype=torch.bool)
+    dead[:10] = True
+    out = trainer.losses(z, dead, aux_k=3)
+    (out["fvu"] + out["aux"]).backward()
+    sparse_grads = [p.grad.clone() for p in trainer.parameters()]
+    trainer.zero_grad()
+    pre = (z - trainer.b_dec) @ trainer.W_enc + trainer.b_enc  # the dense reference, same selection
+    rows, cols = out["rows"], out["cols"]
+    codes = torch.zeros_like(pre).index_put((rows, cols), pre[rows, cols])
+    error = z - (codes @ trainer.W_dec + trainer.b_dec)
+    fvu = error.pow(2).sum(-1).mean() / (z - z.mean(0)).pow(2).sum(-1).mean()
+    top = pre.detach()[:, :10].topk(3, dim=-1).indices
+    aux_codes = torch.zeros_like(pre).scatter(1, top, pre.gather(1, top))
+    target = error.detach()
+    aux = (target - aux_codes @ trainer.W_dec).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean()
+    (fvu + aux).backward()
+    for sparse, param in zip(sparse_grads, trainer.parameters(), strict=True):
+        torch.testing.assert_close(sparse, param.grad, atol=1e-5, rtol=1e-4)
