@@ -98,7 +98,8 @@ class TopKTrainer(nn.Module):
 
     def select(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The active codes as `(rows, cols, values)`, rows sorted: per-token top-k, or (BatchTopK) every
-        pre-activation above the batch's threshold, so that `k` features fire per token on average."""
+        pre-activation above the batch's threshold, so that `k` features fire per token on average (at
+        most `4k` on one token)."""
         if self.method == "topk":
             values, cols = pre.topk(self.k, dim=-1)
             rows = torch.arange(len(pre), device=pre.device).repeat_interleave(self.k)
@@ -110,7 +111,12 @@ class TopKTrainer(nn.Module):
         if flat.numel() > _THRESHOLD_SAMPLE:
             flat = flat[torch.randint(flat.numel(), (_THRESHOLD_SAMPLE,), generator=self._sampler)]
         threshold = flat.topk(max(1, round(share * flat.numel()))).values[-1].clamp_min(0)
-        rows, cols = (pre > threshold).nonzero(as_tuple=True)
+        active = pre > threshold
+        crowded = (active.sum(1) > 4 * self.k).nonzero().squeeze(1)
+        if len(crowded):  # outlier tokens (huge norms) keep at most 4k features, as in BatchTopK's spirit
+            kth = pre[crowded].topk(4 * self.k, dim=1).values[:, -1:]
+            active[crowded] &= pre[crowded] >= kth
+        rows, cols = active.nonzero(as_tuple=True)
         return rows, cols, pre[rows, cols]
 
     def dense_codes(self, z: torch.Tensor) -> torch.Tensor:
