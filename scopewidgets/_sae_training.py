@@ -1,24 +1,28 @@
-"""The SAE training core: a (Batch)TopK autoencoder fitted on batches of activations, then converted to a
-JumpReLU `SAE` with per-feature thresholds calibrated to reproduce the TopK codes.
+"""The SAE training core: a (Batch)TopK autoencoder fitted on batches of activations (converted to a
+JumpReLU `SAE` by `_sae_convert.to_jumprelu`).
 
 Training happens in a normalized space `z = (x - mean) * scale` (`scale` makes the mean squared norm of the
 centred activations equal `d_in`), so one learning rate suits any model; the conversion folds the mean and
 the scale back into the weights, so the saved SAE encodes RAW activations and its decoder rows have unit
 norm. Dead features (not fired for `dead_after` tokens) are revived by the AuxK loss (Gao et al. 2024):
 they are asked to reconstruct the residual error.
+
+Massive activations: some models write a huge value along one direction on a few tokens (Gemma 3 270M,
+layer 6: ~30,000 along dimension 163 on some apostrophes, 10x the usual norm), a direction that ordinary
+tokens also use. A linear encoder cannot tell "large" from "huge", so after conversion to JumpReLU such a
+token would light up thousands of features. When `dominant_direction` finds such tokens, two features are
+reserved for that direction (feature 0 reads and writes +u, feature 1 -u, threshold 0, so its component is
+reconstructed exactly) and every other encoder column is kept orthogonal to it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from .sae import SAE, SAEConfig
 
 METHODS = ("topk", "batchtopk")
 
@@ -89,7 +93,34 @@ class TopKTrainer(nn.Module):
         self.b_enc = nn.Parameter(torch.zeros(width))
         self.b_dec = nn.Parameter(torch.zeros(d_in))
         self.k, self.method, self.width = k, method, width
+        self.max_per_token: int | None = 4 * k  # BatchTopK: most features one token may take (None: no cap)
         self._sampler = torch.Generator().manual_seed(seed + 1)
+        self.register_buffer("dominant", None)  # unit [d_in]: the reserved direction (features 0 and 1)
+
+    @property
+    def n_reserved(self) -> int:
+        """How many features are reserved for the dominant direction (0 or 2); they never compete."""
+        return 0 if self.dominant is None else 2
+
+    def reserve(self, direction: torch.Tensor) -> None:
+        """Reserve features 0 (+direction) and 1 (-direction); other encoders become orthogonal to it."""
+        if self.width < 2 + self.k:
+            raise ValueError(f"Reserving a direction needs width >= k + 2 = {self.k + 2}, got {self.width}")
+        self.dominant = direction.float() / direction.norm()
+        self.enforce_constraints()
+
+    @torch.no_grad()
+    def enforce_constraints(self) -> None:
+        """Unit decoder rows, and the reserved features' fixed weights (called after every step)."""
+        self.W_dec /= self.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        if self.dominant is None:
+            return
+        u = self.dominant
+        self.W_enc -= u[:, None] * (u @ self.W_enc)[None, :]
+        self.W_enc[:, 0], self.W_enc[:, 1] = u, -u
+        self.W_dec[0], self.W_dec[1] = u, -u
+        shift = self.b_dec @ u  # pre_0 = (z - b_dec) @ u + b_enc_0 = z @ u
+        self.b_enc[0], self.b_enc[1] = shift, -shift
 
     def pre(self, z: torch.Tensor) -> torch.Tensor:
         """`[batch, width]` pre-activations (the input minus the decoder bias, as in TopK SAEs); no grad."""
@@ -99,25 +130,35 @@ class TopKTrainer(nn.Module):
     def select(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The active codes as `(rows, cols, values)`, rows sorted: per-token top-k, or (BatchTopK) every
         pre-activation above the batch's threshold, so that `k` features fire per token on average (at
-        most `4k` on one token)."""
+        most `max_per_token` on one token). Reserved features fire whenever positive, outside the count."""
+        r = self.n_reserved
+        rows, cols = self._select_learned(pre[:, r:])
+        cols = cols + r
+        if r:
+            extra_rows, extra_cols = (pre[:, :r] > 0).nonzero(as_tuple=True)
+            rows, cols = torch.cat([rows, extra_rows]), torch.cat([cols, extra_cols])
+            order = rows.argsort(stable=True)
+            rows, cols = rows[order], cols[order]
+        return rows, cols, pre[rows, cols]
+
+    def _select_learned(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.method == "topk":
             values, cols = pre.topk(self.k, dim=-1)
             rows = torch.arange(len(pre), device=pre.device).repeat_interleave(self.k)
-            cols, values = cols.reshape(-1), values.reshape(-1)
-            keep = values > 0
-            return rows[keep], cols[keep], values[keep]
+            keep = values.reshape(-1) > 0
+            return rows[keep], cols.reshape(-1)[keep]
         flat = pre.reshape(-1)
-        share = self.k / self.width  # the fraction of entries that fire
         if flat.numel() > _THRESHOLD_SAMPLE:
             flat = flat[torch.randint(flat.numel(), (_THRESHOLD_SAMPLE,), generator=self._sampler)]
+        share = self.k / pre.shape[1]  # the fraction of entries that fire
         threshold = flat.topk(max(1, round(share * flat.numel()))).values[-1].clamp_min(0)
         active = pre > threshold
-        crowded = (active.sum(1) > 4 * self.k).nonzero().squeeze(1)
-        if len(crowded):  # outlier tokens (huge norms) keep at most 4k features, as in BatchTopK's spirit
-            kth = pre[crowded].topk(4 * self.k, dim=1).values[:, -1:]
+        cap = self.max_per_token or pre.shape[1]
+        crowded = (active.sum(1) > cap).nonzero().squeeze(1)
+        if len(crowded):
+            kth = pre[crowded].topk(cap, dim=1).values[:, -1:]
             active[crowded] &= pre[crowded] >= kth
-        rows, cols = active.nonzero(as_tuple=True)
-        return rows, cols, pre[rows, cols]
+        return active.nonzero(as_tuple=True)
 
     def dense_codes(self, z: torch.Tensor) -> torch.Tensor:
         """`[batch, width]` codes of the trained (Batch)TopK encoder."""
@@ -146,7 +187,7 @@ class TopKTrainer(nn.Module):
         error = z - z_hat
         fvu = error.pow(2).sum(-1).mean() / variance
         out = {"fvu": fvu, "aux": torch.zeros((), device=z.device), "rows": rows, "cols": cols}
-        dead_cols = dead.nonzero().squeeze(1)
+        dead_cols = dead[self.n_reserved :].nonzero().squeeze(1) + self.n_reserved
         if len(dead_cols) and aux_k:
             # the dead features' raw pre-activations (no ReLU: negative ones must get a gradient too)
             top = pre[:, dead_cols].topk(min(aux_k, len(dead_cols)), dim=-1).indices
@@ -162,11 +203,6 @@ class TopKTrainer(nn.Module):
         return out
 
     @torch.no_grad()
-    def normalize_decoder(self) -> None:
-        """Keep decoder rows at unit norm (called after every optimizer step)."""
-        self.W_dec /= self.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-
-    @torch.no_grad()
     def project_decoder_grad(self) -> None:
         """Remove the gradient component parallel to each decoder row (it would only change its norm)."""
         if self.W_dec.grad is not None:
@@ -174,70 +210,23 @@ class TopKTrainer(nn.Module):
             self.W_dec.grad -= parallel * self.W_dec
 
 
-# Geometric bin edges for threshold calibration, in the normalized space: 1e-4 .. 1e3 (~1.6% apart).
-_EDGES = torch.logspace(-4, 3, 1024)
+def dominant_direction(z: torch.Tensor, ratio: float = 8.0, min_count: int = 3) -> torch.Tensor | None:
+    """The direction of massive activations in normalized activations `z [n, d_in]`, or None.
 
+    Tokens whose norm exceeds `ratio` times the median are massive; when there are at least `min_count`,
+    returns the unit direction of their mean deviation from the other tokens.
 
-class ThresholdCalibrator:
-    """Chooses, per feature, the JumpReLU threshold that best reproduces the (Batch)TopK firing pattern.
-
-    Over calibration batches it histograms each feature's positive pre-activations, split into "selected by
-    TopK" and "not selected"; the threshold is the bin edge minimizing false positives + false negatives.
+    Example:
+        >>> z = torch.randn(1000, 8)
+        >>> dominant_direction(z) is None
+        True
+        >>> z[:5, 3] += 100.0
+        >>> dominant_direction(z).abs().argmax().item()
+        3
     """
-
-    def __init__(self, width: int) -> None:
-        self.selected = torch.zeros(width, len(_EDGES) + 1)
-        self.everything = torch.zeros(width, len(_EDGES) + 1)
-
-    @torch.no_grad()
-    def update(self, trainer: TopKTrainer, z: torch.Tensor) -> None:
-        pre = trainer.pre(z)
-        _, cols, values = trainer.select(pre)
-        width = pre.shape[1]
-        bins = torch.bucketize(pre.clamp_min(0), _EDGES)
-        feature = torch.arange(width).expand_as(bins)
-        self.everything.view(-1).index_add_(
-            0, (feature * (len(_EDGES) + 1) + bins).reshape(-1), torch.ones(bins.numel())
-        )
-        sel_bins = torch.bucketize(values, _EDGES)
-        self.selected.view(-1).index_add_(0, cols * (len(_EDGES) + 1) + sel_bins, torch.ones(len(cols)))
-
-    def thresholds(self) -> torch.Tensor:
-        """`[width]` thresholds; features never selected get +inf (they never fire)."""
-        # values above edge j = counts in bins j+1.. (bucketize: bin j+1 holds edge_j < v <= edge_j+1)
-        above_all = self.everything.flip(1).cumsum(1).flip(1)[:, 1:]
-        above_sel = self.selected.flip(1).cumsum(1).flip(1)[:, 1:]
-        errors = above_all - 2 * above_sel
-        best = errors.argmin(dim=1)
-        theta = _EDGES[best]
-        theta[self.selected.sum(1) == 0] = float("inf")
-        return theta
-
-
-def to_jumprelu(
-    trainer: TopKTrainer, norm: Normalizer, calibration: Iterable[torch.Tensor], cfg: SAEConfig
-) -> SAE:
-    """Fold normalization into the weights and calibrate thresholds: a JumpReLU `SAE` on RAW activations.
-
-    Raw codes are the normalized codes divided by `scale`, so with unit decoder rows:
-    `W_enc` unchanged, `b_enc = (b_enc - b_dec @ W_enc) / scale - mean @ W_enc`, `threshold = theta / scale`,
-    `b_dec = b_dec / scale + mean`.
-    """
-    calibrator = ThresholdCalibrator(trainer.width)
-    for x in calibration:
-        calibrator.update(trainer, norm(x))
-    theta = calibrator.thresholds()
-    with torch.no_grad():
-        w_enc = trainer.W_enc.detach().float()
-        s, mean = norm.scale, norm.mean
-        b_enc = (trainer.b_enc - trainer.b_dec @ w_enc) / s - mean @ w_enc
-        finite_max = torch.finfo(torch.bfloat16).max / 2  # "never fires", and still finite in bf16
-        threshold = torch.where(theta.isfinite(), theta / s, torch.full_like(theta, finite_max))
-        tensors = {
-            "W_enc": w_enc,
-            "W_dec": trainer.W_dec.detach().float(),
-            "b_enc": b_enc,
-            "b_dec": trainer.b_dec.detach() / s + mean,
-            "threshold": threshold,
-        }
-    return SAE.from_tensors(cfg, tensors)
+    norms = z.norm(dim=-1)
+    massive = norms > ratio * norms.median()
+    if int(massive.sum()) < min_count:
+        return None
+    deviation = z[massive].mean(0) - z[~massive].mean(0)
+    return deviation / deviation.norm()

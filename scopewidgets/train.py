@@ -10,6 +10,7 @@ needs no top-k and the file is a plain Gemma Scope 2 style SAE (`params.safetens
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -19,8 +20,9 @@ from typing import Any
 import torch
 
 from . import __version__
+from ._sae_convert import to_jumprelu
 from ._sae_io import save_sae
-from ._sae_training import METHODS, Normalizer, TopKTrainer, to_jumprelu
+from ._sae_training import METHODS, Normalizer, TopKTrainer, dominant_direction
 from ._streams import model_activations, shuffled_batches
 from .sae import SAE, SAEConfig
 from .sites import check_layer, check_site, site_width
@@ -54,7 +56,10 @@ def train_sae(
     `2e-4 * sqrt(16384 / width)`, decayed linearly over the last 20% of steps), and the AuxK loss (`aux_k`
     features, default `d_in // 2`) for features silent for `dead_after` tokens (default `tokens // 20`,
     at least 50,000). The result encodes RAW activations with a calibrated per-feature threshold; on the
-    training data its codes match the TopK codes on about 90% of the active (token, feature) pairs.
+    training data its codes match the BatchTopK codes on about 90% of the active (token, feature) pairs
+    (~70% for per-token TopK). Where the model has massive activations (a few tokens with a huge value
+    along one direction, e.g. Gemma's), features 0 and 1 are reserved for that direction and the other
+    encoders ignore it, so such tokens do not light up thousands of features.
     `save_to` writes it with `save_sae`. Training settings and final metrics are in
     `sae.cfg.extra["training"]`.
 
@@ -74,13 +79,14 @@ def train_sae(
     torch.manual_seed(seed)
     chunks = model_activations(model, tokenizer, site, layer, corpus, seq_len=seq_len)
     batches = shuffled_batches(chunks, batch_size, max(buffer_size, 2 * batch_size), seed=seed, limit=tokens)
-    first = next(batches, None)
-    if first is None:
+    sample = _take(batches, calibration_tokens)  # trained on first; also sets the scale and calibrates
+    if not sample:
         raise ValueError(f"The corpus holds fewer than batch_size={batch_size} tokens; give more text")
-    calibration = [first]
+    norm = Normalizer.fit(torch.cat(sample))
+    dominant = dominant_direction(norm(torch.cat(sample)))
     started = time.time()
     trainer, norm, stats = fit(
-        _chain(first, batches, calibration, calibration_tokens),
+        itertools.chain(sample, batches),
         d_in,
         width,
         k=k,
@@ -90,6 +96,8 @@ def train_sae(
         seed=seed,
         dead_after=dead_after,
         aux_k=aux_k,
+        norm=norm,
+        dominant=dominant,
         progress=progress,
     )
     info = {
@@ -103,6 +111,7 @@ def train_sae(
         "seed": seed,
         "final_fvu_topk": stats["fvu"],
         "dead_fraction": stats["dead"],
+        "reserved_direction": dominant is not None,
         "trainer": f"scopewidgets {__version__} train_sae",
     }
     cfg = SAEConfig(
@@ -115,21 +124,21 @@ def train_sae(
         source="scopewidgets.train_sae",
         extra={"training": info},
     )
-    sae = to_jumprelu(trainer, norm, calibration, cfg)
+    sae = to_jumprelu(trainer, norm, sample, cfg)
     if save_to is not None:
         save_sae(sae, save_to)
     return sae
 
 
-def _chain(
-    first: torch.Tensor, rest: Iterator[torch.Tensor], keep: list[torch.Tensor], keep_tokens: int
-) -> Iterator[torch.Tensor]:
-    """Yield `first` then `rest`, keeping early batches in `keep` (up to `keep_tokens` rows)."""
-    yield first
-    for batch in rest:
-        if sum(len(b) for b in keep) < keep_tokens:
-            keep.append(batch)
-        yield batch
+def _take(batches: Iterator[torch.Tensor], rows: int) -> list[torch.Tensor]:
+    """The first batches of `batches`, at least `rows` rows in all (fewer if the stream ends)."""
+    taken: list[torch.Tensor] = []
+    while sum(len(b) for b in taken) < rows:
+        batch = next(batches, None)
+        if batch is None:
+            break
+        taken.append(batch)
+    return taken
 
 
 def fit(
@@ -145,12 +154,14 @@ def fit(
     dead_after: int | None = None,
     aux_k: int | None = None,
     norm: Normalizer | None = None,
+    dominant: torch.Tensor | None = None,
     trainer: TopKTrainer | None = None,
     progress: bool = True,
 ) -> tuple[TopKTrainer, Normalizer, dict[str, float]]:
     """Fit a (Batch)TopK SAE on shuffled `[batch, d_in]` RAW activation batches (at most `tokens` rows).
 
-    The normalizer is estimated from the first batch unless given; `trainer` continues from a given state.
+    The normalizer is estimated from the first batch unless given; `dominant` (a direction of massive
+    activations, see `_sae_training`) reserves features 0 and 1 for it; `trainer` continues from a state.
     Returns the trainer (normalized space), the normalizer, and statistics (`tokens`, `lr`, `first_fvu`, and
     the last batch's `fvu`, `l0`, `dead`). `to_jumprelu` turns the trainer into an `SAE`. This is the loop
     behind `train_sae`; it also serves activations cached on disk.
@@ -166,7 +177,10 @@ def fit(
     lr = lr if lr is not None else 2e-4 * math.sqrt(16384 / width)
     dead_after = dead_after if dead_after is not None else max(50_000, tokens // 20)
     aux_k = aux_k if aux_k is not None else max(1, d_in // 2)
-    trainer = trainer if trainer is not None else TopKTrainer(d_in, width, k, method=method, seed=seed)
+    if trainer is None:
+        trainer = TopKTrainer(d_in, width, k, method=method, seed=seed)
+        if dominant is not None:
+            trainer.reserve(dominant)
     optimizer = torch.optim.Adam(trainer.parameters(), lr=lr, betas=(0.9, 0.999))
     since_fired = torch.zeros(width, dtype=torch.long)
     bar = tqdm(total=tokens, unit="tok", desc="Training SAE", disable=not progress, mininterval=2)
@@ -185,7 +199,7 @@ def fit(
         loss.backward()
         trainer.project_decoder_grad()
         optimizer.step()
-        trainer.normalize_decoder()
+        trainer.enforce_constraints()
         fired = torch.zeros(width, dtype=torch.bool)
         fired[out["cols"]] = True
         since_fired = torch.where(fired, 0, since_fired + len(x))

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model_card import write_model_card
 
 from scopewidgets import SAEConfig, Scope, __version__, load_sae, save_sae
-from scopewidgets._sae_training import Normalizer, to_jumprelu
+from scopewidgets._sae_convert import to_jumprelu
+from scopewidgets._sae_training import Normalizer, TopKTrainer, dominant_direction
 from scopewidgets.demo import demo_model, held_out_windows
 from scopewidgets.hooks import run_truncated
 from scopewidgets.train import fit
@@ -109,6 +110,15 @@ def main() -> None:
     parser.add_argument("--quick-windows", type=int, default=16)
     parser.add_argument("--out", type=Path, default=None, help="save, evaluate and write the model card here")
     parser.add_argument(
+        "--cap", type=int, default=None, help="BatchTopK features per token at most (0: none)"
+    )
+    parser.add_argument(
+        "--no-reserve", action="store_true", help="no features reserved for massive activations"
+    )
+    parser.add_argument(
+        "--dump", type=Path, default=None, help="save trainer + normalizer tensors (for study)"
+    )
+    parser.add_argument(
         "--notes", type=Path, default=None, help="a paragraph for the card (why a target is missed)"
     )
     args = parser.parse_args()
@@ -125,6 +135,8 @@ def main() -> None:
     sample_idx = np.sort(np.random.default_rng(1).choice(n_train, 65_536, replace=False))
     sample = torch.from_numpy(np.asarray(acts[sample_idx])).float()
     norm = Normalizer.fit(sample)
+    dominant = dominant_direction(norm(sample))
+    print("reserved direction:", None if dominant is None else dominant.abs().topk(3).indices.tolist())
     total = n_train * args.epochs
     print(
         f"cached {n_cached:,} tokens; training on {n_train:,} x {args.epochs} epoch(s); val {args.val_rows:,}"
@@ -132,11 +144,19 @@ def main() -> None:
 
     started = time.time()
     batches = cached_batches(acts, n_train, args.batch_size, args.epochs, args.seed)
+    start = TopKTrainer(acts.shape[1], args.width, args.k, method=args.method, seed=args.seed)
+    if args.cap is not None:
+        start.max_per_token = args.cap or None
+    if dominant is not None and not args.no_reserve:
+        start.reserve(dominant)
     trainer, norm, stats = fit(batches, acts.shape[1], args.width, k=args.k, tokens=total, method=args.method,
-                               lr=args.lr, seed=args.seed, norm=norm)  # fmt: skip
+                               lr=args.lr, seed=args.seed, norm=norm, trainer=start)  # fmt: skip
     seconds = round(time.time() - started, 1)
     cfg = SAEConfig(d_in=acts.shape[1], d_sae=args.width, architecture="jumprelu", site="resid_post", layer=6,
                     model_name="google/gemma-3-270m (Q4_K_M GGUF, dequantized)", source="scopewidgets demo SAE")  # fmt: skip
+    if args.dump is not None:
+        state = {f"trainer.{k}": v for k, v in trainer.state_dict().items()}
+        torch.save({**state, "norm.mean": norm.mean, "norm.scale": torch.tensor(norm.scale)}, args.dump)
     sae = to_jumprelu(trainer, norm, sample.split(4096), cfg)
     val_metrics = cached_metrics(sae, val)
     print(json.dumps({"train": stats, "val_cached": val_metrics, "seconds": seconds}))
@@ -148,6 +168,7 @@ def main() -> None:
         "method": args.method, "batch_size": args.batch_size, "lr": stats["lr"], "seed": args.seed,
         "seq_len": cache_meta.get("seq_len", 128), "seconds_training": seconds,
         "seconds_activations": round(meta["seconds"], 1), "val_cached": val_metrics, "val_rows": args.val_rows,
+        "reserved_direction": start.n_reserved > 0,
         "corpus": "scopewidgets.corpus.training_mix() (seed 0), first windows; BOS excluded",
         "trainer": f"scopewidgets {__version__} (fit + to_jumprelu)", "date": date.today().isoformat(),
     }  # fmt: skip

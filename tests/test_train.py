@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import scopewidgets as sw
-from scopewidgets._sae_training import TopKTrainer, to_jumprelu
+from scopewidgets._sae_convert import to_jumprelu
+from scopewidgets._sae_training import Normalizer, TopKTrainer, dominant_direction
 from scopewidgets.hooks import run_truncated
 from scopewidgets.sae import SAEConfig
 from scopewidgets.testing import tiny_gemma3
@@ -197,3 +198,34 @@ def test_sparse_encoder_gradients_equal_the_dense_ones(method: str) -> None:
     (fvu + aux).backward()
     for sparse, param in zip(sparse_grads, trainer.parameters(), strict=True):
         torch.testing.assert_close(sparse, param.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_massive_activations_get_reserved_features_and_light_up_no_others(acts: torch.Tensor) -> None:
+    """A few tokens with a huge value along a direction ordinary tokens also use (Gemma's massive
+    activations): with the reserved pair, the JumpReLU SAE encodes them like ordinary tokens."""
+    gen = torch.Generator().manual_seed(0)
+    u = torch.zeros(64)
+    u[5] = 1.0
+    x = acts + torch.randn(len(acts), 1, generator=gen) * 3 * acts.std() * u  # ordinary tokens vary along u
+    massive = torch.zeros(len(x), dtype=torch.bool)
+    massive[torch.randperm(len(x), generator=gen)[:40]] = True
+    x[massive] += 40 * x.norm(dim=-1).median() * u
+    sample = x[:8192]
+    norm = Normalizer.fit(sample)
+    direction = dominant_direction(norm(sample))
+    assert direction is not None and direction[5] > 0.99
+    lit = {}
+    for reserve in (False, True):
+        trainer, norm, _ = fit(shuffled_batches([x], 256, len(x), seed=1), 64, 128, k=8, tokens=len(x),
+                               norm=norm, dominant=direction if reserve else None, progress=False)  # fmt: skip
+        cfg = SAEConfig(d_in=64, d_sae=128, site="resid_post", layer=1)
+        sae = to_jumprelu(trainer, norm, sample.split(2048), cfg)
+        lit[reserve] = (sae.encode(x[massive]) > 0).sum(-1).float().mean().item()
+        if reserve:
+            codes = sae.encode(x)
+            assert (codes[:, :2] > 0).any(-1).float().mean() > 0.95  # the pair fires on (nearly) every token
+            assert (sae.W_enc[:, 2:].T @ direction).abs().max() < 1e-4  # the other encoders ignore it
+            error = (x[massive] - sae.decode(sae.encode(x[massive]))).norm(dim=-1)
+            assert (error / x[massive].norm(dim=-1)).max() < 0.1
+    assert lit[False] > 40
+    assert lit[True] < 20
