@@ -3,22 +3,51 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
 
+from ._display import Displayable
 from .sae import SAE
+
+if TYPE_CHECKING:
+    from .widgets.activations import ActivationsWidget
+
+
+class _ShownAsTokens(Displayable):
+    """Display through the token-activations widget (shared by one text and several)."""
+
+    def widget(self, k: int = 16, n_features: int = 50) -> ActivationsWidget:
+        """The token-activations widget: `k` features listed per token, `n_features` in the side list.
+
+        Example:
+            >>> view = acts.widget(k=8)                               # doctest: +SKIP
+            >>> view.selected_feature = 12                            # doctest: +SKIP
+        """
+        from .widgets.activations import ActivationsWidget
+
+        return ActivationsWidget(self, k=k, n_features=n_features)  # type: ignore[arg-type]
+
+    def _repr_text(self) -> str:
+        from .widgets.activations import summary_text
+
+        return summary_text(self._view)
+
+    def _repr_fallback_html(self) -> str:
+        from .widgets.activations import static_html
+
+        return static_html(self._view)
 
 
 @dataclass(frozen=True)
-class Activations:
+class Activations(_ShownAsTokens):
     """SAE feature activations of one text.
 
     Fields: `tokens` (display strings, one per token), `token_ids` `[n_tokens]`, `values`
     `[n_tokens, d_sae]` float32 on the CPU with BOS rows zero, the `sae` used, the `text` when the input
     was text, and `bos_mask` `[n_tokens]` (True at BOS positions). Displays itself as the token-activations
-    widget.
+    widget (`widget(k=16)` returns one; `save_html(path)` writes an offline page).
 
     Example:
         >>> import scopewidgets as sw
@@ -99,7 +128,7 @@ class Activations:
 
 
 @dataclass(frozen=True)
-class ActivationsSet:
+class ActivationsSet(_ShownAsTokens):
     """Several texts' `Activations` over the same SAE, shown as rows sharing one colour scale.
 
     Example:

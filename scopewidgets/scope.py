@@ -208,3 +208,57 @@ class Scope:
     # ----------------------------------------------------------------------------------------- steering
 
     # ----------------------------------------------------------------------------------------- explorer & checks
+    def search(
+        self,
+        query: str | None = None,
+        k: int = 20,
+        *,
+        token: str | None = None,
+        logit: str | int | None = None,
+        sae: SaeRef = None,
+    ) -> Any:
+        """Find features: those firing most on a text (optionally only where `token` occurs in it), or with
+        `logit=" Paris"` those whose decoder direction most promotes a token (through the final norm's gain and
+        the unembedding).
+
+        Example:
+            >>> scope.search("The Eiffel Tower is in Paris", k=5).features      # doctest: +SKIP
+            >>> scope.search(logit=" Paris")                                     # doctest: +SKIP
+        """
+        from .checks import search
+
+        return search(self, query, k, self.sae(sae), token, logit)
+
+    def ablate(self, prompt: str, features: Sequence[int] | int, sae: SaeRef = None, *, k: int = 10) -> Any:
+        """Zero `features` at every non-BOS position (SAE error term kept) and compare next-token probabilities.
+
+        Example:
+            >>> scope.ablate("The Eiffel Tower is in the city of", [123]).plot()  # doctest: +SKIP
+        """
+        from .checks import ablate
+
+        features = [features] if isinstance(features, int) else list(features)
+        return ablate(self, prompt, features, self.sae(sae), k)
+
+    def attribute(
+        self, prompt: str, target: str | int, sae: SaeRef = None, *, k: int = 20, check: int = 5
+    ) -> Any:
+        """Which features at the SAE site drive the target token's logit at the last position: gradient x
+        activation, with the exact effect of zeroing each of the `check` strongest for comparison.
+
+        Example:
+            >>> scope.attribute("The Eiffel Tower is in the city of", " Paris")  # doctest: +SKIP
+        """
+        from .checks import attribute
+
+        return attribute(self, prompt, target, self.sae(sae), k, check)
+
+    def compare(self, prompt_a: str, prompt_b: str, sae: SaeRef = None, *, k: int = 20) -> Any:
+        """Features whose maximum activation differs most between two prompts.
+
+        Example:
+            >>> scope.compare("I love this film", "I hate this film")           # doctest: +SKIP
+        """
+        from .checks import compare
+
+        return compare(self, prompt_a, prompt_b, self.sae(sae), k)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from .activations import Activations
 from .sae import SAE, SAEConfig
 from .sites import site_width
 
@@ -186,3 +187,30 @@ def random_sae(
         "threshold": torch.full((d_sae,), float(threshold)),
     }
     return SAE.from_tensors(cfg, tensors)
+
+
+def fake_activations(
+    tokens: list[str], values: Any, labels: dict[int, str] | None = None, bos: bool = True
+) -> Activations:
+    """An `Activations` from given token strings and a `[n_tokens, d_sae]` array, with no model (for
+    widget tests and docs). With `bos=True` the first token is marked BOS.
+
+    Example:
+        >>> acts = fake_activations(["<bos>", "Hi"], [[0.0, 0.0], [1.5, 0.0]], labels={0: "greeting"})
+        >>> acts.top_features(1).loc[0, "label"]
+        'greeting'
+    """
+    values = torch.as_tensor(values, dtype=torch.float32)
+    if values.ndim != 2 or values.shape[0] != len(tokens):
+        raise ValueError(f"values must be [n_tokens={len(tokens)}, d_sae], got shape {tuple(values.shape)}")
+    sae = SAE(SAEConfig(d_in=1, d_sae=values.shape[1], source="fake"), labels=labels)
+    bos_mask = torch.zeros(len(tokens), dtype=torch.bool)
+    bos_mask[0] = bos
+    return Activations(
+        tokens=list(tokens),
+        token_ids=torch.arange(len(tokens)),
+        values=values,
+        sae=sae,
+        text="".join(tokens[1:] if bos else tokens),
+        bos_mask=bos_mask,
+    )

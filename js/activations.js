@@ -1,0 +1,265 @@
+// The token-activations view: tokens in reading order coloured by one feature (or each token's strongest),
+// the features most active on the text, and the top features of the hovered or pinned token.
+//
+// Traits (set by scopewidgets/widgets/activations.py; Python computes, this module draws):
+//   tokens          string[]   display text of every token, rows concatenated (Python made whitespace visible)
+//   row_lengths     number[]   tokens per row (one row per text)
+//   special         number[]   positions of special tokens (BOS), drawn dim
+//   feature_table   {buffer, dtype: int32}                 distinct features named by the entries
+//   topk_features   {buffer, dtype: uint16, shape: [nnz]}  per token, slots into feature_table, strongest first
+//   topk_values     {buffer, dtype: uint8, shape: [nnz]}   value / token's strongest, in 1/255 steps
+//   topk_scale      {buffer, dtype: float32, shape: [n]}   each token's strongest value (exact)
+//   topk_counts     {buffer, dtype: uint8, shape: [n]}     entries per token (values > 0 only)
+//   (without feature_table/topk_scale, topk_features are feature ids and topk_values plain float32)
+//   top_features    {feature, max, count}[]   the side list, strongest first
+//   labels          {[feature]: label}         labels of the side list's features; the labels of a hovered
+//                                              token's features are asked for with model.send({kind: "labels",
+//                                              features}) and arrive as a custom message {kind: "labels", labels}
+//   color_limits    [lo, hi]   limits when no feature is selected (colour = each token's strongest value)
+//   selected_feature  number | null            two-way: the feature that colours the tokens
+//   selected_column {feature, limits, buffer, dtype: float32, shape: [n]}   its exact values, sent by Python
+//   error           string     shown in the banner
+// Until Python's column for a new selection arrives (or with no kernel), tokens are coloured from the
+// top-k lists and the status says so.
+import "./lib/style.css";
+import { offsets, unpack } from "./lib/array.js";
+import { format, scale } from "./lib/color.js";
+import { h, replaceChildren } from "./lib/dom.js";
+import { errorBanner, guarded } from "./lib/error.js";
+
+const DATA_TRAITS = ["tokens", "row_lengths", "special", "feature_table", "topk_features", "topk_values", "topk_scale", "topk_counts"];
+
+function readData(model) {
+  const tokens = model.get("tokens") ?? [];
+  const counts = unpack(model.get("topk_counts")).data;
+  if (counts.length !== tokens.length) throw new Error(`topk_counts has ${counts.length} entries for ${tokens.length} tokens`);
+  const starts = offsets(counts);
+  const features = decodeFeatures(unpack(model.get("topk_features")).data, model.get("feature_table"));
+  const values = decodeValues(unpack(model.get("topk_values")).data, model.get("topk_scale"), starts);
+  const strongest = new Float32Array(tokens.length);
+  for (let i = 0; i < tokens.length; i++) strongest[i] = counts[i] ? values[starts[i]] : 0;
+  return { tokens, features, values, starts, strongest, rowLengths: model.get("row_lengths") ?? [tokens.length] };
+}
+
+/** Entries name slots of a feature table (compact form) or features directly. */
+function decodeFeatures(slots, tablePayload) {
+  if (!tablePayload || tablePayload.buffer == null) return slots;
+  const table = unpack(tablePayload).data;
+  const out = new Int32Array(slots.length);
+  for (let j = 0; j < slots.length; j++) {
+    if (slots[j] >= table.length) throw new Error(`feature slot ${slots[j]} is outside a table of ${table.length}`);
+    out[j] = table[slots[j]];
+  }
+  return out;
+}
+
+/** uint8 fractions of each token's exact strongest value (compact form), or plain values. */
+function decodeValues(raw, scalePayload, starts) {
+  if (!scalePayload || scalePayload.buffer == null) return raw;
+  const scale = unpack(scalePayload).data;
+  const out = new Float32Array(raw.length);
+  for (let i = 0; i < scale.length; i++) {
+    for (let j = starts[i]; j < starts[i + 1]; j++) out[j] = j === starts[i] ? scale[i] : (raw[j] / 255) * scale[i];
+  }
+  return out;
+}
+
+function peak(values) {
+  let top = 1e-9;
+  for (const v of values) if (v > top) top = v;
+  return top;
+}
+
+/** The values that colour the tokens now, their limits, and whether they are exact. */
+function colouring(model, data) {
+  const feature = model.get("selected_feature");
+  if (feature == null) return { feature, values: data.strongest, limits: model.get("color_limits") ?? [0, 1], exact: true };
+  const column = model.get("selected_column");
+  if (column && column.feature === feature) return { feature, values: unpack(column).data, limits: column.limits, exact: true };
+  const values = new Float32Array(data.tokens.length);
+  for (let i = 0; i < values.length; i++) {
+    for (let j = data.starts[i]; j < data.starts[i + 1]; j++) if (data.features[j] === feature) values[i] = data.values[j];
+  }
+  return { feature, values, limits: [0, peak(values)], exact: false };
+}
+
+function featureButton(model, label, feature, value, count) {
+  return h(
+    "button",
+    { class: "sw-feat", type: "button", dataset: { feature }, "aria-pressed": String(model.get("selected_feature") === feature) },
+    h("span", { class: "sw-fid" }, `#${feature}`),
+    h("span", { class: "sw-flabel", title: label || null }, label),
+    h("span", { class: "sw-fval" }, format(value)),
+    h("span", { class: "sw-fcount" }, count == null ? "" : `${count}×`),
+  );
+}
+
+// One block per text line (split after tokens that end in a newline): small blocks lay out faster than one
+// long inline run, and blocks scrolled out of view skip layout and paint (content-visibility in the CSS).
+function tokenRows(data, special) {
+  const fragment = document.createDocumentFragment();
+  let i = 0;
+  data.rowLengths.forEach((length, r) => {
+    const numbered = data.rowLengths.length > 1;
+    const row = h("div", { class: numbered ? "sw-row sw-numbered" : "sw-row", dataset: { row: r } });
+    if (numbered) row.appendChild(h("span", { class: "sw-rowlabel" }, String(r + 1)));
+    let line = row.appendChild(h("div", { class: "sw-line" }));
+    for (const end = i + length; i < end; i++) {
+      const span = document.createElement("span");
+      span.className = special.has(i) ? "sw-tok sw-special" : "sw-tok";
+      span.dataset.i = i;
+      span.textContent = data.tokens[i];
+      line.appendChild(span);
+      if (data.tokens[i].endsWith("\n") && i < end - 1) line = row.appendChild(h("div", { class: "sw-line" }));
+    }
+    fragment.appendChild(row);
+  });
+  return fragment;
+}
+
+function render({ model, el }) {
+  const banner = errorBanner(model);
+  const status = h("span", { "data-testid": "status" });
+  const clear = h("button", { class: "sw-chip", type: "button", dataset: { action: "clear" }, "data-testid": "clear" }, "clear ×");
+  const tokensEl = h("div", { class: "sw-tokens", "data-testid": "tokens" });
+  const detailTitle = h("h4", { "data-testid": "token-title" });
+  const detailList = h("div", { class: "sw-list", "data-testid": "token-detail" });
+  const featureList = h("div", { class: "sw-list", "data-testid": "feature-list" });
+  const root = h(
+    "div",
+    { class: "scopewidgets sw-acts", "data-testid": "token-view" },
+    banner.el,
+    h("div", { class: "sw-bar" }, status, clear),
+    h("div", { class: "sw-body" }, tokensEl, h("div", { class: "sw-side" },
+      h("section", {}, detailTitle, detailList),
+      h("section", {}, h("h4", {}, "Features most active here"), featureList))),
+  );
+  el.appendChild(root);
+
+  let data = null;
+  let spans = [];
+  let current = null;
+  let pinned = null;
+  let shown = null;
+  const labels = new Map();
+  const requested = new Set();
+  const labelOf = (feature) => labels.get(feature) ?? "";
+  const mergeLabels = (table) => {
+    for (const [feature, label] of Object.entries(table ?? {})) labels.set(Number(feature), label);
+  };
+  const requestLabels = (features) => {
+    const missing = features.filter((f) => !labels.has(f) && !requested.has(f));
+    if (!missing.length) return;
+    for (const f of missing) requested.add(f);
+    model.send({ kind: "labels", features: missing });
+  };
+  mergeLabels(model.get("labels"));
+
+  const showToken = (i) => {
+    shown = i;
+    if (i == null || !data) {
+      detailTitle.textContent = "Hover a token to see its features; click to pin";
+      replaceChildren(detailList);
+      return;
+    }
+    const where = data.rowLengths.length > 1 ? ` · text ${Number(spans[i].closest(".sw-row").dataset.row) + 1}` : "";
+    const selected = current.feature == null ? "" : ` · #${current.feature} = ${format(current.values[i])}`;
+    detailTitle.textContent = `Token ${i} “${data.tokens[i]}”${where}${selected}${pinned === i ? " (pinned)" : ""}`;
+    const features = Array.from(data.features.subarray(data.starts[i], data.starts[i + 1]));
+    requestLabels(features);
+    const items = features.map((f, j) => featureButton(model, labelOf(f), f, data.values[data.starts[i] + j]));
+    replaceChildren(detailList, items.length ? items : h("div", { class: "sw-empty" }, "No feature fires on this token"));
+  };
+
+  const drawFeatureList = () => {
+    const top = model.get("top_features") ?? [];
+    const highest = peak(top.map((f) => f.max));
+    replaceChildren(featureList, top.length ? top.map((f) => {
+      const button = featureButton(model, labelOf(f.feature), f.feature, f.max, f.count);
+      button.appendChild(h("span", { class: "sw-fbar", style: { width: `${(100 * f.max) / highest}%` } }));
+      return button;
+    }) : h("div", { class: "sw-empty" }, "No feature fires on this text"));
+  };
+
+  const recolour = guarded(banner, () => {
+    if (!data) return; // the data failed to load: its error stays in the banner
+    current = colouring(model, data);
+    const colour = scale(current.limits);
+    for (let i = 0; i < spans.length; i++) spans[i].style.backgroundColor = colour(current.values[i]);
+    const label = current.feature == null ? "" : labelOf(current.feature);
+    status.textContent = current.feature == null
+      ? `Colour: each token's strongest feature (scale 0–${format(current.limits[1])})`
+      : `Colour: feature #${current.feature}${label ? ` ${label}` : ""} (scale 0–${format(current.limits[1])})` +
+        (current.exact ? "" : " · from each token's top-k; exact values need the kernel");
+    clear.hidden = current.feature == null;
+    for (const button of root.querySelectorAll(".sw-feat")) {
+      button.setAttribute("aria-pressed", String(Number(button.dataset.feature) === current.feature));
+    }
+    showToken(shown);
+  });
+
+  const rebuild = guarded(banner, () => {
+    data = readData(model);
+    pinned = shown = null;
+    tokensEl.textContent = "";
+    tokensEl.appendChild(data.tokens.length ? tokenRows(data, new Set(model.get("special") ?? [])) : h("div", { class: "sw-empty" }, "No tokens"));
+    spans = Array.from(tokensEl.querySelectorAll(".sw-tok"));
+    drawFeatureList();
+    recolour();
+  });
+
+  const select = (feature) => {
+    model.set("selected_feature", feature);
+    model.save_changes();
+  };
+  const onClick = guarded(banner, (event) => {
+    const target = event.target;
+    if (target.closest("[data-action=clear]")) return select(null);
+    const button = target.closest(".sw-feat");
+    if (button) {
+      const feature = Number(button.dataset.feature);
+      return select(model.get("selected_feature") === feature ? null : feature);
+    }
+    const token = target.closest(".sw-tok");
+    if (token) {
+      if (pinned != null) spans[pinned]?.classList.remove("sw-pinned");
+      const i = Number(token.dataset.i);
+      pinned = pinned === i ? null : i;
+      if (pinned != null) token.classList.add("sw-pinned");
+      showToken(i);
+    }
+  });
+  const onOver = guarded(banner, (event) => {
+    const token = event.target.closest(".sw-tok");
+    if (token && pinned == null) showToken(Number(token.dataset.i));
+  });
+  const onLeave = guarded(banner, () => showToken(pinned));
+
+  const subscriptions = [
+    ...DATA_TRAITS.map((name) => [`change:${name}`, rebuild]),
+    ["change:top_features", guarded(banner, () => { drawFeatureList(); recolour(); })],
+    ["change:labels", guarded(banner, () => { mergeLabels(model.get("labels")); drawFeatureList(); recolour(); })],
+    ["msg:custom", guarded(banner, (message) => {
+      if (message?.kind !== "labels") return;
+      mergeLabels(message.labels);
+      showToken(shown);
+    })],
+    ...["selected_feature", "selected_column", "color_limits"].map((name) => [`change:${name}`, recolour]),
+  ];
+  for (const [event, handler] of subscriptions) model.on(event, handler);
+  root.addEventListener("click", onClick);
+  tokensEl.addEventListener("mouseover", onOver);
+  tokensEl.addEventListener("mouseleave", onLeave);
+  rebuild();
+
+  return () => {
+    for (const [event, handler] of subscriptions) model.off(event, handler);
+    banner.cleanup();
+    root.removeEventListener("click", onClick);
+    tokensEl.removeEventListener("mouseover", onOver);
+    tokensEl.removeEventListener("mouseleave", onLeave);
+    root.remove();
+  };
+}
+
+export default { render };

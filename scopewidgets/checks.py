@@ -1,0 +1,277 @@
+"""Hypothesis checks: feature search, ablation, attribution and comparison of prompts.
+
+Each returns a frozen dataclass with `to_dataframe()` (and `plot()` where a picture helps) that displays
+itself as a table in the notebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+
+from . import sites
+from .hooks import patch
+from .sae import SAE
+
+if TYPE_CHECKING:
+    from .scope import Scope
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A result that is a table: shows as one in the notebook."""
+
+    table: pd.DataFrame
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The result as a pandas DataFrame (a copy)."""
+        return self.table.copy()
+
+    def _repr_html_(self) -> str:
+        return f"<b>{type(self).__name__}</b>" + self.table.to_html(max_rows=40)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+@dataclass(frozen=True)
+class SearchResult(_Table):
+    """Features found by `scope.search`: columns `feature`, `score`, `label` (+ where they peak)."""
+
+    query: str = ""
+
+    @property
+    def features(self) -> list[int]:
+        return self.table.feature.tolist()
+
+
+@dataclass(frozen=True)
+class AblationResult(_Table):
+    """Next-token probabilities before and after zeroing features: `token`, `p_clean`, `p_ablated`, `delta`."""
+
+    features: tuple[int, ...] = ()
+
+    def plot(self, ax: Any = None) -> Any:
+        """Horizontal bars of the probability change per token (matplotlib)."""
+        return _barh(
+            self.table.token.tolist(),
+            self.table.delta.tolist(),
+            "change in probability",
+            ax,
+            title=f"zeroing features {list(self.features)}",
+        )
+
+
+@dataclass(frozen=True)
+class Attribution(_Table):
+    """Gradient x activation of each feature on a target logit, with exact ablation effects for the top few.
+
+    Columns: `feature`, `attribution` (summed over positions), `ablation_effect` (the clean target logit minus
+    the target logit with the feature zeroed at every position, error term kept: what attribution estimates
+    to first order; NaN beyond the `check` strongest), `label`. `target_logit` is the clean logit.
+    """
+
+    target: str = ""
+    target_logit: float = 0.0
+
+    def plot(self, ax: Any = None) -> Any:
+        """Bars of the top attributions (matplotlib)."""
+        return _barh(
+            [str(f) for f in self.table.feature],
+            self.table.attribution.tolist(),
+            "attribution",
+            ax,
+            title=f"features driving {self.target!r}",
+        )
+
+
+@dataclass(frozen=True)
+class Comparison(_Table):
+    """Features whose maximum activation differs most between two prompts: `feature`, `a`, `b`, `difference`."""
+
+    def plot(self, ax: Any = None) -> Any:
+        """Bars of `b - a` per feature (matplotlib)."""
+        return _barh(
+            [str(f) for f in self.table.feature], self.table.difference.tolist(), "b - a (max activation)", ax
+        )
+
+
+def _barh(labels: list[str], values: list[float], xlabel: str, ax: Any, title: str = "") -> Any:
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 0.3 * len(labels) + 1))
+    ax.barh(range(len(values)), values, color=["#c0392b" if v < 0 else "#2e86c1" for v in values])
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return ax
+
+
+def token_id(scope: Scope, token: str | int) -> int:
+    """A single token id from an id or a string that tokenizes to exactly one token (e.g. `" Paris"`)."""
+    vocab = sites.vocab_size(scope.model)
+    if isinstance(token, str):
+        pieces = scope.tokenizer(token, add_special_tokens=False)["input_ids"]
+        if len(pieces) != 1:
+            raise ValueError(
+                f"{token!r} is {len(pieces)} tokens ({scope.token_strings(pieces)}); give one token"
+            )
+        return int(pieces[0])
+    if not 0 <= int(token) < vocab:
+        raise ValueError(f"Token id {token} is outside the vocabulary: ids must be in [0, {vocab})")
+    return int(token)
+
+
+def _labels(sae: SAE, features: Iterable[int]) -> list[str | None]:
+    return [sae.label(int(f)) for f in features]
+
+
+def search(
+    scope: Scope, query: str | None, k: int, sae: SAE, token: str | None, logit: str | int | None
+) -> SearchResult:
+    """See `Scope.search`."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if logit is not None:
+        target = token_id(scope, logit)
+        direction = sites.unembedding(scope.model)[target].float() * sites.final_norm_gain(scope.model).to(
+            sae.device
+        )
+        scores = sae.W_dec.float() @ direction.to(sae.device)
+        top = scores.topk(min(k, scores.numel()))
+        table = pd.DataFrame(
+            {
+                "feature": top.indices.tolist(),
+                "score": top.values.tolist(),
+                "label": _labels(sae, top.indices.tolist()),
+            }
+        )
+        return SearchResult(table, query=f"logit {scope.token_strings([target])[0]!r}")
+    if not query:
+        raise ValueError("search needs a text query, or logit=' token'")
+    acts = scope.activations(query, sae)
+    rows = torch.ones(len(acts), dtype=torch.bool)
+    if token is not None:
+        rows = torch.tensor([t == token for t in acts.tokens])
+        if not rows.any():
+            raise ValueError(f"Token {token!r} does not occur in the query; its tokens are {acts.tokens}")
+    values = acts.values[rows]
+    peak, where = values.max(dim=0)
+    top = peak.topk(min(k, peak.numel()))
+    keep = top.values > 0
+    feats = top.indices[keep]
+    positions = torch.nonzero(rows).flatten()[where[feats]]
+    table = pd.DataFrame(
+        {
+            "feature": feats.tolist(),
+            "score": top.values[keep].tolist(),
+            "position": positions.tolist(),
+            "token": [acts.tokens[int(p)] for p in positions],
+            "label": _labels(sae, feats.tolist()),
+        }
+    )
+    return SearchResult(table, query=query if token is None else f"{query!r} at {token!r}")
+
+
+def _minus_features(sae: SAE, features: torch.Tensor, keep: torch.Tensor, scale: float = 1.0) -> Any:
+    """Edit removing `scale` x the chosen features' decoded contribution at positions `keep`.
+
+    Zeroing features this way keeps the SAE error term exact: h' = h + decode(f') - decode(f).
+    """
+
+    def edit(h: torch.Tensor) -> torch.Tensor:
+        codes = sae.encode(h)[..., features]
+        delta = (codes @ sae.W_dec[features]) * keep[..., None]
+        return h - (scale * delta).to(h.dtype)
+
+    return edit
+
+
+@torch.inference_mode()
+def _last_logits(scope: Scope, ids: torch.Tensor, sae: SAE | None = None, edit: Any = None) -> torch.Tensor:
+    ids = ids[None].to(scope.device)
+    if edit is None:
+        return scope.model(input_ids=ids, use_cache=False).logits[0, -1].float()
+    with patch(scope.model, sae.cfg.site, sae.cfg.layer, edit):
+        return scope.model(input_ids=ids, use_cache=False).logits[0, -1].float()
+
+
+def ablate(scope: Scope, prompt: str, features: Sequence[int], sae: SAE, k: int) -> AblationResult:
+    """See `Scope.ablate`."""
+    chosen = torch.tensor([sae.check_feature(f) for f in features], dtype=torch.long, device=sae.device)
+    if chosen.numel() == 0:
+        raise ValueError("ablate needs at least one feature")
+    ids = scope.tokenize(prompt)
+    keep = (ids != scope.tokenizer.bos_token_id).to(scope.device)[None]
+    clean = _last_logits(scope, ids).softmax(-1)
+    ablated = _last_logits(scope, ids, sae, _minus_features(sae, chosen, keep)).softmax(-1)
+    delta = ablated - clean
+    top = torch.cat([clean.topk(k).indices, delta.abs().topk(k).indices]).unique(sorted=False)
+    top = top[delta[top].abs().argsort(descending=True)]
+    table = pd.DataFrame(
+        {
+            "token": scope.token_strings(top),
+            "token_id": top.tolist(),
+            "p_clean": clean[top].tolist(),
+            "p_ablated": ablated[top].tolist(),
+            "delta": delta[top].tolist(),
+        }
+    )
+    return AblationResult(table, features=tuple(int(f) for f in chosen))
+
+
+def attribute(scope: Scope, prompt: str, target: str | int, sae: SAE, k: int, check: int) -> Attribution:
+    """See `Scope.attribute`."""
+    target_id = token_id(scope, target)
+    ids = scope.tokenize(prompt)
+    keep = (ids != scope.tokenizer.bos_token_id).to(scope.device)[None]
+    store: dict[str, torch.Tensor] = {}
+
+    def splice(h: torch.Tensor) -> torch.Tensor:
+        codes = (sae.encode(h.detach()) * keep[..., None]).requires_grad_(True)
+        store["codes"] = codes
+        recon = codes @ sae.W_dec
+        return (h.detach() - (codes.detach() @ sae.W_dec).to(h.dtype) + recon.to(h.dtype)).to(h.dtype)
+
+    with torch.enable_grad(), patch(scope.model, sae.cfg.site, sae.cfg.layer, splice):
+        logit = scope.model(input_ids=ids[None].to(scope.device), use_cache=False).logits[0, -1, target_id]
+        (grad,) = torch.autograd.grad(logit, store["codes"])
+    scores = (grad * store["codes"].detach())[0].sum(0)
+    top = scores.abs().topk(min(k, scores.numel())).indices
+    effects = torch.full((len(top),), float("nan"))
+    for i, feature in enumerate(top[:check]):
+        edited = _last_logits(scope, ids, sae, _minus_features(sae, feature[None], keep))
+        effects[i] = logit.item() - edited[target_id].item()
+    table = pd.DataFrame(
+        {
+            "feature": top.tolist(),
+            "attribution": scores[top].tolist(),
+            "ablation_effect": effects.tolist(),
+            "label": _labels(sae, top.tolist()),
+        }
+    )
+    return Attribution(table, target=scope.token_strings([target_id])[0], target_logit=logit.item())
+
+
+def compare(scope: Scope, prompt_a: str, prompt_b: str, sae: SAE, k: int) -> Comparison:
+    """See `Scope.compare`."""
+    a = scope.activations(prompt_a, sae).values.max(dim=0).values
+    b = scope.activations(prompt_b, sae).values.max(dim=0).values
+    difference = b - a
+    top = difference.abs().topk(min(k, difference.numel())).indices
+    table = pd.DataFrame(
+        {
+            "feature": top.tolist(),
+            "a": a[top].tolist(),
+            "b": b[top].tolist(),
+            "difference": difference[top].tolist(),
+            "label": _labels(sae, top.tolist()),
+        }
+    )
+    return Comparison(table)

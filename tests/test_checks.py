@@ -1,0 +1,143 @@
+import copy
+
+import pytest
+import torch
+
+import scopewidgets as sw
+from scopewidgets import sites
+from scopewidgets.hooks import hook_count
+from scopewidgets.testing import random_sae
+
+PROMPT = "the cat sat on the mat"
+
+
+@pytest.fixture(scope="module")
+def scope64(gemma3):
+    """A float64 copy of the tiny model, so finite differences are exact enough to check gradients."""
+    model, tok = gemma3
+    double = copy.deepcopy(model).double()
+    for module in double.modules():  # Gemma's RMSNorm computes in float32 even in a float64 model
+        if type(module).__name__.endswith("RMSNorm"):
+            module.forward = _double_norm(module)
+    sae = random_sae(double, "resid_post", 1, 24, threshold=0.3).double()
+    return sw.Scope(double, tok, saes=[sae])
+
+
+def _double_norm(norm):
+    def forward(x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.eps) * (1.0 + norm.weight)
+
+    return forward
+
+
+def _logits_with_codes(scope, ids, edit_codes):
+    """Brute force: splice decode(edit_codes(f)) + (h - decode(f)) at the SAE site, return last logits."""
+    sae = scope.saes[0]
+    layer = sites.decoder_layers(scope.model)[sae.cfg.layer]
+
+    def hook(_m, _a, h):
+        codes = sae.encode(h)
+        codes[:, 0] = 0  # BOS untouched
+        edited = edit_codes(codes.clone())
+        return h + (edited - codes) @ sae.W_dec
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            return scope.model(input_ids=ids[None]).logits[0, -1]
+    finally:
+        handle.remove()
+
+
+def test_search_text_and_token_match_brute_force(scope64):
+    acts = scope64.activations(PROMPT)
+    found = scope64.search(PROMPT, k=5)
+    assert found.features == acts.values.max(0).values.topk(5).indices.tolist()
+    at_the = scope64.search(PROMPT, k=3, token="t")
+    rows = [i for i, t in enumerate(acts.tokens) if t == "t"]
+    assert at_the.features == acts.values[rows].max(0).values.topk(3).indices.tolist()
+    assert set(at_the.table.token) == {"t"}
+    with pytest.raises(ValueError, match="does not occur"):
+        scope64.search(PROMPT, token="z")
+
+
+def test_search_logit_matches_full_logit_effects(scope64):
+    sae = scope64.saes[0]
+    effects = (sae.W_dec * sites.final_norm_gain(scope64.model).double()) @ sites.unembedding(scope64.model).T
+    target = scope64.tokenizer("m", add_special_tokens=False)["input_ids"][0]
+    found = scope64.search(logit="m", k=4)
+    assert found.features == effects[:, target].topk(4).indices.tolist()
+    with pytest.raises(ValueError, match="give one token"):
+        scope64.search(logit="ma")
+
+
+def test_ablate_matches_brute_force(scope64):
+    ids = scope64.tokenize(PROMPT)
+    features = scope64.search(PROMPT, k=2).features
+    result = scope64.ablate(PROMPT, features, k=5)
+
+    def zero(codes):
+        codes[..., features] = 0
+        return codes
+
+    expected = _logits_with_codes(scope64, ids, zero).softmax(-1)
+    clean = _logits_with_codes(scope64, ids, lambda c: c).softmax(-1)
+    for _, row in result.table.iterrows():
+        assert row.p_ablated == pytest.approx(expected[row.token_id].item(), rel=1e-6)
+        assert row.p_clean == pytest.approx(clean[row.token_id].item(), rel=1e-6)
+    assert result.table.delta.abs().is_monotonic_decreasing
+    with pytest.raises(ValueError, match=r"\[0, 24\)"):
+        scope64.ablate(PROMPT, [24])
+
+
+def test_attribution_equals_finite_differences_and_ablation(scope64):
+    ids = scope64.tokenize(PROMPT)
+    target = scope64.tokenizer("m", add_special_tokens=False)["input_ids"][0]
+    before = hook_count(scope64.model)
+    result = scope64.attribute(PROMPT, "m", k=8, check=3)
+    assert hook_count(scope64.model) == before
+    eps = 1e-6
+    for _, row in result.table.iterrows():
+        f = int(row.feature)
+
+        def scaled(codes, s):
+            codes[..., f] *= s
+            return codes
+
+        up = _logits_with_codes(scope64, ids, lambda c: scaled(c, 1 + eps))[target]
+        down = _logits_with_codes(scope64, ids, lambda c: scaled(c, 1 - eps))[target]
+        assert row.attribution == pytest.approx(((up - down) / (2 * eps)).item(), rel=1e-5, abs=1e-9)
+    for _, row in result.table.head(3).iterrows():
+        f = int(row.feature)
+
+        def zero(codes, f=f):
+            codes[..., f] = 0
+            return codes
+
+        clean = _logits_with_codes(scope64, ids, lambda c: c)[target]
+        assert row.ablation_effect == pytest.approx(
+            (clean - _logits_with_codes(scope64, ids, zero)[target]).item(), rel=1e-6
+        )
+    assert result.table.ablation_effect.iloc[3:].isna().all()
+    assert result.table.attribution.abs().is_monotonic_decreasing
+
+
+def test_compare_matches_brute_force(scope64):
+    a, b = "the cat", "a dog ran"
+    result = scope64.compare(a, b, k=4)
+    va = scope64.activations(a).values.max(0).values
+    vb = scope64.activations(b).values.max(0).values
+    assert result.table.feature.tolist() == (vb - va).abs().topk(4).indices.tolist()
+    assert result.to_dataframe().difference.tolist() == pytest.approx(
+        (vb - va)[result.table.feature].tolist()
+    )
+
+
+def test_results_plot_and_show_as_tables(scope64):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result = scope64.ablate(PROMPT, [0, 1], k=3)
+    ax = result.plot()
+    assert len(ax.patches) == len(result.table)
+    assert "<table" in result._repr_html_()

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+
+from scopewidgets.testing import fake_activations
+from scopewidgets.widgets._export import script_json
+
+EVIL = ["<bos>", "<img src=x onerror=alert(1)>", "</script>", "<b>bold</b>", "<!--", "\u2028"]
+
+
+def page_data(page: str) -> dict:
+    block = re.search(r'<script type="application/json" id="sw-data">(.*?)</script>', page, re.S)
+    assert block, "data block missing"
+    return json.loads(block.group(1))
+
+
+def buffer(node: dict, dtype: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(node["buffer"]["__sw_buffer__"]), dtype=dtype)
+
+
+def test_script_json_cannot_close_the_script() -> None:
+    text = script_json({"t": "</script><!-- & \u2028"})
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text) == {"t": "</script><!-- & \u2028"}
+
+
+def test_export_inlines_state_buffers_and_offline_answers(tmp_path) -> None:
+    values = np.zeros((len(EVIL), 4), dtype=np.float32)
+    values[1, 2], values[2, 2], values[3, 1] = 3.0, 1.0, 2.0
+    acts = fake_activations(EVIL, values, labels={2: "<i>label</i>"})
+    page = acts.save_html(tmp_path / "acts.html").read_text(encoding="utf-8")
+    assert page.count("</script>") == 2  # the data block and the loader: token text closed nothing
+    assert "<img" not in page and "<b>bold" not in page and "<i>label" not in page
+    assert "http:" not in page and "https:" not in page
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    data = page_data(page)
+    assert data["state"]["tokens"][:4] == [
+        "<bos>",
+        "<img src=x onerror=alert(1)>",
+        "</script>",
+        "<b>bold</b>",
+    ]
+    assert buffer(data["state"]["topk_scale"], "float32")[:4].tolist() == [0.0, 3.0, 1.0, 2.0]
+    assert buffer(data["state"]["topk_values"], "uint8").tolist() == [255, 255, 255]
+    assert "render" in data["module"] and "mount" in data["runtime"] and ".scopewidgets" in data["css"]
+    assert data["state"]["labels"] == {"2": "<i>label</i>"}  # no kernel to ask: every listed label inlined
+    reply = data["responses"]["selected_feature"]["2"]["selected_column"]
+    assert buffer(reply, "float32").tolist() == values[:, 2].tolist() and reply["limits"] == [0.0, 3.0]
+
+
+def test_export_keeps_the_current_selection(tmp_path) -> None:
+    acts = fake_activations(["<bos>", "a", "b"], [[0, 0], [1.0, 0.5], [0, 2.0]])
+    acts._view.selected_feature = 1
+    data = page_data(acts.save_html(tmp_path / "sel.html").read_text(encoding="utf-8"))
+    assert data["state"]["selected_feature"] == 1
+    assert buffer(data["state"]["selected_column"], "float32").tolist() == [0.0, 0.5, 2.0]
+
+
+def test_export_inlines_labels_the_kernel_would_send_on_hover(tmp_path) -> None:
+    acts = fake_activations(
+        ["<bos>", "a", "b"], [[0, 0, 0], [3.0, 1.0, 0], [0, 0, 0.5]], labels={1: "one", 2: "two"}
+    )
+    view = acts.widget(n_features=1)
+    assert view.labels == {}  # the side list holds feature 0 only, which has no label
+    data = page_data(view.save_html(tmp_path / "labels.html").read_text(encoding="utf-8"))
+    assert data["state"]["labels"] == {"1": "one", "2": "two"}
