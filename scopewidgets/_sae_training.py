@@ -54,14 +54,14 @@ def sparse_decode(
 
 
 class _SelectedProduct(torch.autograd.Function):
-    """`product[rows, cols]` where `product = z @ w_enc` was computed without grad; the backward gives
+    """`(z @ w_enc)[rows, cols]`, read off `pre = z @ w_enc + bias` computed without grad; the backward gives
     `w_enc` its gradient through the selected entries only (a sparse matmul: ~nnz * d_in, not a dense one)."""
 
     @staticmethod
-    def forward(ctx, w_enc, z, product, rows, cols):  # type: ignore[override]
+    def forward(ctx, w_enc, z, pre, bias, rows, cols):  # type: ignore[override]
         ctx.save_for_backward(z, rows, cols)
         ctx.width = w_enc.shape[1]
-        return product[rows, cols]
+        return pre[rows, cols] - bias[cols]
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
@@ -69,11 +69,11 @@ class _SelectedProduct(torch.autograd.Function):
         picked = torch.sparse_coo_tensor(
             torch.stack([cols, rows]), grad, (ctx.width, len(z)), check_invariants=False
         )
-        return torch.sparse.mm(picked, z).T, None, None, None, None
+        return torch.sparse.mm(picked, z).T, None, None, None, None, None
 
 
 # BatchTopK finds its batch threshold on at most this many sampled pre-activations (exact below it).
-_THRESHOLD_SAMPLE = 1 << 20
+_THRESHOLD_SAMPLE = 1 << 18
 
 
 class TopKTrainer(nn.Module):
@@ -93,7 +93,7 @@ class TopKTrainer(nn.Module):
         self.b_enc = nn.Parameter(torch.zeros(width))
         self.b_dec = nn.Parameter(torch.zeros(d_in))
         self.k, self.method, self.width = k, method, width
-        self.max_per_token: int | None = 4 * k  # BatchTopK: most features one token may take (None: no cap)
+        self.max_per_token: int | None = None  # BatchTopK: most features one token may take (None: no cap)
         self._sampler = torch.Generator().manual_seed(seed + 1)
         self.register_buffer("dominant", None)  # unit [d_in]: the reserved direction (features 0 and 1)
 
@@ -125,12 +125,15 @@ class TopKTrainer(nn.Module):
     def pre(self, z: torch.Tensor) -> torch.Tensor:
         """`[batch, width]` pre-activations (the input minus the decoder bias, as in TopK SAEs); no grad."""
         with torch.no_grad():
-            return (z - self.b_dec) @ self.W_enc + self.b_enc
+            return torch.addmm(self._bias(), z, self.W_enc)
+
+    def _bias(self) -> torch.Tensor:
+        return self.b_enc - self.b_dec @ self.W_enc
 
     def select(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The active codes as `(rows, cols, values)`, rows sorted: per-token top-k, or (BatchTopK) every
-        pre-activation above the batch's threshold, so that `k` features fire per token on average (at
-        most `max_per_token` on one token). Reserved features fire whenever positive, outside the count."""
+        pre-activation above the batch's threshold, so that `k` features fire per token on average (and
+        at most `max_per_token` on one, when set). Reserved features fire whenever positive, uncounted."""
         r = self.n_reserved
         rows, cols = self._select_learned(pre[:, r:])
         cols = cols + r
@@ -147,17 +150,19 @@ class TopKTrainer(nn.Module):
             rows = torch.arange(len(pre), device=pre.device).repeat_interleave(self.k)
             keep = values.reshape(-1) > 0
             return rows[keep], cols.reshape(-1)[keep]
-        flat = pre.reshape(-1)
-        if flat.numel() > _THRESHOLD_SAMPLE:
-            flat = flat[torch.randint(flat.numel(), (_THRESHOLD_SAMPLE,), generator=self._sampler)]
+        if pre.numel() > _THRESHOLD_SAMPLE:  # sample entries without copying the (strided) matrix
+            picks = [torch.randint(n, (_THRESHOLD_SAMPLE,), generator=self._sampler) for n in pre.shape]
+            flat = pre[picks[0], picks[1]]
+        else:
+            flat = pre.reshape(-1)
         share = self.k / pre.shape[1]  # the fraction of entries that fire
         threshold = flat.topk(max(1, round(share * flat.numel()))).values[-1].clamp_min(0)
         active = pre > threshold
-        cap = self.max_per_token or pre.shape[1]
-        crowded = (active.sum(1) > cap).nonzero().squeeze(1)
-        if len(crowded):
-            kth = pre[crowded].topk(cap, dim=1).values[:, -1:]
-            active[crowded] &= pre[crowded] >= kth
+        if self.max_per_token is not None:
+            crowded = (active.sum(1) > self.max_per_token).nonzero().squeeze(1)
+            if len(crowded):
+                kth = pre[crowded].topk(self.max_per_token, dim=1).values[:, -1:]
+                active[crowded] &= pre[crowded] >= kth
         return active.nonzero(as_tuple=True)
 
     def dense_codes(self, z: torch.Tensor) -> torch.Tensor:
@@ -169,19 +174,19 @@ class TopKTrainer(nn.Module):
         return codes
 
     def _values(
-        self, z: torch.Tensor, product: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+        self, z: torch.Tensor, pre: torch.Tensor, bias: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
     ) -> torch.Tensor:
         """Pre-activations at (rows, cols), with gradients for the encoder and both biases."""
-        picked = _SelectedProduct.apply(self.W_enc, z, product, rows, cols)
+        picked = _SelectedProduct.apply(self.W_enc, z, pre, bias, rows, cols)
         return picked - (self.b_dec @ self.W_enc)[cols] + self.b_enc[cols]
 
     def losses(self, z: torch.Tensor, dead: torch.Tensor, aux_k: int) -> dict[str, torch.Tensor]:
         """MSE (as FVU), AuxK loss on dead features, and the active codes, for one batch `[batch, d_in]`."""
         with torch.no_grad():
-            product = z @ self.W_enc
-            pre = product - self.b_dec @ self.W_enc + self.b_enc
+            bias = self._bias()
+            pre = torch.addmm(bias, z, self.W_enc)
         rows, cols, _ = self.select(pre)
-        values = self._values(z, product, rows, cols)
+        values = self._values(z, pre, bias, rows, cols)
         z_hat = sparse_decode(rows, cols, values, self.W_dec, len(z)) + self.b_dec
         variance = (z - z.mean(0)).pow(2).sum(-1).mean()
         error = z - z_hat
@@ -193,7 +198,7 @@ class TopKTrainer(nn.Module):
             top = pre[:, dead_cols].topk(min(aux_k, len(dead_cols)), dim=-1).indices
             aux_rows = torch.arange(len(z), device=z.device).repeat_interleave(top.shape[1])
             aux_cols = dead_cols[top.reshape(-1)]
-            aux_values = self._values(z, product, aux_rows, aux_cols)
+            aux_values = self._values(z, pre, bias, aux_rows, aux_cols)
             residual_hat = sparse_decode(aux_rows, aux_cols, aux_values, self.W_dec, len(z))
             target = error.detach()
             aux = (target - residual_hat).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp_min(
