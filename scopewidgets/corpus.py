@@ -165,8 +165,9 @@ def default(source: str | Sequence[str] | None = None) -> list[str]:
     """The small corpus shipped with the package (~2 MB of text): a list of passages (~3,000 characters).
 
     Genres are mixed (speeches, fiction and poetry, technical prose and code, encyclopedic prose, ~80
-    languages); passages are held out from the demo SAE's training mix. `source` keeps only some of
-    them: any of `corpus.SOURCES`.
+    languages); passages are held out from the demo SAE's training mix. They come interleaved across
+    sources (one of each in turn), so any prefix mixes genres: `default()[:50]` is a fair small sample.
+    `source` keeps only some of them: any of `corpus.SOURCES`.
 
     Example:
         >>> import scopewidgets as sw
@@ -177,7 +178,13 @@ def default(source: str | Sequence[str] | None = None) -> list[str]:
         True
     """
     wanted = _check_sources(source)
-    return [r["text"] for r in default_records() if r["source"] in wanted]
+    by_source: dict[str, list[str]] = {}
+    for record in default_records():
+        if record["source"] in wanted:
+            by_source.setdefault(record["source"], []).append(record["text"])
+    queues = list(by_source.values())
+    longest = max((len(q) for q in queues), default=0)
+    return [q[i] for i in range(longest) for q in queues if i < len(q)]
 
 
 def training_mix(
