@@ -30,6 +30,7 @@ _MACHINERY = {*anywidget.AnyWidget.class_trait_names(sync=True), "_esm", "_css",
 _PAGE_CSS = """
 :root { color-scheme: light dark; }
 body { margin: 16px; background: #fff; color: #1f2328; font-family: system-ui, sans-serif; }
+#sw-root > section + section { margin-top: 20px; padding-top: 16px; border-top: 1px solid #d0d7de; }
 @media (prefers-color-scheme: dark) {
   body { background: #1e1e1e; color: #d4d4d4; --jp-ui-font-color1: #d4d4d4; --jp-ui-font-color2: #a0a0a0;
     --jp-layout-color1: #1e1e1e; --jp-layout-color2: #2d2d2d; --jp-border-color2: #444; }

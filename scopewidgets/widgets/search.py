@@ -39,9 +39,9 @@ class SearchWidget(Widget):
     columns = traitlets.List(
         traitlets.Dict(), help="[{name, kind}]: kind 'int', 'number' or 'text'; 'feature' comes first."
     ).tag(sync=True)
-    rows = traitlets.List(traitlets.List(), help="Cell values per row, in `columns` order (None: missing).").tag(
-        sync=True
-    )
+    rows = traitlets.List(
+        traitlets.List(), help="Cell values per row, in `columns` order (None: missing)."
+    ).tag(sync=True)
     selected_feature = traitlets.Int(
         None, allow_none=True, help="The feature of the clicked row (None: none), two-way."
     ).tag(sync=True)

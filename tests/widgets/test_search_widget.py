@@ -23,7 +23,10 @@ def test_rows_carry_the_table_feature_first_with_visible_whitespace() -> None:
         {"name": "token", "kind": "text"},
         {"name": "label", "kind": "text"},
     ]
-    assert rows == [[7, 2.5, "·", "seven"], [3, 1.0, "<b>x</b>", None]]  # text stays text; JS inserts it as such
+    assert rows == [
+        [7, 2.5, "·", "seven"],
+        [3, 1.0, "<b>x</b>", None],
+    ]  # text stays text; JS inserts it as such
     assert table_cells(pd.DataFrame({"feature": [1], "score": [math.nan]}))[1] == [[1, None]]
     with pytest.raises(ValueError, match="'feature' column"):
         table_cells(pd.DataFrame({"score": [1.0]}))
