@@ -65,7 +65,7 @@ def test_click_a_feature_open_its_dashboard_and_steer_with_it(lab_notebook) -> N
     box.press("Enter")
     banner = page.wait_for_selector(f"{EXPLORER} [data-testid=error]:not([hidden])")
     assert "The text is empty" in banner.text_content()
-    box.fill("A dog")
+    box.type("A dog")  # real key presses: notebook shortcuts (A: insert a cell) must not fire
     box.press("Enter")
     kernel.wait_for("ex.text", "'A dog'")
     page.wait_for_function(
@@ -73,6 +73,7 @@ def test_click_a_feature_open_its_dashboard_and_steer_with_it(lab_notebook) -> N
     )
     page.wait_for_selector(f"{EXPLORER} [data-testid=error]", state="hidden")
     kernel.wait_for("ex.steering.prompt", "'A dog'")  # the untouched prompt follows the text
+    assert page.locator(".jp-Notebook .jp-Cell").count() == 1
 
     query = page.locator(f"{EXPLORER} [data-testid=search-input]")
     query.fill("the dog")
