@@ -142,14 +142,15 @@ class ExplorerWidget(ipywidgets.VBox):
         try:
             feature = self._sae.check_feature(change["new"])
             dashes = self.library.covering(feature)
+            if self.dashboard is None:
+                view = DashboardWidget(dashes, feature, opener=self.library.covering, actions=[STEER])
+                view.on_action(self._on_action)
+                view.observe(self._follow_dashboard, names=["feature"])
+                self.dashboard = view
+                self._arrange()
         except Exception:
             self.selected_feature = _previous(change, None)  # every part stays on what is shown
             raise
-        if self.dashboard is None:
-            self.dashboard = DashboardWidget(dashes, feature, opener=self.library.covering, actions=[STEER])
-            self.dashboard.on_action(self._on_action)
-            self.dashboard.observe(self._follow_dashboard, names=["feature"])
-            self._arrange()
         self.dashboard.feature = feature
 
     def _follow_dashboard(self, _change: dict[str, Any]) -> None:
@@ -173,7 +174,8 @@ class ExplorerWidget(ipywidgets.VBox):
             self.steer_features = _previous(change, [])
             raise
         if self.steering is None and change["new"]:
-            self.steering = self._scope.steering_panel(self.text, features=change["new"], sae=self._sae)
+            prompt = self._shown_text  # not a text that failed
+            self.steering = self._scope.steering_panel(prompt, features=change["new"], sae=self._sae)
             mirror(self, "steer_features", self.steering, "features")
             self._arrange()
 

@@ -120,8 +120,10 @@ def test_errors_show_inline_and_the_explorer_keeps_working(scope, explorer):
 
     explorer.steer_features = [feature, 10**6]
     assert "Feature 1000000" in explorer.error and explorer.steer_features == [] and explorer.steering is None
+    explorer.text = ""  # a failed text is not the steering prompt: the text shown is
     explorer.steer_features = [feature]
-    assert explorer.error == "" and explorer.steering.features == [feature]
+    assert explorer.steering.features == [feature] and explorer.steering.prompt == "A dog"
+    assert "Feature 1000000" not in explorer.error and "text is empty" in explorer.error
 
     explorer.search_by = "logit"
     explorer.query = "cat"  # three tokens with the tiny tokenizer
