@@ -14,6 +14,8 @@
 //                limits: [lo, hi]}
 //   similar     [{feature, cosine, label, covered}]
 //   offline_features  number[]   in an exported page, the features it can open; [] with a kernel
+//   actions     [{name, label}]   extra buttons (e.g. the explorer's "steer"): a click sends the custom message
+//                                 {kind: "action", name, feature} with the shown feature
 //   error       string   shown in the banner
 import "./lib/style.css";
 import "./dashboard.css";
@@ -139,11 +141,12 @@ function render({ model, el }) {
   const banner = errorBanner(model);
   const back = h("button", { class: "sw-chip", type: "button", dataset: { action: "back" }, "data-testid": "back", hidden: true }, "← back");
   const status = h("span", { "data-testid": "status" });
+  const actions = h("span", { class: "sw-dash-actions" });
   const header = h("div", { class: "sw-dash-header", "data-testid": "dash-header" });
   const side = h("div", { class: "sw-side" });
   const main = h("div", { class: "sw-dash-examples", "data-testid": "examples" });
   const root = h("div", { class: "scopewidgets sw-dash", "data-testid": "dashboard" },
-    banner.el, h("div", { class: "sw-bar" }, back, status), header, h("div", { class: "sw-body" }, main, side));
+    banner.el, h("div", { class: "sw-bar" }, back, status, actions), header, h("div", { class: "sw-body" }, main, side));
   el.appendChild(root);
 
   const history = [];
@@ -171,6 +174,11 @@ function render({ model, el }) {
     idle();
   });
 
+  const drawActions = guarded(banner, () => {
+    replaceChildren(actions, (model.get("actions") ?? []).map(({ name, label }) => h("button",
+      { class: "sw-chip", type: "button", dataset: { command: name }, "data-testid": `action-${name}` }, label ?? name)));
+  });
+
   const open = (feature, remember) => {
     if (remember) history.push(shown());
     model.set("feature", feature);
@@ -179,6 +187,8 @@ function render({ model, el }) {
   };
   const onClick = guarded(banner, (event) => {
     if (event.target.closest("[data-action=back]") && history.length) return open(history.pop(), false);
+    const command = event.target.closest("[data-command]");
+    if (command) return model.send({ kind: "action", name: command.dataset.command, feature: shown() });
     const button = event.target.closest(".sw-feat");
     if (button && !button.disabled) open(Number(button.dataset.feature), true);
   });
@@ -192,12 +202,14 @@ function render({ model, el }) {
     status.textContent = `“${data.tokens[t]}” ${Number.isNaN(value) ? "value unknown" : format(value)} · ${where}`;
   });
 
-  const subscriptions = [...DATA.map((name) => [`change:${name}`, draw]), ["change:feature", guarded(banner, idle)]];
+  const subscriptions = [...DATA.map((name) => [`change:${name}`, draw]), ["change:feature", guarded(banner, idle)],
+    ["change:actions", drawActions]];
   for (const [event, handler] of subscriptions) model.on(event, handler);
   root.addEventListener("click", onClick);
   main.addEventListener("mouseover", onOver);
   main.addEventListener("mouseleave", idle);
   draw();
+  drawActions();
 
   return () => {
     for (const [event, handler] of subscriptions) model.off(event, handler);

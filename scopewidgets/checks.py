@@ -14,11 +14,13 @@ import pandas as pd
 import torch
 
 from . import sites
+from ._display import Displayable
 from .hooks import patch
 from .sae import SAE
 
 if TYPE_CHECKING:
     from .scope import Scope
+    from .widgets.search import SearchWidget
 
 
 @dataclass(frozen=True)
@@ -39,14 +41,37 @@ class _Table:
 
 
 @dataclass(frozen=True)
-class SearchResult(_Table):
-    """Features found by `scope.search`: columns `feature`, `score`, `label` (+ where they peak)."""
+class SearchResult(Displayable, _Table):
+    """Features found by `scope.search`: columns `feature`, `score`, `label` (+ where they peak).
+
+    Displays itself as a clickable table (`widget()`: click a row and `selected_feature` follows), with the
+    plain HTML table for front ends without widgets. `scope.explorer()` has a search box whose results
+    open their dashboards.
+
+    Example:
+        >>> result = scope.search("The Eiffel Tower is in Paris", k=5)   # doctest: +SKIP
+        >>> view = result.widget()                                      # doctest: +SKIP
+        >>> view.selected_feature                                       # doctest: +SKIP
+    """
 
     query: str = ""
 
     @property
     def features(self) -> list[int]:
         return self.table.feature.tolist()
+
+    def widget(self) -> SearchWidget:
+        """A new clickable table of these features (`selected_feature` follows clicks)."""
+        from .widgets.search import SearchWidget
+
+        return SearchWidget(self)
+
+    def _repr_text(self) -> str:
+        head = ", ".join(f"#{f}" for f in self.features[:8]) + (" ..." if len(self) > 8 else "")
+        return f"SearchResult for {self.query}: {len(self)} features ({head or 'none'})"
+
+    def _repr_fallback_html(self) -> str:
+        return self._repr_html_()
 
 
 @dataclass(frozen=True)

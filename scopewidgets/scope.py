@@ -318,6 +318,37 @@ class Scope:
         return SteeringPanel(scope=self, sae=chosen, live=live, **traits)
 
     # ----------------------------------------------------------------------------------------- explorer & checks
+    def explorer(
+        self,
+        text: str | None = None,
+        *,
+        sae: SaeRef = None,
+        corpus: Any = None,
+        max_windows: int = 32,
+        **settings: Any,
+    ) -> Any:
+        """One widget to explore: type a text -> its tokens -> click a feature -> its dashboard -> "steer"
+        adds it to a steering panel (prompt: the text). A search box lists features (`scope.search`) whose
+        rows open their dashboards too. `selected_feature` and `steer_features` follow every part.
+
+        Dashboards come from passes over the first `max_windows` windows of `corpus` (default: the shipped
+        `corpus.default()`): when the text changes, ONE pass covers every feature the token view lists, so
+        clicks open at once; other features get a pass with their similar features. Passes are cached on
+        disk like `scope.dashboards`. Other settings: `seq_len`, `batch_size`, `n_examples`, `context`,
+        `n_quantile_groups`, `per_group`, `n_bins`, `cache`; and `k`, `n_features` (token view),
+        `n_results` (search), `prebuild=False` (build a pass only when a feature is clicked).
+
+        Example:
+            >>> ex = scope.explorer("The Eiffel Tower is in Paris")            # doctest: +SKIP
+            >>> ex.selected_feature = 1234        # opens its dashboard         # doctest: +SKIP
+            >>> ex.steer_features                 # after "steer" on it: [1234] # doctest: +SKIP
+        """
+        from .widgets.explorer import ExplorerWidget
+
+        return ExplorerWidget(
+            self, text, sae=self.sae(sae), corpus=corpus, max_windows=max_windows, **settings
+        )
+
     def search(
         self,
         query: str | None = None,

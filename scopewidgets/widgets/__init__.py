@@ -9,11 +9,15 @@ from ._export import save_html, to_html
 from ._serialize import from_binary, to_binary
 from .activations import ActivationsWidget
 from .dashboard import DashboardWidget
+from .explorer import ExplorerWidget
+from .search import SearchWidget
 
 __all__ = [
     "ActivationsWidget",
     "DashboardWidget",
+    "ExplorerWidget",
     "MissingBundleError",
+    "SearchWidget",
     "Widget",
     "from_binary",
     "save_html",

@@ -4,6 +4,8 @@ The page carries a JSON block (`<script type="application/json">`, with `<`, `>`
 the data can close the script) and a four-line loader that imports `static/standalone.js` (a stand-in for
 the anywidget model) from a Blob URL, which then imports the widget module the same way. A Content
 Security Policy forbids every network request. Binary buffers travel as `{"__sw_buffer__": base64}`.
+Several widgets can share a page (the explorer's parts): then `parts` lists one such block per widget, and
+the loader mounts each in its own section, in order.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import base64
 import hashlib
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,7 @@ _MACHINERY = {*anywidget.AnyWidget.class_trait_names(sync=True), "_esm", "_css",
 _PAGE_CSS = """
 :root { color-scheme: light dark; }
 body { margin: 16px; background: #fff; color: #1f2328; font-family: system-ui, sans-serif; }
+#sw-root > section + section { margin-top: 20px; padding-top: 16px; border-top: 1px solid #d0d7de; }
 @media (prefers-color-scheme: dark) {
   body { background: #1e1e1e; color: #d4d4d4; --jp-ui-font-color1: #d4d4d4; --jp-ui-font-color2: #a0a0a0;
     --jp-layout-color1: #1e1e1e; --jp-layout-color2: #2d2d2d; --jp-border-color2: #444; }
@@ -38,12 +42,24 @@ const url = URL.createObjectURL(new Blob([data.runtime], { type: "text/javascrip
 const runtime = await import(url);
 await runtime.mount(data, document.getElementById("sw-root"));
 """
-# Only the loader above (by hash) and Blob modules may run: inline event handlers and all network are blocked.
-_CSP = (
-    "default-src 'none'; script-src 'sha256-"
-    + base64.b64encode(hashlib.sha256(_LOADER.encode()).digest()).decode()
-    + "' blob:; style-src 'unsafe-inline'; img-src data: blob:; font-src data:"
-)
+# A page of several widgets (e.g. the explorer's parts): each mounted in its own section, in order.
+_PARTS_LOADER = """
+const data = JSON.parse(document.getElementById("sw-data").textContent);
+const url = URL.createObjectURL(new Blob([data.runtime], { type: "text/javascript" }));
+const runtime = await import(url);
+const root = document.getElementById("sw-root");
+for (const part of data.parts) await runtime.mount(part, root.appendChild(document.createElement("section")));
+"""
+
+
+def _csp(loader: str) -> str:
+    """Only the page's loader (by hash) and Blob modules may run: inline event handlers and all network
+    are blocked."""
+    digest = base64.b64encode(hashlib.sha256(loader.encode()).digest()).decode()
+    return (
+        f"default-src 'none'; script-src 'sha256-{digest}' blob:; style-src 'unsafe-inline'; "
+        "img-src data: blob:; font-src data:"
+    )
 
 
 def _encode(node: Any) -> Any:
@@ -75,34 +91,47 @@ def script_json(data: Any) -> str:
     return text
 
 
-def to_html(widget: Widget, title: str | None = None) -> str:
-    """The HTML page for `widget` (see `save_html`).
-
-    Example:
-        >>> page = to_html(acts.widget())                       # doctest: +SKIP
-    """
+def _part(widget: Widget) -> dict[str, Any]:
+    """One widget's module, CSS, state (with its export overrides) and offline answers."""
     state = {key: value for key, value in widget.get_state().items() if key not in _MACHINERY}
     state.update(widget._export_state())
-    data = {
-        "runtime": bundle_text("standalone.js"),
+    return {
         "module": widget._esm,
         "css": widget._css,
         "state": _encode(state),
         "responses": _encode(widget._export_responses()),
     }
-    name = html.escape(title or type(widget).__name__)
+
+
+def to_html(widget: Widget | Sequence[Widget], title: str | None = None) -> str:
+    """The HTML page for `widget`, or for several widgets one below the other (see `save_html`).
+
+    Example:
+        >>> page = to_html(acts.widget())                       # doctest: +SKIP
+        >>> page = to_html([acts.widget(), dashes.widget(3)])   # doctest: +SKIP
+    """
+    runtime = bundle_text("standalone.js")
+    if isinstance(widget, Sequence):
+        widgets = list(widget)
+        if not widgets:
+            raise ValueError("to_html needs at least one widget")
+        data, loader = {"runtime": runtime, "parts": [_part(w) for w in widgets]}, _PARTS_LOADER
+        name = title or " + ".join(type(w).__name__ for w in widgets)
+    else:
+        data, loader, name = {"runtime": runtime, **_part(widget)}, _LOADER, title or type(widget).__name__
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{name}</title>\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{_csp(loader)}">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{html.escape(name)}</title>\n'
         f'<style>{_PAGE_CSS}</style>\n</head>\n<body>\n<div id="sw-root"></div>\n'
         f'<script type="application/json" id="sw-data">{script_json(data)}</script>\n'
-        f'<script type="module">{_LOADER}</script>\n</body>\n</html>\n'
+        f'<script type="module">{loader}</script>\n</body>\n</html>\n'
     )
 
 
-def save_html(widget: Widget, path: str | Path, title: str | None = None) -> Path:
-    """Write `widget` as one self-contained HTML file that renders and reacts from `file://`.
+def save_html(widget: Widget | Sequence[Widget], path: str | Path, title: str | None = None) -> Path:
+    """Write `widget` (or several, one below the other, each interactive on its own) as one
+    self-contained HTML file that renders and reacts from `file://`.
 
     Example:
         >>> save_html(acts.widget(), "acts.html")               # doctest: +SKIP

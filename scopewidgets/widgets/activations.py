@@ -115,12 +115,19 @@ class ActivationsWidget(Widget):
         values = torch.cat([row.values[:, feature] for row in self._rows])
         return {"feature": feature, "limits": limits(values), **to_binary(values, "float32")}
 
+    def listed_features(self) -> list[int]:
+        """The features a click in this view can select: the side list's and every token's top-k, ascending.
+
+        Example:
+            >>> view.listed_features()[:5]                            # doctest: +SKIP
+            [0, 3, 7, 12, 13]
+        """
+        listed = set(unpack_entries({name: getattr(self, name) for name in PACKED})[0].tolist())
+        return sorted(listed | {item["feature"] for item in self.top_features})
+
     def _export_state(self) -> dict[str, Any]:
         """Offline there is no kernel to ask: the page carries the labels of every feature it lists."""
-        listed = set(unpack_entries({name: getattr(self, name) for name in PACKED})[0].tolist()) | {
-            item["feature"] for item in self.top_features
-        }
-        return {"labels": labels_of(self._rows[0].sae, listed)}
+        return {"labels": labels_of(self._rows[0].sae, self.listed_features())}
 
     def _export_responses(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Offline, selecting a feature of the side list gets its exact column (others: top-k colours)."""

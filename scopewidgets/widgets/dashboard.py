@@ -4,6 +4,7 @@ js/dashboard.js)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import traitlets
@@ -19,6 +20,10 @@ class DashboardWidget(Widget):
     """Header (feature, label, density, max), activation histogram, top and bottom logits, top examples as
     token strips shaded by the feature (hover a token for its value), collapsible quantile groups, and
     similar features: click one to open its dashboard here (`feature` follows both ways).
+
+    For composed views (the explorer): `opener(feature) -> DashboardSet` lets it open features outside its
+    pass (every similar feature is then clickable), and `actions` adds buttons whose clicks call the
+    callbacks registered with `on_action`.
 
     Example:
         >>> import scopewidgets as sw
@@ -55,16 +60,50 @@ class DashboardWidget(Widget):
     offline_features = traitlets.List(
         traitlets.Int(), help="In an exported page, the features it can open without a kernel; [] when live."
     ).tag(sync=True)
+    actions = traitlets.List(
+        traitlets.Dict(), help="Extra buttons [{name, label}]; a click calls the `on_action` callbacks."
+    ).tag(sync=True)
 
-    def __init__(self, dashes: DashboardSet, feature: int | None = None, **kwargs: Any) -> None:
-        self._dashes = dashes
+    def __init__(
+        self,
+        dashes: DashboardSet,
+        feature: int | None = None,
+        *,
+        opener: Callable[[int], DashboardSet] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._dashes, self._opener = dashes, opener
+        self._action_callbacks: list[Callable[[str, int], None]] = []
         feature = _first_firing(dashes) if feature is None else feature
         super().__init__(**self._state(feature), **kwargs)
+        self.on_msg(self._on_message)
 
-    def _state(self, feature: int) -> dict[str, Any]:
-        dashes = self._dashes
+    def on_action(self, callback: Callable[[str, int], None]) -> None:
+        """Call `callback(name, feature)` when an `actions` button is clicked on the shown feature.
+
+        Example:
+            >>> view = DashboardWidget(dashes, actions=[{"name": "steer", "label": "steer"}])  # doctest: +SKIP
+            >>> view.on_action(lambda name, feature: print(name, feature))                   # doctest: +SKIP
+        """
+        self._action_callbacks.append(callback)
+
+    @shows_errors
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
+        if content.get("kind") == "action":
+            for callback in self._action_callbacks:
+                callback(str(content["name"]), int(content["feature"]))
+
+    def _pass_for(self, feature: int) -> DashboardSet:
+        """The pass that shows `feature`: this one, or (with an opener) the opener's."""
+        if self._opener is None or feature in self._dashes:
+            return self._dashes
+        return self._opener(feature)
+
+    def _state(self, feature: int, dashes: DashboardSet | None = None) -> dict[str, Any]:
+        dashes = self._dashes if dashes is None else dashes
         bos = dashes.scope.tokenizer.bos_token_id
-        return dashboard_state(dashes[feature], dashes.__contains__, dashes.sae.label, bos)
+        covered = dashes.__contains__ if self._opener is None else _anything
+        return dashboard_state(dashes[feature], covered, dashes.sae.label, bos)
 
     @traitlets.observe("feature")
     @shows_errors
@@ -73,10 +112,12 @@ class DashboardWidget(Widget):
         if change["new"] == shown:
             return
         try:
-            state = self._state(change["new"])
+            dashes = self._pass_for(change["new"])
+            state = self._state(change["new"], dashes)
         except Exception:
             self.set_trait("feature", shown)  # the kernel and the view keep agreeing on what is shown
             raise
+        self._dashes = dashes
         with self.hold_sync():
             for name, value in state.items():
                 if name != "feature":
@@ -84,10 +125,11 @@ class DashboardWidget(Widget):
 
     def _export_state(self) -> dict[str, Any]:
         """Offline there is no kernel: the page can open the shown feature and its covered similar ones."""
-        return {"offline_features": self._offline()}
+        return {"offline_features": self._offline(), "actions": []}
 
     def _offline(self) -> list[int]:
-        return [self.feature, *(item["feature"] for item in self.similar if item["covered"])]
+        covered = [item["feature"] for item in self.similar if item["covered"]]
+        return [self.feature, *(f for f in covered if f in self._dashes)]
 
     def _export_responses(self) -> dict[str, dict[str, dict[str, Any]]]:
         """What the kernel would send when the page opens one of `_offline()` (precomputed)."""
@@ -97,6 +139,10 @@ class DashboardWidget(Widget):
             state.pop("feature")
             replies[json.dumps(feature)] = state
         return {"feature": replies}
+
+
+def _anything(_feature: int) -> bool:
+    return True
 
 
 def _first_firing(dashes: DashboardSet) -> int:

@@ -137,3 +137,23 @@ export async function test_errors_show_inline_and_cleanup_unsubscribes(ctx) {
   assertEqual(model.listenerCount(), before, "listeners removed");
   assertEqual(el.children.length, 0, "DOM removed");
 }
+
+export async function test_action_buttons_send_the_shown_feature(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual } = ctx;
+  const model = fakeModel(state(ctx));
+  const cleanup = widget.render({ model, el });
+  assertEqual(q(el, "[data-command]").length, 0, "no action buttons by default");
+  model.kernelSet("actions", [{ name: "steer", label: "steer <b>it</b>" }]);
+  const button = el.querySelector("[data-testid=action-steer]");
+  assertEqual(button.textContent, "steer <b>it</b>", "label is text");
+  button.click();
+  assertEqual(model.sent, [{ kind: "action", name: "steer", feature: 7 }], "custom message");
+  assertEqual(model.sets, [], "an action sets no trait");
+  model.kernelSet("header", { ...model.get("header"), feature: 9 });
+  model.kernelSet("feature", 9);
+  el.querySelector("[data-testid=action-steer]").click();
+  assertEqual(model.sent[1], { kind: "action", name: "steer", feature: 9 }, "the feature shown now");
+  cleanup();
+  assertEqual(model.listenerCount(), 0, "cleanup unsubscribes");
+  assert(!el.querySelector("[data-testid=dashboard]"), "cleanup removes the view");
+}

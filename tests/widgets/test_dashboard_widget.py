@@ -101,3 +101,38 @@ def test_evidence_dashboards_send_unknown_values_as_nan():
     assert header_of(dash)["mean_activation"] is None
     values = from_binary(examples_of(dash, bos=2)["values"])
     assert math.isnan(values[0]) and values[1] == 2.0
+
+
+def test_action_buttons_call_back_with_the_shown_feature(dashes):
+    view = DashboardWidget(dashes, feature=4, actions=[{"name": "steer", "label": "steer"}])
+    heard = []
+    view.on_action(lambda name, feature: heard.append((name, feature)))
+    view._on_message(view, {"kind": "action", "name": "steer", "feature": 4}, [])
+    view._on_message(view, {"kind": "other"}, [])
+    assert heard == [("steer", 4)] and view.error == ""
+
+    def fail(name, feature):
+        raise ValueError(f"cannot {name} #{feature}")
+
+    view.on_action(fail)
+    view._on_message(view, {"kind": "action", "name": "steer", "feature": 6}, [])
+    assert view.error == "cannot steer #6"  # shown inline, not lost
+    assert view._export_state()["actions"] == []  # a saved page has no kernel to act
+
+
+def test_an_opener_opens_features_outside_the_pass(dashes):
+    asked, texts = [], ["The cat sat on the mat.\nThe dog sat on the log."] * 6
+
+    def opener(feature):
+        asked.append(feature)
+        return dashes.scope.dashboards([feature], corpus=texts, seq_len=24, cache=False, progress=False)
+
+    view = DashboardWidget(dashes, feature=4, opener=opener)
+    assert all(item["covered"] for item in view.similar)  # every similar feature is clickable
+    view.feature = 7  # not in the pass (every other feature): the opener builds one
+    assert asked == [7] and view.header["feature"] == 7 and view.error == ""
+    view.feature = 4  # the view holds the opener's pass now, so the opener is asked again
+    assert asked == [7, 4] and view.header["feature"] == 4
+    assert view._export_state()["offline_features"] == [4]  # only what the held pass covers
+    view.feature = 99
+    assert view.feature == 4 and "[0, 24)" in view.error

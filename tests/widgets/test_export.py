@@ -5,6 +5,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 
 from scopewidgets.testing import fake_activations
 from scopewidgets.widgets._export import script_json
@@ -68,3 +69,27 @@ def test_export_inlines_labels_the_kernel_would_send_on_hover(tmp_path) -> None:
     assert view.labels == {}  # the side list holds feature 0 only, which has no label
     data = page_data(view.save_html(tmp_path / "labels.html").read_text(encoding="utf-8"))
     assert data["state"]["labels"] == {"1": "one", "2": "two"}
+
+
+def test_several_widgets_share_one_page_with_their_own_state(tmp_path) -> None:
+    import hashlib
+
+    from scopewidgets.widgets import save_html, to_html
+
+    first = fake_activations(["<bos>", "a"], np.array([[0, 0], [1, 0]], dtype=np.float32)).widget()
+    second = fake_activations(["<bos>", "</script>"], np.array([[0, 0], [0, 2]], dtype=np.float32)).widget()
+    second.selected_feature = 1
+    page = save_html([first, second], tmp_path / "both.html", title="<both>").read_text(encoding="utf-8")
+    assert page.count("</script>") == 2 and "<title>&lt;both&gt;</title>" in page
+    data = page_data(page)
+    assert "mount" in data["runtime"] and len(data["parts"]) == 2
+    assert [part["state"]["tokens"] for part in data["parts"]] == [["<bos>", "a"], ["<bos>", "</script>"]]
+    assert data["parts"][1]["state"]["selected_feature"] == 1 and "render" in data["parts"][0]["module"]
+    loader = re.search(r'<script type="module">(.*?)</script>', page, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(loader.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}' blob:" in page  # the CSP admits exactly this page's loader
+    assert "data.parts" in loader
+    single = to_html(first)
+    assert "data.parts" not in single and "parts" not in page_data(single)
+    with pytest.raises(ValueError, match="at least one widget"):
+        to_html([])

@@ -1,0 +1,83 @@
+// Search results (scope.search): a table whose rows select their feature. Keyboard: Tab to a row, Enter or
+// Space selects it.
+//
+// Traits (set by scopewidgets/widgets/search.py):
+//   query             string     what was searched for (caption)
+//   columns           [{name, kind}]   kind "int" | "number" | "text"; "feature" first
+//   rows              any[][]    cell values in column order (null: missing)
+//   selected_feature  number | null    two-way: the feature of the clicked row
+//   error             string     shown in the banner
+import "./lib/style.css";
+import "./search.css";
+import { format } from "./lib/color.js";
+import { h, replaceChildren } from "./lib/dom.js";
+import { errorBanner, guarded } from "./lib/error.js";
+
+function cellText(value, kind) {
+  if (value == null) return "";
+  if (kind === "number") return format(value);
+  return String(value);
+}
+
+function tableView(columns, rows) {
+  const head = h("tr", {}, columns.map(({ name, kind }) => h("th", { class: `sw-search-${kind}` }, name)));
+  const body = rows.map((row) => h("tr", { class: "sw-search-row", tabindex: 0, "data-testid": "search-row",
+    dataset: { feature: row[0] }, "aria-selected": "false" },
+  row.map((value, c) => h("td", { class: `sw-search-${columns[c].kind}` }, cellText(value, columns[c].kind)))));
+  return h("table", { class: "sw-search-table" }, h("thead", {}, head), h("tbody", {}, body));
+}
+
+function render({ model, el }) {
+  const banner = errorBanner(model);
+  const caption = h("div", { class: "sw-bar", "data-testid": "search-caption" });
+  const body = h("div", { class: "sw-search-body" });
+  const root = h("div", { class: "scopewidgets sw-search", "data-testid": "search-results" }, banner.el, caption, body);
+  el.appendChild(root);
+
+  const mark = guarded(banner, () => {
+    const selected = model.get("selected_feature");
+    for (const row of body.querySelectorAll(".sw-search-row")) {
+      row.setAttribute("aria-selected", String(Number(row.dataset.feature) === selected));
+    }
+  });
+  const draw = guarded(banner, () => {
+    const columns = model.get("columns") ?? [];
+    const rows = model.get("rows") ?? [];
+    if (rows.length && columns[0]?.name !== "feature") throw new Error("search results need the feature column first");
+    const query = model.get("query");
+    caption.textContent = `${rows.length} feature${rows.length === 1 ? "" : "s"}${query ? ` for ${query}` : ""}` +
+      (rows.length ? " · click a row to select it" : "");
+    replaceChildren(body, rows.length ? tableView(columns, rows) : h("div", { class: "sw-empty" }, "No feature found"));
+    mark();
+  });
+  const select = (row) => {
+    model.set("selected_feature", Number(row.dataset.feature));
+    model.save_changes();
+  };
+  const onClick = guarded(banner, (event) => {
+    const row = event.target.closest(".sw-search-row");
+    if (row) select(row);
+  });
+  const onKey = guarded(banner, (event) => {
+    const row = event.target.closest(".sw-search-row");
+    if (row && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      select(row);
+    }
+  });
+
+  const subscriptions = [["change:columns", draw], ["change:rows", draw], ["change:query", draw], ["change:selected_feature", mark]];
+  for (const [event, handler] of subscriptions) model.on(event, handler);
+  body.addEventListener("click", onClick);
+  body.addEventListener("keydown", onKey);
+  draw();
+  return () => {
+    for (const [event, handler] of subscriptions) model.off(event, handler);
+    banner.cleanup();
+    body.removeEventListener("click", onClick);
+    body.removeEventListener("keydown", onKey);
+    root.remove();
+  };
+}
+
+export default { render };
