@@ -56,7 +56,7 @@ def test_every_tutorial_opens_with_an_install_cell_and_ends_with_a_widget() -> N
         code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
         assert "%pip install" in code[0].source, path.name
         last = code[-1].source.strip().splitlines()[-1]
-        assert not last.endswith(";") and "=" not in last, f"{path.name} must end by displaying a widget"
+        assert not last.endswith(";") and " = " not in last, f"{path.name} must end by displaying a widget"
 
 
 @pytest.mark.slow
