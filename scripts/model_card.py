@@ -103,6 +103,8 @@ def write_model_card(path: Path, config: dict, notes: str = "") -> None:
     for name, value in values.items():
         target, status = verdict(name, value)
         shown = f"{value:.1%}" if name == "dead" else f"{value:.4g}"
+        if name == "dead":
+            target = "<= 10%"
         rows.append(f"| {name} | {shown} | {target} | {status} |")
     size = (path.parent / "params.safetensors").stat().st_size / 1e6
     text = CARD.format(
