@@ -77,4 +77,7 @@ def to_jumprelu(
             "b_dec": trainer.b_dec.detach() / s + mean,
             "threshold": threshold,
         }
-    return SAE.from_tensors(cfg, tensors)
+    sae = SAE.from_tensors(cfg, tensors)
+    for feature, sign in zip(range(trainer.n_reserved), "+-", strict=False):
+        sae.labels[feature] = f"reserved: dominant residual direction ({sign}), massive activations"
+    return sae

@@ -176,7 +176,36 @@ def read_folder(folder: Path, name: str | None = None) -> SAE:
         raise FileNotFoundError(f"SAE path {folder} does not exist")
     fmt = detect_format(folder)
     cfg, tensors = _READERS[fmt](folder, name or str(folder))
-    return SAE.from_tensors(cfg, tensors)
+    sae = SAE.from_tensors(cfg, tensors)
+    sae.labels.update(read_labels(folder / LABELS_FILE, cfg.d_sae))
+    return sae
+
+
+LABELS_FILE = "labels.json"
+
+
+def read_labels(path: Path, d_sae: int) -> dict[int, str]:
+    """Feature labels from an optional `labels.json` ({"12": "text", ...}); empty when the file is absent."""
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(raw, dict):
+        raise ValueError(
+            f"{path} must hold an object mapping feature index to label, got {type(raw).__name__}"
+        )
+    labels: dict[int, str] = {}
+    for key, text in raw.items():
+        if not str(key).isdigit() or not 0 <= int(key) < d_sae:
+            raise ValueError(f"{path}: feature {key!r} is not an index in [0, {d_sae})")
+        if not isinstance(text, str):
+            raise ValueError(
+                f"{path}: the label of feature {key} must be a string, got {type(text).__name__}"
+            )
+        labels[int(key)] = text
+    return labels
 
 
 def save_sae(sae: SAE, folder: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32) -> Path:
@@ -211,6 +240,9 @@ def save_sae(sae: SAE, folder: str | os.PathLike[str], *, dtype: torch.dtype = t
     }
     save_file(params, str(target / "params.safetensors"))
     (target / "config.json").write_text(json.dumps(meta, indent=2))
+    if sae.labels:
+        labels = {str(k): v for k, v in sorted(sae.labels.items())}
+        (target / LABELS_FILE).write_text(json.dumps(labels, indent=2, ensure_ascii=False))
     return target
 
 
@@ -240,7 +272,8 @@ def load_sae(
     `config.json` (Gemma Scope 2), `cfg.json` + `sae_weights.safetensors` (SAELens). From the hub only
     those files are downloaded. For Gemma Scope 1, `layer_L/width_W/canonical` picks the average L0
     closest to 100. `site`/`layer` override what the file says (useful for local Gemma Scope 1 copies
-    whose folder name does not carry the repo's site suffix).
+    whose folder name does not carry the repo's site suffix). A local folder may also hold `labels.json`
+    (`{"12": "French words", ...}`): the labels show in the widgets and tables (`save_sae` writes it).
 
     Example:
         >>> import scopewidgets as sw

@@ -277,3 +277,32 @@ def test_save_and_load_round_trip(tmp_path, gemma3):
     assert meta["hf_hook_point_in"] == "model.layers.2.self_attn.o_proj.input"
     assert meta["architecture"] == "jump_relu"
     assert _hub.GATED_HINT
+
+
+def test_labels_round_trip_and_show_in_tables(tmp_path, gemma3):
+    from scopewidgets.testing import random_sae
+
+    sae = random_sae(gemma3[0], "resid_post", 1, d_sae=24)
+    sae.labels.update({3: "French <b>words</b>", 20: "numbers"})
+    back = sw.load_sae(sw.save_sae(sae, tmp_path / "x"))
+    assert back.labels == {3: "French <b>words</b>", 20: "numbers"}
+    assert back.label(3) == "French <b>words</b>" and back.label(4) is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"24": "x"}', r"feature '24' is not an index in \[0, 24\)"),
+        ('{"-1": "x"}', r"feature '-1' is not an index"),
+        ('{"2": 5}', "must be a string"),
+        ('["x"]', "must hold an object"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_bad_labels_file_is_named(tmp_path, gemma3, content, message):
+    from scopewidgets.testing import random_sae
+
+    folder = sw.save_sae(random_sae(gemma3[0], "resid_post", 1, d_sae=24), tmp_path / "x")
+    (folder / "labels.json").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        sw.load_sae(folder)

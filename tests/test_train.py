@@ -221,6 +221,7 @@ def test_massive_activations_get_reserved_features_and_light_up_no_others(acts: 
         cfg = SAEConfig(d_in=64, d_sae=128, site="resid_post", layer=1)
         sae = to_jumprelu(trainer, norm, sample.split(2048), cfg)
         lit[reserve] = (sae.encode(x[massive]) > 0).sum(-1).float().mean().item()
+        assert ("reserved" in (sae.label(0) or "")) == reserve
         if reserve:
             codes = sae.encode(x)
             assert (codes[:, :2] > 0).any(-1).float().mean() > 0.95  # the pair fires on (nearly) every token
