@@ -214,3 +214,19 @@ def fake_activations(
         text="".join(tokens[1:] if bos else tokens),
         bos_mask=bos_mask,
     )
+
+
+def tiny_scope(d_sae: int = 64, layer: int = 1, labels: dict[int, str] | None = None) -> Any:
+    """A `Scope` over a tiny random Gemma 3 with one random SAE at `resid_post` of `layer`.
+
+    Example:
+        >>> scope = tiny_scope(labels={3: "a label"})
+        >>> scope.saes[0].cfg.d_sae, scope.saes[0].label(3)
+        (64, 'a label')
+    """
+    from .scope import Scope
+
+    model, tokenizer = tiny_gemma3()
+    sae = random_sae(model, "resid_post", layer, d_sae=d_sae)
+    sae.labels.update(labels or {})
+    return Scope(model, tokenizer, saes=[sae])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from scopewidgets.testing import tiny_gemma2, tiny_gemma3, tiny_gemma3_multimodal
 
@@ -25,3 +26,13 @@ def gemma3_mm():
 @pytest.fixture(scope="session", params=["gemma2", "gemma3", "gemma3_mm"])
 def any_gemma(request):
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core machine spinning threads cost 10x.
+    Modules opt in with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -8,23 +8,17 @@ import torch
 import scopewidgets as sw
 from scopewidgets._generate import SharedNoiseSampler, generate_pair
 from scopewidgets._steering_hook import edited_span
-from scopewidgets.testing import random_sae, tiny_gemma3
+from scopewidgets.testing import tiny_scope
 
 PROMPT = "The Eiffel Tower is in"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def scope() -> sw.Scope:
-    model, tok = tiny_gemma3()
-    return sw.Scope(model, tok, saes=[random_sae(model, "resid_post", 1, d_sae=64)])
+    return tiny_scope()
 
 
 def test_shared_noise_sampler_draws_from_the_softmax() -> None:

@@ -15,12 +15,7 @@ from scopewidgets.testing import random_sae, tiny_gemma3
 IDS = torch.tensor([[2, 70, 71, 72, 73]])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

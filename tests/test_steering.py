@@ -25,13 +25,7 @@ def make_scope(builder=tiny_gemma3, layer: int = 1) -> sw.Scope:
     return sw.Scope(model, tok, saes=[random_sae(model, "resid_post", layer, d_sae=64)])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine spinning threads cost 10x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

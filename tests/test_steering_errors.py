@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 import scopewidgets as sw
 from scopewidgets.hooks import hook_count
 from scopewidgets.sae import SAEConfig
 from scopewidgets.sites import final_norm
-from scopewidgets.testing import random_sae, tiny_gemma3
+from scopewidgets.testing import random_sae, tiny_scope
 
 PROMPT = "The Eiffel Tower is in"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def scope() -> sw.Scope:
-    model, tok = tiny_gemma3()
-    return sw.Scope(model, tok, saes=[random_sae(model, "resid_post", 1, d_sae=64)])
+    return tiny_scope()
 
 
 @pytest.mark.parametrize(

@@ -5,31 +5,22 @@ from __future__ import annotations
 import time
 
 import pytest
-import torch
 
 import scopewidgets as sw
 from scopewidgets._steer_runner import SteeringRunner
 from scopewidgets.hooks import hook_count
-from scopewidgets.testing import random_sae, tiny_gemma3
+from scopewidgets.testing import tiny_scope
 from scopewidgets.widgets.steering import SteeringPanel
 
 PROMPT = "The Eiffel Tower is in"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def scope() -> sw.Scope:
-    model, tok = tiny_gemma3()
-    sae = random_sae(model, "resid_post", 1, d_sae=64)
-    sae.labels = {3: "third <b>feature</b>"}
-    return sw.Scope(model, tok, saes=[sae])
+    return tiny_scope(labels={3: "third <b>feature</b>"})
 
 
 @pytest.fixture
