@@ -28,6 +28,11 @@ class SAEConfig:
     `site`/`layer` say where the input comes from; `site_out` is set for transcoders (they write elsewhere).
     `hook_point` is the hook string found in the file (Hugging Face or TransformerLens style).
     `source` says where the weights came from (repo/path). `k` is set for TopK SAEs.
+
+    Example:
+        >>> cfg = SAEConfig(d_in=640, d_sae=4096, site="resid_post", layer=6)
+        >>> cfg.architecture, cfg.d_sae
+        ('jumprelu', 4096)
     """
 
     d_in: int
