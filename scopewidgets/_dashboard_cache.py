@@ -10,6 +10,10 @@ An entry is one safetensors file under `cache_dir() / "dashboards"`, named by a 
 - the settings and the features.
 The file's metadata holds the key and a SHA-256 of every tensor; a file that cannot be read, whose checksum
 or key does not match, or whose tensors have the wrong shapes is deleted and rebuilt, never trusted.
+
+The folder is bounded: after each write, the least recently used entries are deleted until the folder holds
+at most `SCOPEWIDGETS_DASHBOARD_CACHE_MB` megabytes (default 4096; the entry just written is always kept).
+A read marks an entry as used.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from .corpus import iter_texts
 from .sae import SAE
 
 FORMAT = "scopewidgets-dashboard-state/1"
+LIMIT_VARIABLE = "SCOPEWIDGETS_DASHBOARD_CACHE_MB"
+DEFAULT_LIMIT_MB = 4096
 _PROBE = "The Eiffel Tower is in Paris. 1234 ünïcödé\n\tdef f(x): return x ** 2  <bos>"
 
 
@@ -155,7 +161,44 @@ def save_state(key: str, state: DashboardState) -> Path:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
-    return folder / f"{key}.safetensors"
+    path = folder / f"{key}.safetensors"
+    evict(keep=path)
+    return path
+
+
+def cache_limit_bytes() -> int:
+    """The folder's size bound, from `SCOPEWIDGETS_DASHBOARD_CACHE_MB` (default 4096 MB)."""
+    raw = os.environ.get(LIMIT_VARIABLE, str(DEFAULT_LIMIT_MB))
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        megabytes = -1.0
+    if not megabytes >= 0:
+        raise ValueError(f"{LIMIT_VARIABLE}={raw!r}: expected a number of megabytes >= 0")
+    return int(megabytes * 1e6)
+
+
+def evict(keep: Path | None = None) -> list[Path]:
+    """Delete the least recently used entries until the folder fits `cache_limit_bytes()`; return them."""
+    limit = cache_limit_bytes()
+    entries = []
+    for path in cache_folder().glob("*.safetensors"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # deleted by another process meanwhile
+            continue
+        entries.append((stat.st_mtime, stat.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    removed = []
+    for _, size, path in sorted(entries, key=lambda entry: entry[0]):
+        if total <= limit:
+            break
+        if path == keep:
+            continue
+        path.unlink(missing_ok=True)
+        total -= size
+        removed.append(path)
+    return removed
 
 
 def load_state(key: str) -> DashboardState | None:
@@ -164,7 +207,9 @@ def load_state(key: str) -> DashboardState | None:
     if not path.exists():
         return None
     try:
-        return _read(path, key)
+        state = _read(path, key)
+        os.utime(path)  # most recently used: evicted last
+        return state
     except Exception as err:
         warnings.warn(f"The dashboard cache entry {path} is damaged ({err}); rebuilding it", stacklevel=3)
         path.unlink(missing_ok=True)

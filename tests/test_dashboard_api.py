@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from dashboard_reference import dense_activations, stats, top_examples
@@ -68,6 +70,37 @@ def test_a_second_pass_comes_from_the_cache_without_a_forward(scope):
     assert all(torch.equal(a, again.state.tensors()[k]) for k, a in first.state.tensors().items())
     scope.dashboards([1, 3], corpus=texts[:-1], **SETTINGS)  # other corpus: another entry
     assert counter.calls > 0 and len(list(_dashboard_cache.cache_folder().glob("*.safetensors"))) == 2
+
+
+def test_the_cache_evicts_least_recently_used_entries_beyond_its_bound(scope, monkeypatch):
+    texts = synthetic_texts(12)
+    folder = _dashboard_cache.cache_folder()
+    passes = [texts, texts[:-1], texts[:-2]]
+    for texts_of_pass in passes:
+        scope.dashboards([1, 3], corpus=texts_of_pass, **SETTINGS)
+        for j, path in enumerate(sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)):
+            os.utime(path, (1000 + j, 1000 + j))  # distinct ages, oldest first
+    entries = sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+    assert len(entries) == 3
+    size = entries[0].stat().st_size
+    counter = ForwardCounter(scope.model)
+    scope.dashboards([1, 3], corpus=passes[0], **SETTINGS)  # a cache hit marks the oldest entry as used
+    assert counter.calls == 0 and entries[0].stat().st_mtime > entries[2].stat().st_mtime
+    monkeypatch.setenv(_dashboard_cache.LIMIT_VARIABLE, str(2.5 * size / 1e6))
+    scope.dashboards([1, 3], corpus=texts[:-3], **SETTINGS)  # a fourth entry: the two least used go
+    remaining = set(folder.glob("*.safetensors"))
+    assert entries[0] in remaining and entries[1] not in remaining and entries[2] not in remaining
+    assert len(remaining) == 2
+    monkeypatch.setenv(_dashboard_cache.LIMIT_VARIABLE, "0")
+    assert len(_dashboard_cache.evict(keep=entries[0])) == 1  # the kept entry survives any bound
+    assert set(folder.glob("*.safetensors")) == {entries[0]}
+
+
+@pytest.mark.parametrize("limit", ["-1", "lots", "nan"])
+def test_a_bad_cache_bound_is_named(monkeypatch, limit):
+    monkeypatch.setenv(_dashboard_cache.LIMIT_VARIABLE, limit)
+    with pytest.raises(ValueError, match=f"SCOPEWIDGETS_DASHBOARD_CACHE_MB={limit!r}"):
+        _dashboard_cache.cache_limit_bytes()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "foreign"])
