@@ -11,9 +11,10 @@ The tutorial notebooks ship inside the package; they are copied into a working f
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -40,8 +41,14 @@ def notebooks_source() -> Path:
     )
 
 
+MANIFEST = ".scopewidgets-tutorials.json"
+
+
 def copy_tutorials(target: Path) -> list[Path]:
-    """Copy the tutorial notebooks into `target`, keeping any copy already there; returns the new copies.
+    """Copy the tutorial notebooks into `target`; returns the files written.
+
+    A copy you have edited is kept as it is. A copy you have not touched is replaced when the installed
+    package ships a newer version (`target/.scopewidgets-tutorials.json` records what was written).
 
     Example:
         >>> import tempfile
@@ -50,13 +57,28 @@ def copy_tutorials(target: Path) -> list[Path]:
         ['01_quickstart.ipynb']
     """
     target.mkdir(parents=True, exist_ok=True)
-    copied = []
+    manifest_path = target / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    except (json.JSONDecodeError, OSError):
+        manifest = {}
+    if not isinstance(manifest, dict):
+        manifest = {}
+    written = []
     for notebook in sorted(notebooks_source().glob("*.ipynb")):
+        shipped = notebook.read_bytes()
+        digest = hashlib.sha256(shipped).hexdigest()
         destination = target / notebook.name
-        if not destination.exists():
-            shutil.copyfile(notebook, destination)
-            copied.append(destination)
-    return copied
+        if destination.exists():
+            current = hashlib.sha256(destination.read_bytes()).hexdigest()
+            if current == digest or manifest.get(notebook.name) != current:
+                continue  # already the shipped version, or edited by the user: keep it
+        destination.write_bytes(shipped)
+        manifest[notebook.name] = digest
+        written.append(destination)
+    if written:
+        manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return written
 
 
 def free_port(preferred: int = 8888, tries: int = 50) -> int:

@@ -73,6 +73,23 @@ def test_copy_tutorials_keeps_the_users_edits(tmp_path: Path) -> None:
     assert edited.read_text() == "my edits"
 
 
+def test_copy_tutorials_updates_untouched_copies_only(tmp_path: Path, monkeypatch) -> None:
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for name in (cli.FIRST_TUTORIAL, "02_more.ipynb"):
+        (shipped / name).write_text(f"{name} v1")
+    monkeypatch.setattr(cli, "notebooks_source", lambda: shipped)
+    target = tmp_path / "tutorials"
+    assert len(cli.copy_tutorials(target)) == 2
+    (target / "02_more.ipynb").write_text("my notes")  # the user edits one copy
+    for name in (cli.FIRST_TUTORIAL, "02_more.ipynb"):
+        (shipped / name).write_text(f"{name} v2")  # a newer package ships both
+    assert [p.name for p in cli.copy_tutorials(target)] == [cli.FIRST_TUTORIAL]
+    assert (target / cli.FIRST_TUTORIAL).read_text() == f"{cli.FIRST_TUTORIAL} v2"
+    assert (target / "02_more.ipynb").read_text() == "my notes"
+    assert cli.copy_tutorials(target) == []
+
+
 def test_free_port_skips_a_port_in_use() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
