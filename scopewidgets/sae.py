@@ -147,6 +147,18 @@ class SAE(nn.Module):
             raise ValueError(f"Feature {index} is out of range: this SAE has features [0, {self.cfg.d_sae})")
         return index
 
+    @property
+    def reserved_features(self) -> tuple[int, ...]:
+        """Features scopewidgets' trainer set aside for the residual stream's dominant direction (0 and 1,
+        firing on nearly every token; `sw.demo_sae()` has them), or () for any other SAE.
+
+        Example:
+            >>> SAE(SAEConfig(d_in=8, d_sae=32)).reserved_features
+            ()
+        """
+        training = self.cfg.extra.get("training")
+        return (0, 1) if isinstance(training, dict) and training.get("reserved_direction") else ()
+
     def label(self, feature: int) -> str | None:
         """The human label of a feature when the SAE carries one."""
         return self.labels.get(int(feature))

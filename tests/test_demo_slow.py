@@ -43,7 +43,8 @@ def test_demo_returns_a_scope_with_the_demo_sae() -> None:
     assert isinstance(scope, sw.Scope)
     (sae,) = scope.saes
     assert (sae.cfg.site, sae.cfg.layer, sae.cfg.d_in) == ("resid_post", 6, 640)
-    assert "reserved" in sae.label(0) and "reserved" in sae.label(1)  # the massive-activation direction
+    assert sae.reserved_features == (0, 1)  # the massive-activation direction, labelled as such
+    assert all("reserved" in sae.label(f) for f in sae.reserved_features)
     acts = scope.activations("The Eiffel Tower is in Paris")
     assert acts.values.shape == (len(acts.tokens), sae.cfg.d_sae)
     assert acts.values[0].abs().sum() == 0  # BOS row

@@ -287,6 +287,9 @@ def test_labels_round_trip_and_show_in_tables(tmp_path, gemma3):
     back = sw.load_sae(sw.save_sae(sae, tmp_path / "x"))
     assert back.labels == {3: "French <b>words</b>", 20: "numbers"}
     assert back.label(3) == "French <b>words</b>" and back.label(4) is None
+    assert back.reserved_features == ()
+    sae.cfg.extra["training"] = {"reserved_direction": True}  # as train_sae records it
+    assert sw.load_sae(sw.save_sae(sae, tmp_path / "y")).reserved_features == (0, 1)
 
 
 @pytest.mark.parametrize(
