@@ -67,7 +67,7 @@ def to_jumprelu(
     with torch.no_grad():
         w_enc = trainer.W_enc.detach().float()
         s, mean = norm.scale, norm.mean
-        b_enc = (trainer.b_enc - trainer.b_dec @ w_enc) / s - mean @ w_enc
+        b_enc = trainer._bias().float() / s - mean @ w_enc
         finite_max = torch.finfo(torch.bfloat16).max / 2  # "never fires", and still finite in bf16
         threshold = torch.where(theta.isfinite(), theta / s, torch.full_like(theta, finite_max))
         tensors = {

@@ -243,6 +243,8 @@ def save_sae(sae: SAE, folder: str | os.PathLike[str], *, dtype: torch.dtype = t
     if sae.labels:
         labels = {str(k): v for k, v in sorted(sae.labels.items())}
         (target / LABELS_FILE).write_text(json.dumps(labels, indent=2, ensure_ascii=False))
+    else:
+        (target / LABELS_FILE).unlink(missing_ok=True)  # not another SAE's labels
     return target
 
 

@@ -192,9 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["--version"])   # doctest: +SKIP
         scopewidgets 0.1.0
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.port is not None and not 1 <= args.port <= 65535:
-        build_parser().error(f"--port must be in 1..65535, got {args.port}")
+        parser.error(f"--port must be in 1..65535, got {args.port}")
     return run_demo(args.dir, args.port, open_browser=not args.no_browser)
 
 

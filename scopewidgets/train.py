@@ -76,14 +76,14 @@ def train_sae(
     check_layer(model, layer)
     _check_settings(width=width, k=k, tokens=tokens, method=method, batch_size=batch_size, seq_len=seq_len)
     d_in = site_width(model, site)
-    torch.manual_seed(seed)
     chunks = model_activations(model, tokenizer, site, layer, corpus, seq_len=seq_len)
     batches = shuffled_batches(chunks, batch_size, max(buffer_size, 2 * batch_size), seed=seed, limit=tokens)
     sample = _take(batches, calibration_tokens)  # trained on first; also sets the scale and calibrates
     if not sample:
         raise ValueError(f"The corpus holds fewer than batch_size={batch_size} tokens; give more text")
-    norm = Normalizer.fit(torch.cat(sample))
-    dominant = dominant_direction(norm(torch.cat(sample)))
+    rows = torch.cat(sample)
+    norm = Normalizer.fit(rows)
+    dominant = dominant_direction(norm(rows))
     started = time.time()
     trainer, norm, stats = fit(
         itertools.chain(sample, batches),

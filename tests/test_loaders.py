@@ -279,7 +279,7 @@ def test_save_and_load_round_trip(tmp_path, gemma3):
     assert _hub.GATED_HINT
 
 
-def test_labels_round_trip_and_show_in_tables(tmp_path, gemma3):
+def test_labels_round_trip_and_stale_labels_go(tmp_path, gemma3):
     from scopewidgets.testing import random_sae
 
     sae = random_sae(gemma3[0], "resid_post", 1, d_sae=24)
@@ -290,6 +290,8 @@ def test_labels_round_trip_and_show_in_tables(tmp_path, gemma3):
     assert back.reserved_features == ()
     sae.cfg.extra["training"] = {"reserved_direction": True}  # as train_sae records it
     assert sw.load_sae(sw.save_sae(sae, tmp_path / "y")).reserved_features == (0, 1)
+    sae.labels.clear()
+    assert sw.load_sae(sw.save_sae(sae, tmp_path / "x")).labels == {}  # the old labels.json is gone
 
 
 @pytest.mark.parametrize(

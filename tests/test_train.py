@@ -58,9 +58,14 @@ def test_streamed_activations_exclude_bos(tiny: tuple, acts: torch.Tensor) -> No
     assert distance.min() > 1e-3 * bos_act.norm()
 
 
+def _fit(acts: torch.Tensor, width: int = 128, tokens: int = 20_000, **kwargs):
+    """`fit` on `acts` (64 wide) in batches of 256, k = 8, no progress bar."""
+    batches = shuffled_batches([acts], 256, len(acts), limit=tokens)
+    return fit(batches, 64, width, k=8, tokens=tokens, progress=False, **kwargs)
+
+
 def test_fit_reduces_the_reconstruction_error(acts: torch.Tensor) -> None:
-    batches = shuffled_batches([acts], 256, len(acts), limit=12_000)
-    _, _, stats = fit(batches, 64, 128, k=8, tokens=12_000, progress=False)
+    _, _, stats = _fit(acts, tokens=12_000)
     assert stats["tokens"] == 11_776
     assert stats["fvu"] < 0.7 * stats["first_fvu"]
     assert stats["l0"] == pytest.approx(8, abs=0.01)
@@ -74,15 +79,7 @@ def test_jumprelu_reproduces_the_topk_codes(
 ) -> None:
     """Stated tolerance: on training data the JumpReLU codes share >= 90% (BatchTopK) / >= 60% (TopK) of the
     active (token, feature) pairs with the TopK codes, and FVU rises by at most 0.02 / 0.06."""
-    trainer, norm, _ = fit(
-        shuffled_batches([acts], 256, len(acts), limit=20_000),
-        64,
-        128,
-        k=8,
-        tokens=20_000,
-        method=method,
-        progress=False,
-    )
+    trainer, norm, _ = _fit(acts, method=method)
     sample = acts[:4096]
     cfg = SAEConfig(d_in=64, d_sae=128, site="resid_post", layer=1)
     sae = to_jumprelu(trainer, norm, [sample[i : i + 1024] for i in range(0, 4096, 1024)], cfg)
@@ -106,17 +103,7 @@ def test_auxk_revives_dead_features(acts: torch.Tensor) -> None:
         trainer = TopKTrainer(64, 256, 8, method="topk")
         with torch.no_grad():
             trainer.b_enc[:128] = -3.0  # half the features start dead
-        trainer, norm, _ = fit(
-            shuffled_batches([acts], 256, len(acts), limit=20_000),
-            64,
-            256,
-            k=8,
-            tokens=20_000,
-            aux_k=aux_k,
-            dead_after=2000,
-            trainer=trainer,
-            progress=False,
-        )
+        trainer, norm, _ = _fit(acts, 256, aux_k=aux_k, dead_after=2000, trainer=trainer)
         with torch.no_grad():
             codes = trainer.dense_codes(norm(acts[:8192]))
         never_fire[aux_k] = ((codes > 0).sum(0) == 0).float().mean().item()
