@@ -101,11 +101,13 @@ class ExplorerWidget(ipywidgets.VBox):
         self.steering: SteeringPanel | None = None
         self._unlink_tokens: Callable[[], None] = lambda: None
         self._shown_text = ""
+        self._last_search = ("", "text")
         self._steering_title = ipywidgets.Label(STEERING_TITLE, style={"font_weight": "bold"})
         super().__init__(children=[self.controls, self.search_results])
         for name in ("text", "query", "search_by", "status", "error"):
             mirror(self, name, self.controls, name)
         mirror(self, "selected_feature", self.search_results, "selected_feature")
+        self.controls.observe(self._search, names=["query", "search_by"])
         self.status = START
         if text is not None:
             self.text = text
@@ -179,17 +181,22 @@ class ExplorerWidget(ipywidgets.VBox):
             mirror(self, "steer_features", self.steering, "features")
             self._arrange()
 
-    @traitlets.observe("query", "search_by")
     @shows_errors
     def _search(self, _change: dict[str, Any]) -> None:
-        if not self.query:
+        """Observes the controls, where every query or mode change lands (typed, or set here and mirrored):
+        one message from the browser sets both before either is announced, so both are read there."""
+        query, by = self.controls.query, self.controls.search_by
+        if (query, by) == self._last_search:
+            return  # the second notification of one submit
+        if not query:
+            self._last_search = (query, by)
             self.search_results.layout.display = "none"
             return
-        by_logit = self.search_by == "logit"
+        by_logit = by == "logit"
         result = self._scope.search(
-            None if by_logit else self.query, self._n_results, logit=self.query if by_logit else None,
-            sae=self._sae,
-        )  # fmt: skip
+            None if by_logit else query, self._n_results, logit=query if by_logit else None, sae=self._sae
+        )
+        self._last_search = (query, by)
         self.search_results.show(result)
         self.search_results.layout.display = None
         if self._prebuild:

@@ -107,10 +107,10 @@ def test_the_saved_explorer_page_shows_its_parts_offline(offline_page: Recorder,
     assert page.locator("[data-testid=tokens]").text_content() == "<bos>The·<b>cat</b>"
     assert page.locator("[data-testid=token-view] b").count() == 0
     similar = page.locator("[data-testid=similar] .sw-feat:not([disabled])")
-    if similar.count():  # a similar feature the saved pass covers opens offline
-        target = similar.first.get_attribute("data-feature")
-        similar.first.click()
-        wait_for_title(page, target)
+    assert similar.count() > 0  # a similar feature the saved pass covers opens offline
+    target = similar.first.get_attribute("data-feature")
+    similar.first.click()
+    wait_for_title(page, target)
     assert page.locator("[data-testid=action-steer]").count() == 0  # nothing to steer with offline
     ex.close()
     assert offline_page.non_local_requests() == [] and offline_page.page_errors == []

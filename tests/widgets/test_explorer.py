@@ -159,6 +159,20 @@ def test_search_results_are_rows_that_open_dashboards(scope, explorer):
     assert explorer.search_results.layout.display == "none"
 
 
+def test_one_submit_of_query_and_mode_runs_one_search(explorer, scope, monkeypatch) -> None:
+    calls = []
+    real = scope.search
+    monkeypatch.setattr(scope, "search", lambda *a, **kw: calls.append((a, kw)) or real(*a, **kw))
+    explorer.query = ""
+    with explorer.controls.hold_trait_notifications():  # what one message from the browser does
+        explorer.controls.query = "e"
+        explorer.controls.search_by = "logit" if explorer.search_by == "text" else "text"
+    assert len(calls) == 1 and explorer.error == ""
+    mode = explorer.controls.search_by
+    expected = scope.search(logit="e", k=20) if mode == "logit" else scope.search("e", k=20)
+    assert [row[0] for row in explorer.search_results.rows] == expected.features
+
+
 def test_without_text_or_prebuilding_and_with_the_default_corpus(scope):
     ex = scope.explorer(max_windows=3, seq_len=16, cache=False, prebuild=False)
     assert ex.tokens is None and ex.children == (ex.controls, ex.search_results)

@@ -37,8 +37,6 @@ def test_search_results_display_as_a_clickable_table(scope) -> None:
     view = result.widget()
     assert isinstance(view, SearchWidget) and view.query == result.query
     assert [row[0] for row in view.rows] == result.features
-    view.selected_feature = result.features[1]  # what a click on the second row does
-    assert view.selected_feature == result.features[1] and view.error == ""
     other = scope.search("A dog", k=2)
     view.show(other)
     assert [row[0] for row in view.rows] == other.features and view.query == "A dog"
