@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .hooks import capture
+from .hooks import run_truncated
 from .sae import SAE
 
 
@@ -92,9 +92,8 @@ class SparseBatch:
 
 def site_activations(model: torch.nn.Module, sae: SAE, ids: torch.Tensor) -> torch.Tensor:
     """`[B*T, d_in]` activations at the SAE's site, from a forward stopped right after it."""
-    with torch.inference_mode(), capture(model, [(sae.cfg.site, sae.cfg.layer)]) as acts:
-        model(input_ids=ids, use_cache=False)
-    return acts[sae.cfg.site, sae.cfg.layer].reshape(-1, sae.cfg.d_in)
+    site = (sae.cfg.site, sae.cfg.layer)
+    return run_truncated(model, ids, [site])[site].reshape(-1, sae.cfg.d_in)
 
 
 @torch.inference_mode()
@@ -104,7 +103,8 @@ def encode_batch(
     """Encode `x [B*T, d_in]` into a `SparseBatch` of the feature `columns` (None: every feature).
 
     JumpReLU and ReLU SAEs are read from `x @ W_enc` with the bias added sparsely (values bit-identical to
-    `SAE.encode`); other architectures are encoded densely first.
+    `SAE.encode`); other architectures are encoded densely first. The full product is taken even for a few
+    `columns`: `x @ W_enc[:, columns]` rounds differently, and a subset pass must equal the full one.
     """
     if sae.cfg.architecture in ("jumprelu", "standard"):
         x = x.to(sae.dtype)

@@ -96,7 +96,7 @@ class StateRows:
     source = "corpus pass"
 
     def __init__(self, state: DashboardState) -> None:
-        self.state = state.finish()
+        self.state = state  # finished (canonical order) by whoever made it: a pass, a merge, the cache
         self.features = self.state.features.cpu()
         self.n_tokens = self.state.n_tokens
         self._stats: dict[str, np.ndarray] | None = None

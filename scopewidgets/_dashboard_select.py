@@ -21,7 +21,6 @@ import torch
 
 _HALF_BITS = 28
 _HALF_MASK = (1 << _HALF_BITS) - 1
-KEY_BITS = 2 * _HALF_BITS
 EMPTY_KEY = (1 << 63) - 2  # larger than every key (sample keys < 2**56, order keys < 2**63 - 2**32)
 _PAD_KEY = (1 << 63) - 1  # larger still: fills rows of the insert matrix that hold no candidate
 EMPTY_EXPONENT = -(1 << 20)  # the scale exponent of a feature that never fired
@@ -159,11 +158,6 @@ class Entries:
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Entries:
         """A copy with `fn` applied to every tensor (e.g. `.to(device)`, `.clone()`)."""
         return Entries(**{name: fn(t) for name, t in self.tensors().items()})
-
-    @staticmethod
-    def cat(parts: Sequence[Entries]) -> Entries:
-        """Records of all parts, in order."""
-        return Entries(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(Entries)})
 
 
 @dataclass

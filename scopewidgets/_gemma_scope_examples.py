@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 EVIDENCE_FILE = "examples.safetensors"
 _REQUIRED = ("activations", "seq_ids", "positions", "tokens")
-_INTEGER = (torch.int64, torch.int32, torch.int16, torch.uint8, torch.uint16, torch.uint32, torch.int8)
 
 
 def evidence_path(sae: SAE) -> Path | None:
