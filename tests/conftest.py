@@ -36,3 +36,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """A fresh `SCOPEWIDGETS_CACHE` for one test (dashboard passes written there, not in the user's cache).
+    Modules opt in with `pytestmark = pytest.mark.usefixtures("private_cache")`; the slow lane does not,
+    so it reuses the converted demo model."""
+    monkeypatch.setenv("SCOPEWIDGETS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

@@ -13,10 +13,7 @@ import scopewidgets as sw
 from scopewidgets import _dashboard_cache, corpus
 from scopewidgets.testing import random_sae, tiny_gemma3
 
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SCOPEWIDGETS_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture

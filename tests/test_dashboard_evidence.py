@@ -16,9 +16,7 @@ from scopewidgets.testing import random_sae, tiny_gemma3
 D_SAE, LISTED = 12, 25
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SCOPEWIDGETS_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")
