@@ -27,10 +27,30 @@ export function scale([lo, hi]) {
   };
 }
 
-/** A number for display: 3 significant digits, no exponent for ordinary activations. */
+/**
+ * A number for display: 3 significant digits; whole digits are never dropped (240 stays "240"), trailing
+ * zeros after the point are ("1.50" -> "1.5"); thousands are grouped ("12,346", rounded to a whole number);
+ * below 0.001 and from 1e6 up an exponent ("1.5e-4", "2e+6"). -0 and values that round to 0 show "0";
+ * NaN and null show "–" (unknown).
+ */
 export function format(value) {
-  if (value === 0) return "0";
-  const abs = Math.abs(value);
-  if (abs >= 1000 || abs < 0.001) return value.toExponential(2);
-  return value.toPrecision(3).replace(/\.?0+$/, "");
+  if (Number.isNaN(value) || value == null) return "–";
+  if (!Number.isFinite(value)) return value > 0 ? "∞" : "-∞";
+  const rounded = Number(value.toPrecision(3));
+  if (rounded === 0) return "0";
+  const abs = Math.abs(rounded);
+  if (abs >= 1e6 || abs < 0.001) return trimMantissa(rounded.toExponential(2));
+  if (abs >= 1000) return Math.round(value).toLocaleString("en-US");
+  return trimFraction(rounded.toPrecision(3));
+}
+
+/** "1.50" -> "1.5", "2.00" -> "2", "240" stays (zeros are only dropped after a decimal point). */
+function trimFraction(text) {
+  return text.includes(".") ? text.replace(/\.?0+$/, "") : text;
+}
+
+/** "1.50e-4" -> "1.5e-4", "2.00e+6" -> "2e+6". */
+function trimMantissa(text) {
+  const [mantissa, exponent] = text.split("e");
+  return `${trimFraction(mantissa)}e${exponent}`;
 }

@@ -28,6 +28,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 REPO = Path(__file__).resolve().parents[2]
 STATIC = REPO / "scopewidgets" / "static"
+JS_LIB = REPO / "js" / "lib"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -108,7 +109,8 @@ _RUN_JS_TEST = """async ({ harness, widget, tests, name }) => {
     try { return await import(url); } finally { URL.revokeObjectURL(url); }
   };
   const lib = await load(harness);
-  const module = (await load(widget)).default;
+  const loaded = await load(widget);
+  const module = loaded.default ?? loaded;
   const suite = await load(tests);
   const el = document.createElement("div");
   document.body.appendChild(el);
@@ -124,12 +126,15 @@ def run_js_test(page: Any, test_file: Path, name: str) -> Any:
     """Run `export async function name(ctx)` of a `tests/js/<widget>.test.js` file on about:blank.
 
     `ctx` holds everything `tests/js/harness.js` exports (fakeModel, array, assert, ...), `widget` (the
-    default export of `static/<widget>.js`, imported from a Blob URL) and `el` (an attached div).
+    default export of `static/<widget>.js`, imported from a Blob URL) and `el` (an attached div). A test
+    file named after a module of `js/lib/` without imports (`color.test.js`) gets that module's exports as
+    `widget`, read from the source.
     """
     widget_name = test_file.name.removesuffix(".test.js")
+    lib = JS_LIB / f"{widget_name}.js"
     sources = {
         "harness": (test_file.parent / "harness.js").read_text(encoding="utf-8"),
-        "widget": bundle(f"{widget_name}.js"),
+        "widget": lib.read_text(encoding="utf-8") if lib.is_file() else bundle(f"{widget_name}.js"),
         "tests": test_file.read_text(encoding="utf-8"),
         "name": name,
     }
