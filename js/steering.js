@@ -1,4 +1,4 @@
-// The steering panel: prompt, one log-scaled slider per feature, settings, Generate; the default and steered
+// The steering panel: prompt, one slider per feature (a power curve: useful strengths span the track), settings, Generate; the default and steered
 // completions side by side, streamed token by token (custom messages), then drawn from the `result` trait
 // with the differing tokens marked. Python decides captions, ranges, code and every token's text.
 import "./lib/style.css";
@@ -8,23 +8,33 @@ import { errorBanner, guarded } from "./lib/error.js";
 
 const TICKS = 1000; // slider resolution per side
 
-/** Strength at slider position p in [-1, 1] (same arithmetic as scopewidgets._steer_controls). */
-export function sliderValue(p, limit, decades) {
+const HINT = "Press Generate to see the default and the steered completions here";
+
+/** Strength at slider position p in [-1, 1]: sign(p) * limit * |p| ** power (as scopewidgets._steer_controls). */
+export function sliderValue(p, limit, power) {
   if (!p) return 0;
-  const scale = (10 ** (decades * Math.abs(p)) - 1) / (10 ** decades - 1);
-  return Math.sign(p) * limit * scale;
+  return Math.sign(p) * limit * Math.abs(p) ** power;
 }
 
 /** Inverse of sliderValue, clipped to [-1, 1]. */
-export function sliderPosition(value, limit, decades) {
+export function sliderPosition(value, limit, power) {
   if (!(limit > 0) || !value) return 0;
-  const magnitude = Math.min(Math.abs(value) / limit, 1);
-  return (Math.sign(value) * Math.log10(1 + magnitude * (10 ** decades - 1))) / decades;
+  return Math.sign(value) * Math.min(Math.abs(value) / limit, 1) ** (1 / power);
 }
 
-/** Short numbers for strengths: 3 significant digits, no trailing zeros. */
+/** A strength as the panel keeps it: 3 significant digits (as scopewidgets.steering.significant); -0 is 0. */
+export function roundStrength(value) {
+  return Number(value.toPrecision(3)) + 0;
+}
+
+/** Short text for a strength that a number box reads back: 3 significant digits, whole digits kept. */
 export function formatStrength(value) {
-  return value === 0 ? "0" : String(Number(value.toPrecision(3)));
+  return String(roundStrength(value));
+}
+
+/** "1 token", "2 tokens". */
+export function plural(n, noun) {
+  return `${n.toLocaleString("en-US")} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 function commit(model, name, value) {
@@ -65,19 +75,19 @@ function settingsRow(model) {
 
 function featureRow(model, control, onSettle) {
   const key = String(control.feature);
-  const decades = model.get("decades");
+  const power = model.get("power");
   const strength = () => Number(model.get("strengths")[key] ?? 0);
   const ablate = model.get("method") === "ablate";
   const slider = h("input", { type: "range", min: -TICKS, max: TICKS, step: 1, "data-testid": `slider-${key}`,
     disabled: ablate || !(control.limit > 0) });
   const value = h("input", { type: "number", class: "sw-steer-value", "data-testid": `value-${key}`,
     step: "any", disabled: ablate });
-  const setStrength = (v) => commit(model, "strengths", { ...model.get("strengths"), [key]: v });
+  const setStrength = (v) => commit(model, "strengths", { ...model.get("strengths"), [key]: roundStrength(v) });
   slider.addEventListener("input", () => {
-    value.value = formatStrength(sliderValue(slider.value / TICKS, control.limit, decades));
+    value.value = formatStrength(sliderValue(slider.value / TICKS, control.limit, power));
   });
   slider.addEventListener("change", () => {
-    setStrength(sliderValue(slider.value / TICKS, control.limit, decades));
+    setStrength(sliderValue(slider.value / TICKS, control.limit, power));
     onSettle();
   });
   value.addEventListener("change", () => {
@@ -91,27 +101,33 @@ function featureRow(model, control, onSettle) {
     onclick: () => commit(model, "features", model.get("features").filter((f) => String(f) !== key)) }, "×");
   const sync = () => {
     const v = strength();
-    slider.value = String(Math.round(sliderPosition(v, control.limit, decades) * TICKS));
+    slider.value = String(Math.round(sliderPosition(v, control.limit, power) * TICKS));
     if (document.activeElement !== value) value.value = formatStrength(v);
   };
   sync();
+  const limit = control.limit > 0 ? formatStrength(control.limit) : "";
+  const track = h("span", { class: "sw-steer-track" }, slider,
+    h("span", { class: "sw-steer-ticks", "data-testid": `ticks-${key}` },
+      h("span", {}, limit && `-${limit}`), h("span", {}, limit && "0"), h("span", {}, limit)));
   const el = h("div", { class: "sw-steer-feature", dataset: { feature: key } },
-    h("span", { class: "sw-steer-id" }, `#${key}`), h("span", { class: "sw-steer-caption" }, control.caption),
-    slider, value, remove);
+    h("span", { class: "sw-steer-id" }, `#${key}`), h("span", { class: "sw-steer-caption", title: control.caption }, control.caption),
+    track, value, remove);
   return { el, sync };
 }
 
 function column(name) {
   const generated = h("span", { class: "sw-steer-generated" });
   const prompt = h("span", { class: "sw-steer-prompt" });
+  const hint = h("span", { class: "sw-steer-hint", "data-testid": "hint" }, HINT); // until something is drawn
   const el = h("div", { class: "sw-steer-col", "data-testid": name },
-    h("div", { class: "sw-steer-head" }, name), h("div", { class: "sw-steer-text" }, prompt, generated));
-  return { el, prompt, generated };
+    h("div", { class: "sw-steer-head" }, name), h("div", { class: "sw-steer-text" }, hint, prompt, generated));
+  return { el, prompt, generated, hint };
 }
 
 function drawResult(columns, result) {
   const differs = result.differs ?? [];
   for (const [name, col] of Object.entries(columns)) {
+    col.hint.hidden = true;
     col.prompt.textContent = (result.prompt_tokens ?? []).join("");
     replaceChildren(col.generated, (result[`${name}_tokens`] ?? []).map((token, i) =>
       h("span", { class: differs[i] ? "sw-steer-tok sw-steer-diff" : "sw-steer-tok" }, token)));
@@ -141,7 +157,8 @@ function render({ model, el }) {
   const copy = h("button", { "data-testid": "copy", onclick: () => {
     navigator.clipboard?.writeText(model.get("code")).then(() => { copy.textContent = "copied"; }, () => {});
   } }, "copy");
-  const root = h("div", { class: "scopewidgets sw-steering", "data-testid": "steering" }, banner.el, controls,
+  const summary = h("div", { class: "sw-steer-summary", "data-testid": "summary" });
+  const root = h("div", { class: "scopewidgets sw-steering", "data-testid": "steering" }, banner.el, controls, summary,
     h("div", { class: "sw-steer-output" }, columns.default.el, columns.steered.el),
     h("details", { class: "sw-steer-codebox" }, h("summary", {}, "copy as code"), code, copy));
   el.appendChild(root);
@@ -157,11 +174,12 @@ function render({ model, el }) {
     replaceChildren(features, rows.map((r) => r.el));
   });
   const drawStrengths = guarded(banner, () => rows.forEach((r) => r.sync()));
+  const drawSummary = guarded(banner, () => { summary.textContent = model.get("summary") ?? ""; });
   const drawCode = guarded(banner, () => { code.textContent = model.get("code"); copy.textContent = "copy"; });
   const drawStatus = guarded(banner, () => {
     const result = model.get("result") ?? {};
     status.textContent = model.get("running") ? "generating…"
-      : result.seconds != null ? `${result.default_tokens.length} tokens in ${result.seconds.toFixed(1)} s` : "";
+      : result.seconds != null ? `${plural(result.default_tokens.length, "token")} in ${result.seconds.toFixed(1)} s` : "";
   });
   const onResult = guarded(banner, () => {
     const result = model.get("result") ?? {};
@@ -176,6 +194,7 @@ function render({ model, el }) {
     if (msg.kind === "start") {
       streaming = msg.id;
       for (const col of Object.values(columns)) {
+        col.hint.hidden = true;
         col.prompt.textContent = model.get("prompt");
         replaceChildren(col.generated);
       }
@@ -188,12 +207,13 @@ function render({ model, el }) {
     ["change:controls", drawControls], ["change:method", drawControls], ["change:interactive", drawControls],
     ["change:prompt", drawControls], ["change:max_new_tokens", settings.sync], ["change:temperature", settings.sync],
     ["change:seed", settings.sync], ["change:positions", settings.sync], ["change:live", settings.sync],
-    ["change:strengths", drawStrengths], ["change:code", drawCode], ["change:result", onResult],
+    ["change:strengths", drawStrengths], ["change:code", drawCode], ["change:summary", drawSummary], ["change:result", onResult],
     ["change:running", drawStatus], ["msg:custom", onMessage],
   ];
   for (const [event, callback] of subscriptions) model.on(event, callback);
   drawControls();
   drawCode();
+  drawSummary();
   onResult();
   return () => {
     for (const [event, callback] of subscriptions) model.off(event, callback);
@@ -202,4 +222,4 @@ function render({ model, el }) {
   };
 }
 
-export default { render, sliderValue, sliderPosition };
+export default { render, sliderValue, sliderPosition, roundStrength, formatStrength, plural };

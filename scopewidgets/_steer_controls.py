@@ -1,9 +1,10 @@
 """What the steering panel's controls show, computed in Python: feature captions and slider ranges.
 
-Sliders are symmetric and log-like: a slider position `p` in [-1, 1] means the strength
-`sign(p) * limit * (10**(d*|p|) - 1) / (10**d - 1)` with `d = DECADES`, so 0 sits exactly in the middle, small
-strengths get most of the travel and the ends reach `+-limit`. Limits per method:
-- `add`: 300, like Neuronpedia's -300..300 (strengths are in units of the decoder row, which has norm ~1);
+Sliders are symmetric power curves: a slider position `p` in [-1, 1] means the strength
+`sign(p) * limit * |p| ** POWER`, so 0 sits exactly in the middle, the ends reach `+-limit`, and with
+`POWER = 2` the strengths that usually matter (100-300 for `add` on the demo, a quarter to a half of the
+limit) span the middle of each half of the track instead of its last few percent. Limits per method:
+- `add`: 600, twice Neuronpedia's -300..300 (strengths are in units of the decoder row, which has norm ~1);
 - `add_scaled`: 2 (a fraction of the residual norm; the Gemma Scope 2 tutorial uses 0.14);
 - `clamp`: 4x the feature's largest activation on the prompt (or, when it is silent there, on the prompt's
   strongest feature), rounded up to 1, 2 or 5 x 10^k;
@@ -24,33 +25,31 @@ from .sae import SAE
 if TYPE_CHECKING:
     from .scope import Scope
 
-DECADES = 3.0
-FIXED_LIMITS: dict[str, float] = {"add": 300.0, "add_scaled": 2.0, "ablate": 0.0}
+POWER = 2.0
+FIXED_LIMITS: dict[str, float] = {"add": 600.0, "add_scaled": 2.0, "ablate": 0.0}
 CLAMP_HEADROOM = 4.0
 
 
-def slider_value(position: float, limit: float, decades: float = DECADES) -> float:
+def slider_value(position: float, limit: float, power: float = POWER) -> float:
     """The strength at slider `position` in [-1, 1] (the front end does the same arithmetic).
 
     Example:
-        >>> slider_value(1.0, 300), slider_value(0.0, 300), round(slider_value(-0.5, 300), 2)
-        (300.0, 0.0, -9.2)
+        >>> slider_value(1.0, 600), slider_value(0.0, 600), slider_value(-0.5, 600)
+        (600.0, 0.0, -150.0)
     """
-    scale = (10 ** (decades * abs(position)) - 1) / (10**decades - 1)
-    return math.copysign(limit * scale, position) if position else 0.0
+    return math.copysign(limit * abs(position) ** power, position) if position else 0.0
 
 
-def slider_position(value: float, limit: float, decades: float = DECADES) -> float:
+def slider_position(value: float, limit: float, power: float = POWER) -> float:
     """Inverse of `slider_value`, clipped to [-1, 1].
 
     Example:
-        >>> round(slider_position(slider_value(0.37, 300), 300), 6)
+        >>> round(slider_position(slider_value(0.37, 600), 600), 6)
         0.37
     """
     if limit <= 0 or value == 0:
         return 0.0
-    magnitude = min(abs(value) / limit, 1.0)
-    return math.copysign(math.log10(1 + magnitude * (10**decades - 1)) / decades, value)
+    return math.copysign(min(abs(value) / limit, 1.0) ** (1 / power), value)
 
 
 def nice_ceiling(value: float) -> float:

@@ -163,6 +163,16 @@ class Steering(Displayable):
         )
 
 
+def significant(value: float, digits: int = 3) -> float:
+    """`value` rounded to `digits` significant digits (-0.0 becomes 0.0): how the panel keeps strengths.
+
+    Example:
+        >>> significant(89.97226134018706), significant(-0.000123456), significant(240.0), significant(-0.0)
+        (90.0, -0.000123, 240.0, 0.0)
+    """
+    return float(f"{float(value):.{digits}g}") + 0.0
+
+
 def steer_code(
     prompt: str,
     features: Mapping[int, float],
@@ -173,12 +183,23 @@ def steer_code(
 ) -> str:
     """Python source of an equivalent `scope.steer(...)` call (for "copy as code").
 
+    Strengths are shown with 3 significant digits; with `add` and `add_scaled` a zero strength changes
+    nothing and is left out (unless every strength is zero); `ablate` lists its features.
+
     Example:
-        >>> steer_code("I think", {12: 8.0}, method="add", max_new_tokens=32)
-        "scope.steer('I think', {12: 8.0}, method='add', max_new_tokens=32)"
+        >>> steer_code("I think", {12: 89.97226134018706, 7: 0.0}, method="add", max_new_tokens=32)
+        "scope.steer('I think', {12: 90.0}, method='add', max_new_tokens=32)"
+        >>> steer_code("I think", {12: 0.0, 7: 0.0}, method="ablate")
+        "scope.steer('I think', [12, 7], method='ablate')"
     """
-    parts = [repr(prompt), "{" + ", ".join(f"{int(f)}: {float(s)!r}" for f, s in features.items()) + "}"]
-    parts += [f"{name}={value!r}" for name, value in settings.items()]
+    strengths = {int(f): significant(s) for f, s in features.items()}
+    if settings.get("method", "add") in ("add", "add_scaled") and any(strengths.values()):
+        strengths = {f: s for f, s in strengths.items() if s != 0.0}
+    if settings.get("method") == "ablate":
+        shown = repr(list(strengths))
+    else:
+        shown = "{" + ", ".join(f"{f}: {s!r}" for f, s in strengths.items()) + "}"
+    parts = [repr(prompt), shown, *(f"{name}={value!r}" for name, value in settings.items())]
     if sae is not None:
         parts.append(f"sae={sae}")
     return f"{scope_name}.steer({', '.join(parts)})"

@@ -8,6 +8,7 @@ import torch
 import scopewidgets as sw
 from scopewidgets import sites
 from scopewidgets._steer_controls import (
+    FIXED_LIMITS,
     feature_captions,
     nice_ceiling,
     slider_position,
@@ -26,7 +27,7 @@ def scope() -> sw.Scope:
     return sw.Scope(model, tok, saes=[random_sae(model, "resid_post", 1, d_sae=64)])
 
 
-@pytest.mark.parametrize("limit", [300.0, 2.0, 50.0])
+@pytest.mark.parametrize("limit", [600.0, 2.0, 50.0])
 def test_slider_mapping_is_symmetric_exact_at_the_ends_and_zero_and_invertible(limit: float) -> None:
     assert slider_value(0.0, limit) == 0.0
     assert slider_value(1.0, limit) == pytest.approx(limit)
@@ -36,7 +37,15 @@ def test_slider_mapping_is_symmetric_exact_at_the_ends_and_zero_and_invertible(l
     assert values == sorted(values)  # monotone
     assert all(slider_value(-p, limit) == -slider_value(p, limit) for p in positions)
     assert all(abs(slider_position(v, limit) - p) < 1e-9 for p, v in zip(positions, values, strict=True))
-    assert abs(slider_value(0.5, limit)) < 0.05 * limit  # most of the travel goes to small strengths
+    assert slider_value(0.5, limit) == pytest.approx(limit / 4)  # a power curve, 0.5 -> a quarter
+
+
+def test_the_strengths_that_steer_the_demo_span_the_track() -> None:
+    """With `add`, 100-300 is where the demo's features change the text: that range gets a good part of
+    the slider's travel (with the old log scale it was the last ~15%)."""
+    low, high = (slider_position(v, FIXED_LIMITS["add"]) for v in (100.0, 300.0))
+    assert 0.3 < low < 0.5 and 0.65 < high < 0.8
+    assert slider_position(10.0, FIXED_LIMITS["add"]) > 0.1  # small strengths stay reachable
 
 
 def test_nice_ceiling() -> None:
@@ -54,7 +63,7 @@ def test_nice_ceiling() -> None:
 
 def test_limits_per_method(scope: sw.Scope) -> None:
     sae = scope.sae()
-    assert strength_limits(scope, sae, [3, 5], "add", PROMPT) == {3: 300.0, 5: 300.0}
+    assert strength_limits(scope, sae, [3, 5], "add", PROMPT) == {3: 600.0, 5: 600.0}
     assert strength_limits(scope, sae, [3], "add_scaled", PROMPT) == {3: 2.0}
     assert strength_limits(scope, sae, [3], "ablate", PROMPT) == {3: 0.0}
     values = scope.activations(PROMPT).values[1:]

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
-from .._steer_controls import DECADES, feature_captions, strength_limits
+from .._steer_controls import POWER, feature_captions, strength_limits
+from .._steer_display import settings_line
 from .._steer_runner import SteeringRunner
-from ..steering import steer_code
+from ..steering import significant, steer_code
 from ._base import Widget, shows_errors
 
 if TYPE_CHECKING:
@@ -42,12 +43,17 @@ class SteeringPanel(Widget):
     features = traitlets.List(traitlets.Int(), help="Steered features in order, two-way.").tag(sync=True)
     strengths = traitlets.Dict(help="{'feature': strength} (JSON keys), two-way.").tag(sync=True)
     controls = traitlets.List(help="Per feature: {feature, caption, limit}; from Python.").tag(sync=True)
-    decades = traitlets.Float(DECADES, help="Slider mapping: decades between the ends and 0.").tag(sync=True)
+    power = traitlets.Float(POWER, help="Slider mapping: strength = limit * |position| ** power.").tag(
+        sync=True
+    )
     interactive = traitlets.Bool(True, help="False for a read-only view of a result.").tag(sync=True)
     generation = traitlets.Int(0, help="Id of the newest generation; from Python.").tag(sync=True)
     running = traitlets.Bool(False, help="A generation is running; from Python.").tag(sync=True)
     result = traitlets.Dict(help="The finished generation's tokens and marks; from Python.").tag(sync=True)
     code = traitlets.Unicode("", help="The equivalent scope.steer(...) call; from Python.").tag(sync=True)
+    summary = traitlets.Unicode(
+        "", help="What produced a shown result (features, method, ...); from Python."
+    ).tag(sync=True)
 
     def __init__(self, scope: Scope | None = None, sae: SAE | None = None, **kwargs: Any) -> None:
         self._scope, self._sae = scope, sae
@@ -74,8 +80,14 @@ class SteeringPanel(Widget):
                 result.positions,
             ),
         )
+        panel.summary = f"Steering: {settings_line(result)}"
         panel.result = result_trait(result, generation=0)
         return panel
+
+    @traitlets.validate("strengths")
+    def _three_digits(self, proposal: dict[str, Any]) -> dict[str, float]:
+        """Strengths keep 3 significant digits, so the generation is the one "copy as code" reproduces."""
+        return {str(f): significant(s) for f, s in proposal["value"].items()}
 
     @traitlets.observe("features", "method", "prompt")
     @shows_errors
@@ -165,6 +177,7 @@ class SteeringPanel(Widget):
             self.send({"kind": "start", "id": event["id"]})
         elif kind == "done":
             seconds = time.perf_counter() - self._started
+            self.summary = f"Steering: {settings_line(event['result'])}"  # before the result it describes
             self.result = result_trait(event["result"], generation=event["id"], seconds=seconds)
             self.running = False
         elif kind == "error":

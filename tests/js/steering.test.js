@@ -17,7 +17,7 @@ function state(extra = {}) {
       { feature: 12, caption: "<b>Paris</b> & co", limit: 300 },
       { feature: 7, caption: "↑ ' the'", limit: 300 },
     ],
-    decades: 3,
+    power: 2,
     interactive: true,
     generation: 0,
     running: false,
@@ -40,13 +40,25 @@ function moveSlider(el, feature, position) {
 
 export async function test_slider_mapping_matches_python({ widget, assert, assertEqual }) {
   const { sliderValue, sliderPosition } = widget;
-  // Python: slider_value(-0.5, 300) = -9.196..., slider_value(1, 300) = 300
-  assert(Math.abs(sliderValue(-0.5, 300, 3) + 9.1959) < 1e-3, "value at -0.5");
-  assertEqual(sliderValue(1, 300, 3), 300, "value at the end");
-  assertEqual(sliderValue(0, 300, 3), 0, "zero in the middle");
+  // Python: slider_value(-0.5, 600) = -150.0, slider_value(1, 600) = 600
+  assertEqual(sliderValue(-0.5, 600, 2), -150, "value at -0.5");
+  assertEqual(sliderValue(1, 600, 2), 600, "value at the end");
+  assertEqual(sliderValue(0, 600, 2), 0, "zero in the middle");
   for (const p of [-1, -0.37, 0.01, 0.5, 0.99]) {
-    assert(Math.abs(sliderPosition(sliderValue(p, 2, 3), 2, 3) - p) < 1e-9, `round trip at ${p}`);
+    assert(Math.abs(sliderPosition(sliderValue(p, 2, 2), 2, 2) - p) < 1e-9, `round trip at ${p}`);
   }
+  // the strengths that steer the demo (100-300 with add) span a good part of the track, not its last 15%
+  const travel = sliderPosition(300, 600, 2) - sliderPosition(100, 600, 2);
+  assert(travel > 0.25 && sliderPosition(100, 600, 2) < 0.5, `100..300 covers ${travel} of a half track`);
+}
+
+export async function test_strength_formatters_over_magnitudes({ widget, assertEqual }) {
+  const values = [1e-4, -1.23456e-4, 0.0123456, 0.5, -1, 2.5, 24, 89.97226134018706, -240, 300, 599.9, 12345.6, 1e6, -0];
+  assertEqual(values.map(widget.roundStrength), [1e-4, -0.000123, 0.0123, 0.5, -1, 2.5, 24, 90, -240, 300, 600, 12300,
+    1e6, 0], "3 significant digits, whole digits kept");
+  assertEqual(values.map(widget.formatStrength), ["0.0001", "-0.000123", "0.0123", "0.5", "-1", "2.5", "24", "90", "-240",
+    "300", "600", "12300", "1000000", "0"], "text a number box reads back");
+  assertEqual([0, 1, 2, 1000].map((n) => widget.plural(n, "token")), ["0 tokens", "1 token", "2 tokens", "1,000 tokens"], "plurals");
 }
 
 export async function test_renders_one_slider_per_feature_with_captions_as_text(ctx) {
@@ -58,7 +70,11 @@ export async function test_renders_one_slider_per_feature_with_captions_as_text(
   assert(el.querySelector(".sw-steer-caption b") === null, "a caption is text, not HTML");
   assertEqual(el.querySelector("[data-testid=value-7]").value, "30", "strength shown");
   const position = Number(el.querySelector("[data-testid=slider-7]").value) / 1000;
-  assert(Math.abs(widget.sliderValue(position, 300, 3) - 30) < 0.5, "slider placed at the strength");
+  assert(Math.abs(widget.sliderValue(position, 300, 2) - 30) < 0.5, "slider placed at the strength");
+  assertEqual([...el.querySelectorAll("[data-testid=ticks-7] span")].map((s) => s.textContent), ["-300", "0", "300"],
+    "tick labels at the limits");
+  const hint = el.querySelector("[data-testid=steered] [data-testid=hint]");
+  assert(!hint.hidden && hint.textContent.startsWith("Press Generate"), "an empty completion box shows a hint");
   assertEqual(el.querySelector("[data-testid=code]").textContent, state().code, "code shown");
 }
 
@@ -79,6 +95,8 @@ export async function test_a_settled_slider_sets_the_strength_and_generates_only
   moveSlider(el, 7, 0);
   assertEqual(model.sent.length, 2, "live mode regenerates when a slider settles");
   assertEqual(model.get("strengths")["7"], 0, "zero in the middle");
+  moveSlider(el, 7, 0.3871);
+  assertEqual(model.get("strengths")["7"], 44.9, "a slider strength keeps 3 significant digits (300 * 0.387^2 = 44.93)");
 }
 
 export async function test_streamed_tokens_of_the_newest_generation_only(ctx) {
@@ -110,6 +128,7 @@ export async function test_the_result_marks_differing_tokens_and_stale_results_a
   const marks = [...el.querySelectorAll("[data-testid=default] .sw-steer-tok")].map((t) => t.classList.contains("sw-steer-diff"));
   assertEqual(marks, [false, true], "differing tokens marked");
   assertEqual(el.querySelector("[data-testid=status]").textContent, "2 tokens in 1.2 s", "status");
+  assert(el.querySelector("[data-testid=steered] [data-testid=hint]").hidden, "no hint beside a completion");
 }
 
 export async function test_generate_add_remove_and_settings(ctx) {
@@ -142,9 +161,11 @@ export async function test_ablate_disables_the_sliders(ctx) {
 export async function test_read_only_view_and_cleanup(ctx) {
   const { widget, el, fakeModel, assert, assertEqual } = ctx;
   const result = { id: 0, prompt_tokens: ["Hi"], default_tokens: ["!"], steered_tokens: ["?"], differs: [true] };
-  const model = fakeModel(state({ interactive: false, result }));
+  const summary = "Steering: add {12: 90.0} (resid_post@6) at all positions, greedy";
+  const model = fakeModel(state({ interactive: false, result, summary }));
   const cleanup = widget.render({ model, el });
   assert(el.querySelector(".sw-steer-controls").hidden, "controls hidden");
+  assertEqual(el.querySelector("[data-testid=summary]").textContent, summary, "says what produced the result");
   assertEqual(generated(el, "steered"), ["?"], "result drawn without a kernel");
   cleanup();
   assertEqual(model.listenerCount(), 0, "every subscription removed");

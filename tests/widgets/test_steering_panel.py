@@ -43,7 +43,7 @@ def test_controls_captions_limits_and_code(scope: sw.Scope, panel: SteeringPanel
     assert [c["feature"] for c in panel.controls] == [5, 3]
     assert panel.controls[1]["caption"] == "third <b>feature</b>"  # the label
     assert panel.controls[0]["caption"].startswith("↑ ")  # top promoted tokens
-    assert [c["limit"] for c in panel.controls] == [300.0, 300.0]
+    assert [c["limit"] for c in panel.controls] == [600.0, 600.0]
     assert panel.strengths == {"5": 40.0, "3": 0.0}
     expected = scope.steer(PROMPT, {5: 40.0, 3: 0.0}, max_new_tokens=6)
     assert eval(panel.code, {"scope": scope}).steered_text == expected.steered_text
@@ -100,12 +100,28 @@ def test_a_result_displays_as_a_read_only_panel(scope: sw.Scope) -> None:
     assert isinstance(view, SteeringPanel) and not view.interactive
     assert view.result["steered_tokens"] == out.steered_tokens and view.result["id"] == view.generation
     assert view.code == out.code()
+    assert view.summary == "Steering: add {5: 40.0} (resid_post@1) at all positions, greedy"
     view.generate()
     assert "read-only" in view.error
     bundle, _ = out._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["text/plain"].startswith("Steering: add {5: 40.0}")
     assert "<mark" in bundle["text/html"] or out.first_difference is None
+
+
+def test_copy_as_code_rounds_drops_zeros_and_reproduces_the_panels_generation(
+    scope: sw.Scope, panel: SteeringPanel
+) -> None:
+    panel.strengths = {"5": 89.97226134018706, "3": 0.0}
+    assert panel.strengths == {"5": 90.0, "3": 0.0}  # the panel keeps 3 significant digits
+    assert "{5: 90.0}" in panel.code and "3:" not in panel.code  # a zero strength changes nothing
+    result = wait_result(panel, panel.generate())
+    again = eval(panel.code, {"scope": scope})
+    assert again.steered_tokens == result["steered_tokens"]
+    assert again.default_tokens == result["default_tokens"]
+    assert panel.summary == "Steering: add {5: 90.0, 3: 0.0} (resid_post@1) at all positions, greedy"
+    panel.method = "ablate"
+    assert "[5, 3], method='ablate'" in panel.code
 
 
 def test_closing_stops_the_worker(panel: SteeringPanel) -> None:
