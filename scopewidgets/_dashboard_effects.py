@@ -109,7 +109,12 @@ def similar_features(
 
 
 def feature_logits(
-    model: nn.Module, sae: SAE, features: torch.Tensor, k: int = 10, feature_chunk: int = 1024
+    model: nn.Module,
+    sae: SAE,
+    features: torch.Tensor,
+    k: int = 10,
+    feature_chunk: int = 1024,
+    progress: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """`logit_effects` of `features`' decoder directions, `feature_chunk` features at a time (CPU results).
 
@@ -122,7 +127,26 @@ def feature_logits(
     """
     parts = []
     starts = range(0, features.numel(), feature_chunk)
-    for start in tqdm(starts, desc="Logit effects", unit="chunk", disable=len(starts) < 4):
+    for start in tqdm(starts, desc="Logit effects", unit="chunk", disable=len(starts) < 4 or not progress):
         directions = residual_directions(model, sae, features[start : start + feature_chunk])
         parts.append([t.cpu() for t in logit_effects(model, directions, k)])
     return tuple(torch.cat([p[i] for p in parts]) for i in range(4))  # type: ignore[return-value]
+
+
+def feature_similar(
+    sae: SAE, features: torch.Tensor, k: int = 10, feature_chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`similar_features` of `features`, `feature_chunk` at a time (bounded memory; CPU results).
+
+    Example:
+        >>> from scopewidgets.testing import tiny_gemma3, random_sae
+        >>> model, _ = tiny_gemma3()
+        >>> ids, cos = feature_similar(random_sae(model, d_sae=32), torch.arange(32), k=3, feature_chunk=5)
+        >>> ids.shape
+        torch.Size([32, 3])
+    """
+    parts = [
+        [t.cpu() for t in similar_features(sae, features[start : start + feature_chunk], k)]
+        for start in range(0, features.numel(), feature_chunk)
+    ]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])

@@ -45,18 +45,31 @@ def make_example(
     ids: torch.Tensor, acts: torch.Tensor, value: float, seq: int, pos: int, context: int, text: TokenText
 ) -> Example:
     """An `Example` from a padded window (`ids` -1 beyond the sequence) centred on the focus token."""
+    values, seqs, positions = torch.tensor([value]), torch.tensor([seq]), torch.tensor([pos])
+    return make_examples(ids[None], acts[None], values, seqs, positions, context, text)[0]
+
+
+def make_examples(
+    ids: torch.Tensor,
+    acts: torch.Tensor,
+    value: torch.Tensor,
+    seq: torch.Tensor,
+    pos: torch.Tensor,
+    context: int,
+    text: TokenText,
+) -> list[Example]:
+    """`make_example` for `[N, W]` windows at once: a few tensor ops and one `text` call for all of them."""
     inside = ids >= 0
-    first = int(inside.to(torch.uint8).argmax())
-    token_ids = ids[inside].long()
-    return Example(
-        tokens=text(token_ids),
-        token_ids=token_ids,
-        values=acts[inside].float(),
-        max_value=float(value),
-        seq_index=int(seq),
-        position=int(pos),
-        focus=context - first,
-    )
+    counts = inside.sum(dim=1).tolist()
+    first = inside.to(torch.uint8).argmax(dim=1).tolist()
+    token_ids = ids[inside].long().split(counts)
+    values = acts[inside].float().split(counts)
+    strings = text(ids[inside])
+    starts = [0, *itertools.accumulate(counts)]
+    return [
+        Example(strings[starts[i] : starts[i + 1]], token_ids[i], values[i], v, s, p, context - first[i])
+        for i, (v, s, p) in enumerate(zip(value.tolist(), seq.tolist(), pos.tolist(), strict=True))
+    ]
 
 
 def rebin(fine: np.ndarray, unit_numerator: float, resolution: int, n_used: int, n_bins: int) -> Histogram:
@@ -136,20 +149,15 @@ class StateRows:
         return self._examples(self._slice(col).top, text)
 
     def _examples(self, records: Entries, text: TokenText) -> list[Example]:
-        context = self.state.settings.context
-        return [
-            make_example(
-                records.ids[i],
-                records.acts[i],
-                records.value[i],
-                records.seq[i],
-                records.pos[i],
-                context,
-                text,
-            )
-            for i in range(len(records.seq))
-            if records.seq[i] >= 0
-        ]
+        records = records.take(torch.nonzero(records.seq >= 0).flatten())
+        context = (records.ids.shape[1] - 1) // 2  # windows are centred; top ones are wider than quantile ones
+        return make_examples(records.ids, records.acts, records.value, records.seq, records.pos, context, text)
+
+    def warm(self, text: TokenText) -> None:
+        """Decode every token id that the example tables hold in one `text` call (before building all)."""
+        ids = [t.entries.ids[t.entries.seq >= 0] for t in (self.state.top, self.state.quant)]
+        unique = torch.cat([i.flatten() for i in ids]).unique()
+        text(unique[unique >= 0].cpu())
 
     def _n_used(self, feature: _FeatureSlice, resolution: int) -> int:
         peak = feature.top.value.amax(dim=0, keepdim=True)

@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._dashboard_effect_table import EffectTable
 from ._dashboard_effects import feature_logits, similar_features
+from ._dashboard_materialize import TokenTexts, effect_rows
 from ._display import Displayable
 from .sae import SAE
 
@@ -195,6 +197,7 @@ class DashboardSet(Displayable):
     n_bins: int = 50
     corpus_key: str | None = field(default=None, repr=False)
     _memo: dict[int, FeatureDashboard] = field(default_factory=dict, repr=False)
+    _shared: dict[str, Any] = field(default_factory=dict, repr=False)  # effect table, token strings
 
     def widget(self, feature: int | None = None) -> DashboardWidget:
         """The dashboard widget open on `feature` (default: the first that fires); navigates this pass.
@@ -258,13 +261,38 @@ class DashboardSet(Displayable):
             self._memo[col] = self._build(col)
         return self._memo[col]
 
+    @property
+    def text(self) -> TokenTexts:
+        """Token ids -> display strings (`Scope.token_strings`), each distinct id decoded once per set."""
+        if "text" not in self._shared:
+            self._shared["text"] = TokenTexts(self.scope.token_strings)
+        return self._shared["text"]
+
+    def materialize(self, progress: bool = True) -> DashboardSet:
+        """Build every feature's dashboard now, sharing the work: all logit effects and similar features
+        in chunked GEMMs (cached on disk with the pass), examples a table at a time. Returns `self`.
+
+        Example:
+            >>> dashes.materialize()[17].top_logits[:3]                     # doctest: +SKIP
+        """
+        from ._dashboard_materialize import materialize
+
+        return materialize(self, progress)
+
+    def _effects(self, feature: int) -> dict[str, Any]:
+        table = self._shared.get("effects")
+        row = table.row(feature) if table is not None else None
+        if row is None:  # one feature alone: milliseconds, no table
+            ids = torch.tensor([feature])
+            top, top_ids, bottom, bottom_ids = feature_logits(self.scope.model, self.sae, ids)
+            similar_ids, cosines = similar_features(self.sae, ids)
+            table, row = EffectTable(ids, top, top_ids, bottom, bottom_ids, similar_ids, cosines), 0
+        return effect_rows(table, row, self.text)
+
     def _build(self, col: int) -> FeatureDashboard:
         feature = int(self.rows.features[col])
         stats = self.rows.stats()
-        text = self.scope.token_strings
-        model, sae = self.scope.model, self.sae
-        top, top_ids, bottom, bottom_ids = feature_logits(model, sae, torch.tensor([feature]))
-        similar_ids, cosines = similar_features(sae, torch.tensor([feature]))
+        text, sae = self.text, self.sae
         return FeatureDashboard(
             feature=feature,
             density=float(stats["density"][col]),
@@ -273,9 +301,7 @@ class DashboardSet(Displayable):
             examples=self.rows.examples(col, text),
             quantiles=self.rows.quantiles(col, text),
             histogram=self.rows.histogram(col, self.n_bins),
-            top_logits=list(zip(text(top_ids[0]), top[0].tolist(), strict=True)),
-            bottom_logits=list(zip(text(bottom_ids[0]), bottom[0].tolist(), strict=True)),
-            similar=list(zip(similar_ids[0].tolist(), cosines[0].tolist(), strict=True)),
+            **self._effects(feature),
             label=sae.label(feature),
             n_tokens=self.rows.n_tokens,
             source=self.rows.source,
@@ -297,13 +323,13 @@ class DashboardSet(Displayable):
         )
         frame["label"] = [self.sae.label(f) for f in self.features]
         if logits:
-            top, top_ids, bottom, bottom_ids = feature_logits(
-                self.scope.model, self.sae, self.rows.features, k=1
-            )
-            frame["top_logit"] = self.scope.token_strings(top_ids[:, 0])
-            frame["top_logit_value"] = top[:, 0].cpu().numpy()
-            frame["bottom_logit"] = self.scope.token_strings(bottom_ids[:, 0])
-            frame["bottom_logit_value"] = bottom[:, 0].cpu().numpy()
+            from ._dashboard_materialize import ensure_table
+
+            table = ensure_table(self, progress=True)
+            frame["top_logit"] = self.text(table.top_ids[:, 0])
+            frame["top_logit_value"] = table.top_values[:, 0].numpy()
+            frame["bottom_logit"] = self.text(table.bottom_ids[:, 0])
+            frame["bottom_logit_value"] = table.bottom_values[:, 0].numpy()
         return frame
 
     def merge(self, other: DashboardSet | Any) -> DashboardSet:
