@@ -14,6 +14,7 @@ import torch
 from . import _dashboard_cache as cache_module
 from ._dashboard_pass import corpus_rows, has_default_corpus, resolve_corpus, run_pass
 from ._dashboard_rows import StateRows
+from ._dashboard_shard import feature_slice
 from ._dashboard_state import DashboardState, PassSettings
 from .dashboard import DashboardSet, FeatureDashboard
 from .sae import SAE
@@ -79,10 +80,13 @@ def build_dashboards(
     cache: bool = True,
     progress: bool = True,
     shard: tuple[int, int] | None = None,
+    feature_shard: tuple[int, int] | None = None,
 ) -> DashboardSet:
     """See `Scope.dashboards`."""
     chosen = scope.sae(sae)
     ids = feature_ids(chosen, features)
+    if feature_shard is not None:
+        ids = feature_slice(ids, feature_shard)
     _positive("n_bins", n_bins)
     settings = PassSettings(
         seq_len=_positive("seq_len", seq_len, 2),

@@ -345,3 +345,18 @@ class DashboardSet(Displayable):
         if self.state is None or theirs is None:
             raise ValueError("Only corpus passes can be merged (evidence-file dashboards cannot)")
         return DashboardSet(StateRows(self.state.merge(theirs)), self.scope, self.sae, self.n_bins)
+
+    def join(self, *others: DashboardSet | Any) -> DashboardSet:
+        """The pass over the features of all: each of `others` (a `DashboardSet` or a bare `DashboardState`)
+        read the same sequences for other features (see `feature_shard=`).
+
+        Example:
+            >>> every = part_0.join(part_1, part_2)                         # doctest: +SKIP
+        """
+        from ._dashboard_rows import StateRows
+        from ._dashboard_shard import join_states
+
+        states = [self.state, *(o.state if isinstance(o, DashboardSet) else o for o in others)]
+        if any(state is None for state in states):
+            raise ValueError("Only corpus passes can be joined (evidence-file dashboards cannot)")
+        return DashboardSet(StateRows(join_states(states)), self.scope, self.sae, self.n_bins, self.corpus_key)

@@ -215,7 +215,8 @@ class Scope:
         `corpus`: a list / pandas Series / iterable of strings, a `datasets` dataset with a "text" column,
         or a `[n_seq, seq_len]` token tensor used as given. Settings (keyword only): `seq_len=128`,
         `batch_size` (8 on CPU, 32 on CUDA), `n_examples=20`, `context=5`, `n_quantile_groups=10`,
-        `per_group=5`, `n_bins=50`, `cache=True`, `progress=True`, `shard=(rank, world)`. Without a corpus,
+        `per_group=5`, `n_bins=50`, `cache=True`, `progress=True`, `shard=(rank, world)` (a slice of the sequences),
+        `feature_shard=(rank, world)` (a slice of the features, whole corpus). Without a corpus,
         an SAE folder's Gemma Scope `examples.safetensors` is used when present. See `scopewidgets.dashboard`.
 
         Example:
