@@ -12,6 +12,7 @@ from . import corpus
 from ._sae_io import load_sae, save_sae
 from .activations import Activations, ActivationsSet
 from .demo import demo, demo_model, demo_sae
+from .labels import label_features
 from .sae import SAE, SAEConfig
 from .scope import Scope
 from .train import train_sae
@@ -26,6 +27,7 @@ __all__ = [
     "demo",
     "demo_model",
     "demo_sae",
+    "label_features",
     "load_sae",
     "save_sae",
     "train_sae",

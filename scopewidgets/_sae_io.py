@@ -178,10 +178,12 @@ def read_folder(folder: Path, name: str | None = None) -> SAE:
     cfg, tensors = _READERS[fmt](folder, name or str(folder))
     sae = SAE.from_tensors(cfg, tensors)
     sae.labels.update(read_labels(folder / LABELS_FILE, cfg.d_sae))
+    sae.auto_labels.update(read_labels(folder / AUTO_LABELS_FILE, cfg.d_sae))
     return sae
 
 
 LABELS_FILE = "labels.json"
+AUTO_LABELS_FILE = "auto_labels.json"  # from sw.label_features; labels.json entries win
 
 
 def read_labels(path: Path, d_sae: int) -> dict[int, str]:
@@ -189,7 +191,7 @@ def read_labels(path: Path, d_sae: int) -> dict[int, str]:
     if not path.is_file():
         return {}
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from err
     if not isinstance(raw, dict):
@@ -240,11 +242,12 @@ def save_sae(sae: SAE, folder: str | os.PathLike[str], *, dtype: torch.dtype = t
     }
     save_file(params, str(target / "params.safetensors"))
     (target / "config.json").write_text(json.dumps(meta, indent=2))
-    if sae.labels:
-        labels = {str(k): v for k, v in sorted(sae.labels.items())}
-        (target / LABELS_FILE).write_text(json.dumps(labels, indent=2, ensure_ascii=False))
-    else:
-        (target / LABELS_FILE).unlink(missing_ok=True)  # not another SAE's labels
+    for name, found in ((LABELS_FILE, sae.labels), (AUTO_LABELS_FILE, sae.auto_labels)):
+        if found:
+            labels = {str(k): v for k, v in sorted(found.items())}
+            (target / name).write_text(json.dumps(labels, indent=2, ensure_ascii=False), encoding="utf-8")
+        else:
+            (target / name).unlink(missing_ok=True)  # not another SAE's labels
     return target
 
 
@@ -275,7 +278,8 @@ def load_sae(
     those files are downloaded. For Gemma Scope 1, `layer_L/width_W/canonical` picks the average L0
     closest to 100. `site`/`layer` override what the file says (useful for local Gemma Scope 1 copies
     whose folder name does not carry the repo's site suffix). A local folder may also hold `labels.json`
-    (`{"12": "French words", ...}`): the labels show in the widgets and tables (`save_sae` writes it).
+    (`{"12": "French words", ...}`): the labels show in the widgets and tables; `auto_labels.json` (from
+    `sw.label_features`) labels the rest, and `sae.label_source(f)` says which (`save_sae` writes both).
 
     Example:
         >>> import scopewidgets as sw

@@ -77,10 +77,16 @@ class SAE(nn.Module):
         (torch.Size([3, 32]), torch.Size([3, 8]))
     """
 
-    def __init__(self, cfg: SAEConfig, labels: dict[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: SAEConfig,
+        labels: dict[int, str] | None = None,
+        auto_labels: dict[int, str] | None = None,
+    ) -> None:
         super().__init__()
         self.cfg = cfg
-        self.labels: dict[int, str] = dict(labels or {})
+        self.labels: dict[int, str] = dict(labels or {})  # hand-written (labels.json): these win
+        self.auto_labels: dict[int, str] = dict(auto_labels or {})  # sw.label_features (auto_labels.json)
         self.W_enc = nn.Parameter(torch.zeros(cfg.d_in, cfg.d_sae))
         self.W_dec = nn.Parameter(torch.zeros(cfg.d_sae, cfg.d_in))
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))
@@ -160,12 +166,32 @@ class SAE(nn.Module):
         return (0, 1) if isinstance(training, dict) and training.get("reserved_direction") else ()
 
     def label(self, feature: int) -> str | None:
-        """The human label of a feature when the SAE carries one."""
-        return self.labels.get(int(feature))
+        """The feature's label: the hand-written one, else the automatic one, else None.
+
+        Example:
+            >>> sae = SAE(SAEConfig(d_in=8, d_sae=32), labels={3: "months"}, auto_labels={3: "May", 4: "June"})
+            >>> sae.label(3), sae.label(4), sae.label(5)
+            ('months', 'June', None)
+        """
+        feature = int(feature)
+        return self.labels.get(feature, self.auto_labels.get(feature))
+
+    def label_source(self, feature: int) -> str | None:
+        """Where `label(feature)` comes from: "manual" (labels.json), "auto" (auto_labels.json) or None.
+
+        Example:
+            >>> sae = SAE(SAEConfig(d_in=8, d_sae=32), labels={3: "months"}, auto_labels={3: "May", 4: "June"})
+            >>> sae.label_source(3), sae.label_source(4), sae.label_source(5)
+            ('manual', 'auto', None)
+        """
+        feature = int(feature)
+        return "manual" if feature in self.labels else "auto" if feature in self.auto_labels else None
 
     def placed(self, site: str, layer: int) -> SAE:
         """A copy of this SAE (sharing weights) whose config says it reads at (site, layer)."""
-        clone = SAE(replace(self.cfg, site=site, layer=layer), labels=self.labels)
+        clone = SAE(
+            replace(self.cfg, site=site, layer=layer), labels=self.labels, auto_labels=self.auto_labels
+        )
         clone.load_state_dict(self.state_dict())
         return clone.to(self.device)
 

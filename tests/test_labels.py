@@ -1,0 +1,124 @@
+"""Automatic feature labels (`sw.label_features`), manual-over-auto labels, and the demo SAE's shipped
+evidence files (`feature_stats.safetensors`, `auto_labels.json`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+
+import scopewidgets as sw
+from scopewidgets.labels import NEVER_FIRES, candidates, clean_token
+from scopewidgets.testing import random_sae, tiny_gemma3
+
+pytestmark = pytest.mark.usefixtures("private_cache", "one_torch_thread")
+N_EXAMPLES, CONTEXT = 4, 2
+
+
+@pytest.fixture(scope="module")
+def scope():
+    model, tokenizer = tiny_gemma3()
+    sae = random_sae(model, "resid_post", 1, d_sae=24, threshold=0.9, seed=3)
+    sae.threshold[[5, 11]] = 1e6  # two features that never fire
+    return sw.Scope(model, tokenizer, saes=[sae])
+
+
+@pytest.fixture(scope="module")
+def windows():
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, 260, (10, 12), generator=gen)
+    ids[:, 0] = 2  # BOS
+    return ids
+
+
+def brute_force_labels(scope, ids, side, n_fired=3, n_promoted=2):
+    """The documented label, feature by feature, from dense activations and the full logit matrix
+    (`side`: tokens kept each side of a top example's focus)."""
+    model, sae = scope.model, scope.saes[0]
+    acts = scope.encode(ids)[0]  # [n_seq, T, d_sae], BOS zero
+    decode = [scope.tokenizer.decode([t]) for t in range(model.config.vocab_size)]
+    focus_of, seen = {}, set()
+    for f in range(sae.cfg.d_sae):
+        peak, where = acts[:, :, f].max(dim=1)  # first position of each sequence's maximum
+        ranked = sorted((-float(peak[s]), s) for s in range(len(ids)) if peak[s] > 0)[:N_EXAMPLES]
+        focus_of[f] = [int(ids[s, where[s]]) for _, s in ranked]
+        for _, s in ranked:
+            p = int(where[s])
+            seen.update(ids[s, max(p - side, 0) : p + side + 1].tolist())
+    allowed = sorted(seen)  # byte-level vocab: fewer than 256 word tokens, so every seen token competes
+    gain = 1.0 + model.model.norm.weight.float()
+    logits = (sae.W_dec.float() * gain) @ model.lm_head.weight.float()[allowed].T
+    labels = {}
+    for f in range(sae.cfg.d_sae):
+        names = [clean_token(decode[t]) for t in focus_of[f]]
+        counts = Counter(n.lower() for n in names)
+        first = list(dict.fromkeys(n.lower() for n in names))
+        fired = sorted(first, key=lambda key: -counts[key])[:n_fired]
+        fired = [next(n for n in names if n.lower() == key) for key in fired]
+        promoted = []
+        for j in logits[f].argsort(descending=True).tolist():
+            name = clean_token(decode[allowed[j]])
+            if name.lower() not in [p.lower() for p in promoted]:
+                promoted.append(name)
+            if len(promoted) == n_promoted:
+                break
+        labels[f] = " · ".join(fired) + " → " + " · ".join(promoted) if fired else NEVER_FIRES
+    return labels
+
+
+def test_labels_match_a_brute_force_computation(scope, windows):
+    dashes = scope.dashboards(corpus=windows, n_examples=N_EXAMPLES, context=CONTEXT, progress=False)
+    labels = sw.label_features(dashes, chunk=5)  # several feature chunks
+    side = (dashes.state.top.entries.ids.shape[1] - 1) // 2  # the top examples' window, centred
+    expected = brute_force_labels(scope, windows, side)
+    assert labels == expected
+    assert NEVER_FIRES in labels.values() and len(set(labels.values())) > 3  # both kinds are exercised
+    assert sw.label_features(dashes, features=[7, 2]) == {2: expected[2], 7: expected[7]}
+
+
+def test_a_scope_is_labelled_through_a_pass_over_its_corpus(scope, windows):
+    direct = sw.label_features(scope, corpus=windows)
+    dashes = scope.dashboards(corpus=windows, n_quantile_groups=0, progress=False)
+    assert direct == sw.label_features(dashes)
+    assert all(isinstance(v, str) and v for v in direct.values()) and len(direct) == 24
+
+
+def test_tokens_are_cleaned_and_words_preferred_where_there_are_enough():
+    assert [clean_token(t) for t in (" Paris", "▁Rome", "\n", "\n\n", "  ", "\t", " \n", "a\x08")] == [
+        "Paris", "Rome", "(newline)", "(newlines)", "(spaces)", "(tab)", "(whitespace)", "a\\x08",
+    ]  # fmt: skip
+
+    class Words:
+        def raw(self, t):
+            return f" word{chr(97 + t % 26)}{chr(97 + t // 26 % 26)}" if t < 300 else f"##{t}"
+
+    seen = torch.arange(600)
+    assert candidates(seen, Words()).tolist() == list(range(300))
+    assert candidates(torch.arange(200, 400), Words()).tolist() == list(range(200, 400))  # too few words
+
+
+def test_manual_labels_win_over_auto_ones_and_both_survive_a_save(tmp_path):
+    model, _ = tiny_gemma3()
+    sae = random_sae(model, d_sae=8)
+    sae.labels[3] = "hand-written"
+    sae.auto_labels.update({3: "auto three", 4: "auto four"})
+    loaded = sw.load_sae(sw.save_sae(sae, tmp_path / "sae"))
+    assert [loaded.label(f) for f in (3, 4, 5)] == ["hand-written", "auto four", None]
+    assert [loaded.label_source(f) for f in (3, 4, 5)] == ["manual", "auto", None]
+    assert loaded.placed("resid_post", 0).label_source(4) == "auto"
+    loaded.auto_labels.clear()
+    sw.save_sae(loaded, tmp_path / "sae")
+    assert not (tmp_path / "sae" / "auto_labels.json").exists()  # not another SAE's labels
+
+
+def test_dashboard_tables_carry_auto_labels_and_no_missing_values(scope, windows):
+    dashes = scope.dashboards(corpus=windows, n_examples=N_EXAMPLES, context=CONTEXT, progress=False)
+    sae = scope.saes[0]
+    sae.auto_labels.update(sw.label_features(dashes))
+    try:
+        frame = dashes.to_dataframe(logits=False)
+        assert not frame["label"].isna().any()
+        assert frame["label"].tolist() == [sae.label(f) for f in range(24)]
+    finally:
+        sae.auto_labels.clear()
