@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import _dashboard_cache as cache_module
+from . import _validate as checked
 from ._dashboard_pass import corpus_rows, has_default_corpus, resolve_corpus, run_pass
 from ._dashboard_rows import StateRows
 from ._dashboard_shard import feature_slice
 from ._dashboard_state import DashboardState, PassSettings
+from ._fingerprint import pass_fingerprint
 from .dashboard import DashboardSet, FeatureDashboard
 from .sae import SAE
 
@@ -64,6 +66,17 @@ def _positive(name: str, value: Any, minimum: int = 1) -> int:
     return number
 
 
+def _shard(shard: Any) -> tuple[int, int] | None:
+    """`(rank, world)` as ints with `0 <= rank < world`, or None."""
+    if shard is None:
+        return None
+    allowed = "shard must be (rank, world): two ints with 0 <= rank < world"
+    if not isinstance(shard, tuple | list) or len(shard) != 2:
+        raise checked.ArgumentTypeError(f"{allowed}, got {shard!r}")
+    world = checked.integer(shard[1], "shard's world", minimum=1)
+    return checked.integer(shard[0], "shard's rank", minimum=0, maximum=world - 1), world
+
+
 def build_dashboards(
     scope: Scope,
     features: Any,
@@ -101,12 +114,12 @@ def build_dashboards(
         evidence = evidence_dashboards(scope, chosen, ids, settings, n_bins)
         if evidence is not None:
             return _remember(scope, evidence)
-    if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
-        raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard!r}")
+    shard = _shard(shard)
     batch_size = _positive("batch_size", batch_size) if batch_size is not None else _default_batch(scope)
     run = functools.partial(_cached_pass, batch_size=batch_size, cache=cache, progress=progress, shard=shard)
     state, corpus_key = run(scope, chosen, ids, resolve_corpus(corpus), settings)
-    return _remember(scope, DashboardSet(StateRows(state), scope, chosen, n_bins, corpus_key))
+    dashes = DashboardSet(StateRows(state), scope, chosen, n_bins, corpus_key)
+    return _remember(scope, dashes, pass_fingerprint(scope.model, chosen))
 
 
 def _cached_pass(
@@ -148,17 +161,10 @@ def _cache_key(
     corpus_key: str,
     shard: tuple[int, int] | None,
 ) -> str:
-    memo = scope.__dict__.setdefault("_dashboard_fingerprints", {})
-    if "model" not in memo:
-        memo["model"] = cache_module.model_fingerprint(scope.model)
-    sae_key = memo.get(id(sae))
-    if sae_key is None or sae_key[0] is not sae:
-        memo[id(sae)] = sae_key = (sae, cache_module.sae_fingerprint(sae))
     features = cache_module.hashlib.sha256(ids.numpy().tobytes()).hexdigest()
     return cache_module.entry_key(
         {
-            "model": memo["model"],
-            "sae": sae_key[1],
+            "weights": pass_fingerprint(scope.model, sae),
             "corpus": corpus_key,
             "settings": asdict(settings),
             "features": features,
@@ -167,11 +173,35 @@ def _cache_key(
     )
 
 
-def _remember(scope: Scope, dashes: DashboardSet) -> DashboardSet:
+def _remember(scope: Scope, dashes: DashboardSet, weights: str | None = None) -> DashboardSet:
+    """Keep `dashes` for `scope.dashboard(f)`, with the fingerprint of the weights it was computed from
+    (None: it does not depend on them, e.g. Gemma Scope evidence files)."""
     passes: list[DashboardSet] = scope.__dict__.setdefault("_dashboard_sets", [])
     passes.append(dashes)
     del passes[:-_REMEMBERED]
+    fingerprints = scope.__dict__.setdefault("_dashboard_weights", {})
+    fingerprints[id(dashes)] = weights
+    for stale in set(fingerprints) - {id(d) for d in passes}:
+        del fingerprints[stale]
     return dashes
+
+
+def remembered(scope: Scope, sae: SAE) -> list[DashboardSet]:
+    """The passes over `sae` that the scope remembers and that are still valid for the current weights
+    (an in-place edit of the model up to the SAE's layer, or of the SAE, retires them), newest first."""
+    fingerprints = scope.__dict__.get("_dashboard_weights", {})
+    current = None
+    valid = []
+    for dashes in reversed(scope.__dict__.get("_dashboard_sets", [])):
+        if dashes.sae is not sae:
+            continue
+        weights = fingerprints.get(id(dashes))
+        if weights is not None:
+            current = current or pass_fingerprint(scope.model, sae)
+            if weights != current:
+                continue
+        valid.append(dashes)
+    return valid
 
 
 def feature_dashboard(
@@ -181,12 +211,8 @@ def feature_dashboard(
     chosen = scope.sae(sae)
     index = chosen.check_feature(feature)
     wanted = cache_module.corpus_fingerprint(corpus, scope.tokenizer) if corpus is not None else None
-    for dashes in reversed(scope.__dict__.get("_dashboard_sets", [])):
-        if (
-            dashes.sae is chosen
-            and index in dashes
-            and (corpus is None or (wanted and dashes.corpus_key == wanted))
-        ):
+    for dashes in remembered(scope, chosen):
+        if index in dashes and (corpus is None or (wanted and dashes.corpus_key == wanted)):
             return dashes[index]
     if corpus is None and not has_default_corpus():
         from ._gemma_scope_examples import has_evidence
@@ -199,4 +225,4 @@ def feature_dashboard(
     return build_dashboards(scope, [index], corpus, chosen)[index]
 
 
-__all__ = ["build_dashboards", "feature_dashboard", "feature_ids"]
+__all__ = ["build_dashboards", "feature_dashboard", "feature_ids", "remembered"]

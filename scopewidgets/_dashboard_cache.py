@@ -1,9 +1,8 @@
 """The disk cache of dashboard passes: content-hash keys, atomic writes, damaged entries rebuilt.
 
 An entry is one safetensors file under `cache_dir() / "dashboards"`, named by a key that hashes
-- the model: its class, config, and a strided sample of every parameter (cheap, and any retraining or
-  different checkpoint changes it);
-- the SAE: its config and all of its weights;
+- the model up to the SAE's layer and the SAE: every byte they hold, with their configs (`_fingerprint`:
+  memoised on version counters, so an in-place edit of a weight the pass reads is noticed);
 - the corpus: the texts (with the tokenizer's identity: class, vocabulary size, special ids and the ids of
   a probe string) or the bytes of a token tensor; a Hugging Face dataset by its own fingerprint. One-shot
   iterators cannot be hashed before they are consumed, so their passes are not cached;
@@ -12,14 +11,17 @@ The file's metadata holds the key and a SHA-256 of every tensor; a file that can
 or key does not match, or whose tensors have the wrong shapes is deleted and rebuilt, never trusted.
 
 The folder is bounded: after each write, the least recently used entries are deleted until the folder holds
-at most `SCOPEWIDGETS_DASHBOARD_CACHE_MB` megabytes (default 4096; the entry just written is always kept).
-A read marks an entry as used.
+at most `SCOPEWIDGETS_DASHBOARD_CACHE_MB` megabytes (default 4096, `inf` for no bound; the entry just written
+is always kept). A read marks an entry as used. A folder that cannot be used is reported once and the
+results are returned uncached.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -29,11 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from ._dashboard_state import DashboardState, PassSettings
+from ._fingerprint import model_fingerprint, sae_fingerprint  # noqa: F401 (feature statistics key on them)
 from .corpus import iter_texts
-from .sae import SAE
 
 FORMAT = "scopewidgets-dashboard-state/1"
 LIMIT_VARIABLE = "SCOPEWIDGETS_DASHBOARD_CACHE_MB"
@@ -53,45 +54,6 @@ def _hash_tensor(digest: Any, tensor: torch.Tensor) -> None:
     digest.update(f"{tensor.dtype}{list(tensor.shape)}".encode())
     if tensor.numel():
         digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-
-
-def model_fingerprint(model: nn.Module, samples: int = 1024) -> str:
-    """Hash of the model's class, config and a strided sample of each parameter."""
-    digest = hashlib.sha256(type(model).__name__.encode())
-    config = {
-        k: v
-        for k, v in model.config.to_dict().items()
-        if not k.startswith("_") and k != "transformers_version"
-    }
-    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
-    for name, param in model.named_parameters():
-        flat = param.detach().reshape(-1)
-        digest.update(name.encode())
-        _hash_tensor(digest, flat[:: max(1, flat.numel() // samples)][:samples].float())
-    return digest.hexdigest()
-
-
-def sae_fingerprint(sae: SAE) -> str:
-    """Hash of the SAE's config (what it reads and how it encodes) and all of its weights."""
-    cfg = sae.cfg
-    digest = hashlib.sha256(
-        repr(
-            (
-                cfg.d_in,
-                cfg.d_sae,
-                cfg.architecture,
-                cfg.site,
-                cfg.layer,
-                cfg.k,
-                cfg.apply_b_dec_to_input,
-                cfg.site_out,
-            )
-        ).encode()
-    )
-    for name, tensor in sorted(sae.state_dict().items()):
-        digest.update(name.encode())
-        _hash_tensor(digest, tensor)
-    return digest.hexdigest()
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -140,11 +102,23 @@ def _checksum(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_state(key: str, state: DashboardState) -> Path:
-    """Write `state` under `key` atomically (a temporary file, then `os.replace`)."""
+def save_state(key: str, state: DashboardState) -> Path | None:
+    """Write `state` under `key` atomically (a temporary file, then `os.replace`). When the folder cannot
+    be written (a file in its place, a directory at the entry's path, a read-only mount), warn once and
+    return None: the pass's result is still returned to the caller, just not cached."""
+    folder = cache_folder()
+    try:
+        path = _write(folder, key, state)
+        evict(keep=path)
+    except OSError as err:
+        _warn_unusable(folder, err)
+        return None
+    return path
+
+
+def _write(folder: Path, key: str, state: DashboardState) -> Path:
     from safetensors.torch import save_file
 
-    folder = cache_folder()
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.tensors().items()}
     metadata = {
@@ -161,26 +135,41 @@ def save_state(key: str, state: DashboardState) -> Path:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
-    path = folder / f"{key}.safetensors"
-    evict(keep=path)
-    return path
+    return folder / f"{key}.safetensors"
 
 
-def cache_limit_bytes() -> int:
-    """The folder's size bound, from `SCOPEWIDGETS_DASHBOARD_CACHE_MB` (default 4096 MB)."""
+_WARNED: set[str] = set()  # cache folders already reported unusable in this process
+
+
+def _warn_unusable(folder: Path, err: OSError) -> None:
+    if str(folder) not in _WARNED:
+        _WARNED.add(str(folder))
+        warnings.warn(
+            f"The dashboard cache folder {folder} cannot be used ({err}); results are returned uncached. "
+            "Fix the folder or set SCOPEWIDGETS_CACHE to a writable one",
+            stacklevel=4,
+        )
+
+
+def cache_limit_bytes() -> int | float:
+    """The folder's size bound, from `SCOPEWIDGETS_DASHBOARD_CACHE_MB` (default 4096 MB; `inf`: no bound)."""
     raw = os.environ.get(LIMIT_VARIABLE, str(DEFAULT_LIMIT_MB))
     try:
         megabytes = float(raw)
     except ValueError:
         megabytes = -1.0
     if not megabytes >= 0:
-        raise ValueError(f"{LIMIT_VARIABLE}={raw!r}: expected a number of megabytes >= 0")
-    return int(megabytes * 1e6)
+        raise ValueError(
+            f"{LIMIT_VARIABLE}={raw!r}: expected a number of megabytes >= 0 (or inf for no bound)"
+        )
+    return math.inf if math.isinf(megabytes) else int(megabytes * 1e6)
 
 
 def evict(keep: Path | None = None) -> list[Path]:
     """Delete the least recently used entries until the folder fits `cache_limit_bytes()`; return them."""
     limit = cache_limit_bytes()
+    if math.isinf(limit):
+        return []
     entries = []
     for path in cache_folder().glob("*.safetensors"):
         try:
@@ -193,7 +182,7 @@ def evict(keep: Path | None = None) -> list[Path]:
     for _, size, path in sorted(entries, key=lambda entry: entry[0]):
         if total <= limit:
             break
-        if path == keep:
+        if path == keep or not path.is_file():
             continue
         path.unlink(missing_ok=True)
         total -= size
@@ -202,18 +191,28 @@ def evict(keep: Path | None = None) -> list[Path]:
 
 
 def load_state(key: str) -> DashboardState | None:
-    """The cached state under `key`, or None. A damaged entry is reported, deleted and None returned."""
-    path = cache_folder() / f"{key}.safetensors"
-    if not path.exists():
+    """The cached state under `key`, or None. A damaged entry is reported, deleted and None returned; an
+    unusable folder (a file in its place, a directory at the entry's path) is reported once."""
+    folder = cache_folder()
+    path = folder / f"{key}.safetensors"
+    if not path.is_file():
+        if path.exists():
+            _warn_unusable(folder, IsADirectoryError(f"{path} is not a file"))
+        elif folder.exists() and not folder.is_dir():
+            _warn_unusable(folder, NotADirectoryError(f"{folder} is not a folder"))
         return None
     try:
         state = _read(path, key)
-        os.utime(path)  # most recently used: evicted last
-        return state
     except Exception as err:
         warnings.warn(f"The dashboard cache entry {path} is damaged ({err}); rebuilding it", stacklevel=3)
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as unlink_error:
+            _warn_unusable(folder, unlink_error)
         return None
+    with contextlib.suppress(OSError):  # a read-only folder still serves its entries
+        os.utime(path)  # most recently used: evicted last
+    return state
 
 
 def _read(path: Path, key: str) -> DashboardState:
@@ -229,3 +228,4 @@ def _read(path: Path, key: str) -> DashboardState:
         raise ValueError("checksum mismatch")
     settings = PassSettings(**json.loads(metadata["settings"]))
     return DashboardState.from_tensors(tensors, settings)
+

@@ -11,6 +11,7 @@ import torch
 
 from . import corpus as corpus_module
 from ._dashboard_effects import similar_features
+from ._fingerprint import pass_fingerprint
 
 if TYPE_CHECKING:
     from .dashboard import DashboardSet
@@ -64,6 +65,7 @@ class DashboardLibrary:
         self._corpus, self._settings = corpus, settings
         self._windows: torch.Tensor | None = None
         self._passes: list[DashboardSet] = []
+        self._weights: str | None = None  # fingerprint of the weights the kept passes were computed from
         self.report = report or (lambda _message: None)
 
     @property
@@ -82,19 +84,21 @@ class DashboardLibrary:
 
     @property
     def passes(self) -> list[DashboardSet]:
-        """The kept passes, oldest first."""
+        """The kept passes, oldest first (none once the weights they read were edited in place)."""
+        if self._passes and pass_fingerprint(self.scope.model, self.sae) != self._weights:
+            self._passes.clear()
         return list(self._passes)
 
     def find(self, feature: int) -> DashboardSet | None:
         """The newest kept pass covering `feature`, else None."""
-        return next((dashes for dashes in reversed(self._passes) if feature in dashes), None)
+        return next((dashes for dashes in reversed(self.passes) if feature in dashes), None)
 
     def prepare(self, features: Iterable[int]) -> DashboardSet | None:
         """A pass covering all of `features` (a kept one, else a new one); None for no features."""
         wanted = sorted({self.sae.check_feature(f) for f in features})
         if not wanted:
             return None
-        for dashes in reversed(self._passes):
+        for dashes in reversed(self.passes):
             if set(wanted) <= set(dashes.features):
                 return dashes
         return self._build(wanted)
@@ -116,6 +120,7 @@ class DashboardLibrary:
         start = time.perf_counter()
         settings = {**self._settings, "seq_len": int(windows.shape[1])}
         dashes = self.scope.dashboards(features, corpus=windows, sae=self.sae, progress=False, **settings)
+        self._weights = pass_fingerprint(self.scope.model, self.sae)
         self._passes.append(dashes)
         del self._passes[:-_KEPT]
         self.report(
