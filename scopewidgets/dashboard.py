@@ -20,6 +20,7 @@ memory bound and the Gemma Scope evidence files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -278,6 +279,29 @@ class DashboardSet(Displayable):
         from ._dashboard_materialize import materialize
 
         return materialize(self, progress)
+
+    def save(self, path: str | Path) -> Path:
+        """Write this pass, its logit effects and similar features, and the model and SAE fingerprints to
+        one safetensors file in the Gemma Scope `examples.safetensors` layout (docs/dashboards.md).
+
+        Example:
+            >>> dashes.save("layer12.safetensors")                           # doctest: +SKIP
+        """
+        from ._dashboard_file import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path, scope: Scope, sae: Any = None, check: bool = True) -> DashboardSet:
+        """A saved pass over `scope`'s model and `sae` (default its first); a `ValueError` when the file
+        was saved with other weights (by fingerprint; `check=False` skips that).
+
+        Example:
+            >>> dashes = sw.DashboardSet.load("layer12.safetensors", scope)  # doctest: +SKIP
+        """
+        from ._dashboard_file import load
+
+        return load(path, scope, sae, check)
 
     def _effects(self, feature: int) -> dict[str, Any]:
         table = self._shared.get("effects")
