@@ -1,6 +1,7 @@
-// The feature dashboard: header, activation histogram, logit effects, top examples as token strips shaded by
-// the feature (hover a token for its value), collapsible quantile groups, and similar features that open
-// their own dashboard in the same widget.
+// The feature dashboard: header, activation histogram (with axes), logit effects, top examples as one-line
+// token strips centred on the token where the feature peaks and shaded by the feature (hover a token for its
+// value; the context shown can be widened up to what the pass kept), collapsible quantile groups (empty
+// ranges merged into one line), and similar features that open their own dashboard in the same widget.
 //
 // Traits (set by scopewidgets/widgets/dashboard.py; Python computes, this module draws):
 //   feature     number   two-way: the feature shown (a click on a similar feature sets it; Python answers
@@ -12,6 +13,8 @@
 //                focus: int32 [e], max_values: float32 [e], seq_index: float64 [e], position: int32 [e],
 //                groups: [{kind: "top"|"quantile", first, count, lower?, upper?, tokens?, fraction?}],
 //                limits: [lo, hi]}
+//                max_context?: tokens kept each side of the focus (default: all)
+//   context     number   two-way: tokens shown each side of an example's focus (the select widens it)
 //   similar     [{feature, cosine, label, covered}]
 //   offline_features  number[]   in an exported page, the features it can open; [] with a kernel
 //   actions     [{name, label}]   extra buttons (e.g. the explorer's "steer"): a click sends the custom message
@@ -20,11 +23,13 @@
 import "./lib/style.css";
 import "./dashboard.css";
 import { offsets, unpack } from "./lib/array.js";
+import { countOf, niceTicks } from "./lib/axis.js";
 import { format, scale } from "./lib/color.js";
 import { h, replaceChildren } from "./lib/dom.js";
 import { errorBanner, guarded } from "./lib/error.js";
 
 const DATA = ["header", "histogram", "logits", "examples", "similar", "offline_features"];
+const CONTEXTS = [5, 10, 20, 40];
 
 const percent = (x) => (x == null ? "unknown" : `${format(100 * x)}%`);
 const number = (x) => (x == null ? "unknown" : format(x));
@@ -34,7 +39,7 @@ function headerView(header) {
     ["density", percent(header.density)],
     ["max", number(header.max_activation)],
     ["mean when active", number(header.mean_activation)],
-    ["corpus", `${(header.n_tokens ?? 0).toLocaleString("en-US")} tokens`],
+    ["corpus", countOf(header.n_tokens ?? 0, "token")],
   ];
   return [
     h("h3", { class: "sw-dash-title", "data-testid": "dash-title" },
@@ -46,21 +51,33 @@ function headerView(header) {
   ];
 }
 
+/** Tick labels along an axis: `ticks` placed at `at(value)` percent (left or bottom). */
+function axisLabels(cls, ticks, at, side, label) {
+  return h("div", { class: cls }, ticks.map((value) =>
+    h("span", { class: "sw-tick", dataset: { value }, style: { [side]: `${at(value)}%` } }, label(value))));
+}
+
 function histogramView(histogram) {
   const counts = unpack(histogram.counts).data;
   const edges = unpack(histogram.edges).data;
   let top = 0;
   for (const c of counts) top = Math.max(top, c);
+  const lo = edges[0] ?? 0;
+  const hi = edges[edges.length - 1] ?? 0;
   const bars = Array.from(counts, (count, i) => h("div", {
     class: "sw-bar-bin",
     dataset: { i, count },
-    title: `[${format(edges[i])}, ${format(edges[i + 1])}): ${count} tokens`,
+    title: `[${format(edges[i])}, ${format(edges[i + 1])}): ${countOf(count, "token")}`,
     style: { height: `${top ? (100 * count) / top : 0}%` },
   }));
+  const x = axisLabels("sw-hist-x", niceTicks(lo, hi, 4), (v) => (100 * (v - lo)) / (hi - lo), "left", format);
+  const y = axisLabels("sw-hist-y", top ? niceTicks(0, top, 2) : [], (v) => (100 * v) / top, "bottom",
+    (v) => v.toLocaleString("en-US"));
   return [
     h("h4", {}, "Activations (tokens where it fires)"),
-    h("div", { class: "sw-hist", "data-testid": "histogram" }, bars),
-    h("div", { class: "sw-hist-axis" }, h("span", {}, format(edges[0] ?? 0)), h("span", {}, format(edges[edges.length - 1] ?? 0))),
+    h("div", { class: "sw-hist-frame", "data-testid": "histogram-frame" }, y,
+      h("div", { class: "sw-hist", "data-testid": "histogram" }, bars), h("span"), x),
+    h("div", { class: "sw-hist-caption" }, "x: activation · y: tokens per bin"),
   ];
 }
 
@@ -83,25 +100,35 @@ function similarView(similar, offline, shown) {
     h("div", { class: "sw-list", "data-testid": "similar" }, buttons.length ? buttons : h("div", { class: "sw-empty" }, "none"))];
 }
 
-/** Token strips of examples [first, first + count), and the spans made (for hovering). */
-function strips(data, first, count, colour, spans) {
+/**
+ * One-line token strips of examples [first, first + count), each centred on its focus token (the tokens
+ * before it right-aligned, those after it left-aligned, both clipped at the edges), with at most `context`
+ * tokens each side; the spans made are kept in `spans` (for hovering). Python sends newlines as "↵".
+ */
+function strips(data, first, count, colour, spans, context) {
   return Array.from({ length: count }, (_, k) => {
     const e = first + k;
-    const strip = h("div", { class: "sw-strip", dataset: { example: e } },
-      h("span", { class: "sw-strip-value" }, format(data.maxValues[e])));
-    const line = strip.appendChild(h("span", { class: "sw-strip-tokens" }));
-    for (let t = data.starts[e]; t < data.starts[e + 1]; t++) {
+    const before = h("span", { class: "sw-strip-before" });
+    const at = h("span", { class: "sw-strip-at" });
+    const after = h("span", { class: "sw-strip-after" });
+    const start = data.starts[e];
+    const focus = start + data.focus[e];
+    const from = Math.max(start, focus - context);
+    const to = Math.min(data.starts[e + 1], focus + context + 1);
+    for (let t = from; t < to; t++) {
       const value = data.values[t];
       const span = h("span", {
-        class: `sw-tok${data.special[t] ? " sw-special" : ""}${t - data.starts[e] === data.focus[e] ? " sw-focus" : ""}`,
+        class: `sw-tok${data.special[t] ? " sw-special" : ""}${t === focus ? " sw-focus" : ""}`,
         dataset: { t, example: e },
         title: Number.isNaN(value) ? "value unknown" : format(value),
         style: { backgroundColor: Number.isNaN(value) ? "transparent" : colour(value) },
       }, data.tokens[t]);
       spans[t] = span;
-      line.appendChild(span);
+      (t < focus ? before : t === focus ? at : after).appendChild(span);
     }
-    return strip;
+    return h("div", { class: "sw-strip", dataset: { example: e } },
+      h("span", { class: "sw-strip-value" }, format(data.maxValues[e])),
+      h("span", { class: "sw-strip-tokens" }, before, at, after));
   });
 }
 
@@ -117,24 +144,53 @@ function readExamples(examples) {
     position: unpack(examples.position).data,
     starts: offsets(lengths),
   };
-  if (data.starts[lengths.length] !== data.tokens.length) throw new Error(`examples: lengths cover ${data.starts[lengths.length]} tokens, got ${data.tokens.length}`);
+  if (data.starts[lengths.length] !== data.tokens.length) throw new Error(`examples: lengths cover ${countOf(data.starts[lengths.length], "token")}, got ${data.tokens.length}`);
   return data;
 }
 
-function examplesView(examples, spans) {
+/** Quantile groups with runs of empty ones merged: [{kind: "quantile", ...} | {kind: "empty", lower, upper}]. */
+function mergeEmpty(groups) {
+  const out = [];
+  for (const group of groups) {
+    const last = out[out.length - 1];
+    if (group.kind !== "quantile" || group.tokens > 0) out.push(group);
+    else if (last?.kind === "empty") last.upper = group.upper;
+    else out.push({ kind: "empty", lower: group.lower, upper: group.upper });
+  }
+  return out;
+}
+
+function examplesView(examples, spans, context) {
   const data = readExamples(examples);
   const colour = scale(examples.limits ?? [0, 1]);
-  const sections = (examples.groups ?? []).map((group) => {
-    const body = strips(data, group.first, group.count, colour, spans);
+  const sections = mergeEmpty(examples.groups ?? []).map((group) => {
+    if (group.kind === "empty") {
+      return h("div", { class: "sw-group sw-group-empty", "data-testid": "empty-groups" },
+        `[${format(group.lower)}, ${format(group.upper)}) · no token in this range`);
+    }
+    const body = strips(data, group.first, group.count, colour, spans, context);
     if (group.kind === "top") {
       return h("section", { "data-testid": "top-examples" }, h("h4", {}, "Top activations"),
         body.length ? body : h("div", { class: "sw-empty" }, "It never fires on this corpus"));
     }
-    const title = `[${format(group.lower)}, ${format(group.upper)}) · ${group.tokens.toLocaleString("en-US")} tokens (${percent(group.fraction)})`;
+    const title = `[${format(group.lower)}, ${format(group.upper)}) · ${countOf(group.tokens, "token")} (${percent(group.fraction)})`;
     return h("details", { class: "sw-group", "data-testid": "quantile-group" },
-      h("summary", {}, title), body.length ? body : h("div", { class: "sw-empty" }, "no token in this range"));
+      h("summary", {}, title), body.length ? body : h("div", { class: "sw-empty" }, "no example kept"));
   });
   return { data, sections };
+}
+
+/** The context choices up to what the pass kept (`max_context`), and the select showing `context`. */
+function contextSelect(examples, context) {
+  const kept = examples?.max_context ?? Infinity;
+  const choices = CONTEXTS.filter((n) => n <= kept);
+  if (Number.isFinite(kept) && !choices.includes(kept)) choices.push(kept);
+  if (!choices.includes(context)) choices.push(context);
+  choices.sort((a, b) => a - b);
+  const select = h("select", { "data-testid": "context", title: "tokens shown each side of the peak" },
+    choices.map((n) => h("option", { value: n }, `±${n} tokens`)));
+  select.value = String(context);
+  return h("label", { class: "sw-dash-context" }, "context ", select);
 }
 
 function render({ model, el }) {
@@ -142,11 +198,12 @@ function render({ model, el }) {
   const back = h("button", { class: "sw-chip", type: "button", dataset: { action: "back" }, "data-testid": "back", hidden: true }, "← back");
   const status = h("span", { "data-testid": "status" });
   const actions = h("span", { class: "sw-dash-actions" });
+  const contextBox = h("span");
   const header = h("div", { class: "sw-dash-header", "data-testid": "dash-header" });
   const side = h("div", { class: "sw-side" });
   const main = h("div", { class: "sw-dash-examples", "data-testid": "examples" });
   const root = h("div", { class: "scopewidgets sw-dash", "data-testid": "dashboard" },
-    banner.el, h("div", { class: "sw-bar" }, back, status, actions), header, h("div", { class: "sw-body" }, main, side));
+    banner.el, h("div", { class: "sw-bar" }, back, status, contextBox, actions), header, h("div", { class: "sw-body" }, main, side));
   el.appendChild(root);
 
   const history = [];
@@ -159,6 +216,14 @@ function render({ model, el }) {
     back.hidden = !history.length;
   };
 
+  const drawExamples = guarded(banner, () => {
+    const context = model.get("context") ?? 5;
+    spans = [];
+    const view = examplesView(model.get("examples"), spans, context);
+    data = view.data;
+    replaceChildren(main, view.sections);
+    replaceChildren(contextBox, contextSelect(model.get("examples"), context));
+  });
   const draw = guarded(banner, () => {
     const offline = model.get("offline_features") ?? [];
     replaceChildren(header, headerView(model.get("header") ?? {}));
@@ -167,11 +232,12 @@ function render({ model, el }) {
       logitList("Promoted tokens (logit effect)", logits.top, "top-logits"),
       logitList("Suppressed tokens", logits.bottom, "bottom-logits"),
       h("section", {}, similarView(model.get("similar") ?? [], offline, shown())));
-    spans = [];
-    const view = examplesView(model.get("examples"), spans);
-    data = view.data;
-    replaceChildren(main, view.sections);
+    drawExamples();
     idle();
+  });
+  const onContext = guarded(banner, (event) => {
+    model.set("context", Number(event.target.value));
+    model.save_changes();
   });
 
   const drawActions = guarded(banner, () => {
@@ -203,9 +269,10 @@ function render({ model, el }) {
   });
 
   const subscriptions = [...DATA.map((name) => [`change:${name}`, draw]), ["change:feature", guarded(banner, idle)],
-    ["change:actions", drawActions]];
+    ["change:actions", drawActions], ["change:context", drawExamples]];
   for (const [event, handler] of subscriptions) model.on(event, handler);
   root.addEventListener("click", onClick);
+  contextBox.addEventListener("change", onContext);
   main.addEventListener("mouseover", onOver);
   main.addEventListener("mouseleave", idle);
   draw();
@@ -215,6 +282,7 @@ function render({ model, el }) {
     for (const [event, handler] of subscriptions) model.off(event, handler);
     banner.cleanup();
     root.removeEventListener("click", onClick);
+    contextBox.removeEventListener("change", onContext);
     main.removeEventListener("mouseover", onOver);
     main.removeEventListener("mouseleave", idle);
     root.remove();

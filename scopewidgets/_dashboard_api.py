@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,7 @@ def feature_ids(sae: SAE, features: Any) -> torch.Tensor:
     if features is None:
         return torch.arange(d_sae)
     if isinstance(features, range):
-        ids = torch.arange(features.start, features.stop, features.step)
+        ids = torch.arange(features.start, features.stop, features.step) if features else torch.zeros(0)
     elif isinstance(features, torch.Tensor):
         if features.is_floating_point() or features.dtype == torch.bool:
             raise ValueError(f"Features must be int ids in [0, {d_sae}), got a {features.dtype} tensor")
@@ -119,7 +119,20 @@ def build_dashboards(
     run = functools.partial(_cached_pass, batch_size=batch_size, cache=cache, progress=progress, shard=shard)
     state, corpus_key = run(scope, chosen, ids, resolve_corpus(corpus), settings)
     dashes = DashboardSet(StateRows(state), scope, chosen, n_bins, corpus_key)
+    same = dict(seq_len=seq_len, batch_size=batch_size, n_examples=n_examples, context=context,
+                n_quantile_groups=n_quantile_groups, per_group=per_group, n_bins=n_bins, cache=cache)  # fmt: skip
+    dashes._shared["rerun"] = None if shard else rerun(scope, corpus, chosen, same)
     return _remember(scope, dashes, pass_fingerprint(scope.model, chosen))
+
+
+def rerun(
+    scope: Scope, corpus: Any, sae: SAE, settings: dict[str, Any]
+) -> Callable[..., DashboardSet] | None:
+    """`run(features)`: the same pass (corpus, settings) for other features, e.g. a dashboard's similar
+    features opened on click; None when the corpus cannot be read again (a one-shot iterator)."""
+    if corpus is not None and iter(corpus) is corpus:
+        return None
+    return functools.partial(build_dashboards, scope, corpus=corpus, sae=sae, progress=False, **settings)
 
 
 def _cached_pass(

@@ -7,9 +7,10 @@ What is kept per feature (memory is features x examples, never corpus length):
   (bin `j` -> `j >> s`), which is exact; so the final histogram depends only on the data, not on the order
   or the split of the corpus. Density is `hist.sum() / n_tokens`.
 - `top`: the `n_examples` sequences with the highest per-sequence maximum, ordered by (value desc, sequence
-  index asc), each with the window of `2 * context + 1` tokens around the first position of that maximum.
+  index asc), each with the window of `top_context` tokens each side of the first position of that maximum
+  (20 by default, at least `context`: the dashboard shows +-5 and lets the user widen it).
 - `quant`: for each of `R_q = 4 * n_groups` buckets of `[0, 2**e)`, the `per_group` firing tokens with the
-  smallest sample keys (`sample_keys`), each with its window. A quantile group, chosen once the maximum is
+  smallest sample keys (`sample_keys`), each with its window of `context` tokens each side. A quantile group, chosen once the maximum is
   final, is a run of consecutive buckets; its `per_group` smallest keys are a uniform random sample of the
   tokens whose activation falls in that range, exactly, whatever the order or split of the corpus.
 
@@ -39,7 +40,12 @@ _INT32_LIMIT = 2**31 - 1
 
 @dataclass(frozen=True)
 class PassSettings:
-    """What a pass keeps. `seq_len` is the sequence stride of global token indices (the widest sequence)."""
+    """What a pass keeps. `seq_len` is the sequence stride of global token indices (the widest sequence).
+
+    Windows: quantile samples keep `context` tokens each side, top examples `max(context, top_context)`
+    (top examples are few, ~20 per feature, so +-20 costs ~5 KB per feature; the ~200 quantile samples stay
+    at +-5).
+    """
 
     seq_len: int
     n_examples: int = 20
@@ -47,11 +53,17 @@ class PassSettings:
     n_groups: int = 10
     per_group: int = 5
     seed: int = 0
+    top_context: int = 20
 
     @property
     def width(self) -> int:
-        """Tokens in an example window."""
+        """Tokens in a quantile sample's window."""
         return 2 * self.context + 1
+
+    @property
+    def top_side(self) -> int:
+        """Tokens kept each side of a top example's focus."""
+        return max(self.context, self.top_context)
 
     @property
     def group_resolution(self) -> int:
@@ -102,7 +114,7 @@ class DashboardState:
             "exponent": torch.full((n_f,), EMPTY_EXPONENT, dtype=torch.int32, device=device),
             "hist": torch.zeros(n_f, settings.hist_resolution, dtype=torch.int32, device=device),
         }
-        top = Entries.empty(n_f * settings.n_examples, settings.width, device)
+        top = Entries.empty(n_f * settings.n_examples, 2 * settings.top_side + 1, device)
         quant = Entries.empty(n_f * settings.group_resolution * settings.per_group, settings.width, device)
         tensors |= {f"top.{k}": v for k, v in top.tensors().items()}
         tensors |= {f"quant.{k}": v for k, v in quant.tensors().items()}
@@ -217,7 +229,8 @@ class DashboardState:
         b, col = pair // n_f, pair % n_f
         key = order_keys(seq_max.view(-1).index_select(0, pair), batch.seq.index_select(0, b))
         pos = first.view(-1).index_select(0, pair)
-        self.top.insert(col, key, lambda i: self._records(batch, *_pick(i, b, pos, col, key)))
+        side = self.settings.top_side
+        self.top.insert(col, key, lambda i: self._records(batch, side, *_pick(i, b, pos, col, key)))
 
     def _update_quant(self, batch: SparseBatch, bucket: torch.Tensor) -> None:
         n_t = batch.shape[1]
@@ -225,14 +238,21 @@ class DashboardState:
         token = batch.seq.index_select(0, b) * self.settings.seq_len + t
         key = sample_keys(token, self.features.index_select(0, col), self.settings.seed)
         group = col * self.settings.group_resolution + bucket
-        self.quant.insert(group, key, lambda i: self._records(batch, *_pick(i, b, t, col, key)))
+        side = self.settings.context
+        self.quant.insert(group, key, lambda i: self._records(batch, side, *_pick(i, b, t, col, key)))
 
     def _records(
-        self, batch: SparseBatch, b: torch.Tensor, pos: torch.Tensor, col: torch.Tensor, key: torch.Tensor
+        self,
+        batch: SparseBatch,
+        side: int,
+        b: torch.Tensor,
+        pos: torch.Tensor,
+        col: torch.Tensor,
+        key: torch.Tensor,
     ) -> Entries:
-        """Records for tokens (b, pos) of feature columns `col`, with their context windows."""
+        """Records for tokens (b, pos) of feature columns `col`, with windows of `side` tokens each side."""
         n_t = batch.shape[1]
-        offsets = torch.arange(-self.settings.context, self.settings.context + 1, device=self.device)
+        offsets = torch.arange(-side, side + 1, device=self.device)
         where = pos[:, None] + offsets
         inside = (where >= 0) & (where < n_t)
         row = b[:, None] * n_t + where.clamp(0, n_t - 1)
@@ -240,7 +260,7 @@ class DashboardState:
             inside, batch.ids.reshape(-1).index_select(0, row.reshape(-1)).view(row.shape), -1
         ).int()
         acts = torch.where(inside, batch.at(row, col[:, None]), 0.0)
-        value = acts[:, self.settings.context].clone()
+        value = acts[:, side].clone()
         return Entries(key=key, value=value, seq=batch.seq.index_select(0, b), pos=pos, ids=ids, acts=acts)
 
     # ------------------------------------------------------------------------------- merge

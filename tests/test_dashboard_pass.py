@@ -19,6 +19,7 @@ from dashboard_reference import (
 )
 
 import scopewidgets as sw
+from scopewidgets._dashboard_state import PassSettings
 from scopewidgets.corpus import token_windows
 from scopewidgets.testing import random_sae, tiny_gemma3
 
@@ -33,6 +34,7 @@ SETTINGS = {
     "n_bins": 12,
     "progress": False,
 }
+TOP_CONTEXT = PassSettings(seq_len=SEQ_LEN).top_context  # top examples keep +-20 (quantile samples +-3)
 
 
 def synthetic_texts(n: int = 30, seed: int = 0) -> list[str]:
@@ -104,7 +106,7 @@ def test_every_feature_matches_brute_force(scope, dashes, reference):
         assert dash.density == pytest.approx(want["density"], abs=1e-12)
         assert dash.max_activation == want["max"]
         assert dash.mean_activation == pytest.approx(want["mean"], rel=1e-9)
-        check_examples(dash.examples, top_examples(acts, tokens, feature, 6, 3), scope)
+        check_examples(dash.examples, top_examples(acts, tokens, feature, 6, TOP_CONTEXT), scope)
         counts, edges = dash.histogram
         assert len(counts) == 12 and np.allclose(np.diff(edges), edges[1] - edges[0])
         if want["values"].numel():
@@ -215,7 +217,7 @@ def test_other_architectures_match_brute_force(scope, texts, architecture):
         want = stats(acts, tokens, scope.tokenizer.bos_token_id, feature)
         assert dashes[feature].max_activation == want["max"]
         assert dashes[feature].density == pytest.approx(want["density"], abs=1e-12)
-        check_examples(dashes[feature].examples, top_examples(acts, tokens, feature, 6, 3), scope)
+        check_examples(dashes[feature].examples, top_examples(acts, tokens, feature, 6, TOP_CONTEXT), scope)
 
 
 class DatasetLike:

@@ -68,7 +68,7 @@ def test_finished_rows_match_brute_force(corpus):
     for col in range(N_F):
         active = acts[..., col][acts[..., col] > 0]
         assert stats["n_active"][col] == active.numel()
-        want = top_examples(acts, tokens, col, 4, 2)
+        want = top_examples(acts, tokens, col, 4, SETTINGS.top_side)
         got = rows.examples(col, text)
         assert [(e.seq_index, e.position, e.token_ids.tolist()) for e in got] == [
             (w["seq"], w["pos"], w["ids"]) for w in want

@@ -32,10 +32,21 @@ def header_of(dash: FeatureDashboard) -> dict[str, Any]:
     }
 
 
+def strip_text(token: str, special: bool = False) -> str:
+    """A token as shown in a one-line example strip: `display_text` with newlines as "↵" and no break.
+
+    Example:
+        >>> [strip_text(t) for t in ["\n\n", " the\n", "a b"]]
+        ['↵↵', ' the↵', 'a b']
+    """
+    return display_text(token, special).replace("\n", "")
+
+
 def examples_of(dash: FeatureDashboard, bos: int | None) -> dict[str, Any]:
-    """Every example (top ones, then each quantile group's) as token strips sharing the colour limits
-    `[0, max_activation]`: flat `tokens`, per-example `lengths`, `focus`, `max_values`, `seq_index`,
-    `position`, per-token `values` (NaN: unknown), `special` (1 for BOS), and the `groups` over them."""
+    """Every example (top ones, then each quantile group's) as one-line token strips sharing the colour
+    limits `[0, max_activation]`: flat `tokens`, per-example `lengths`, `focus`, `max_values`, `seq_index`,
+    `position`, per-token `values` (NaN: unknown), `special` (1 for BOS), the `groups` over them, and
+    `max_context`, the most tokens kept on one side of a focus (how far the view can widen)."""
     examples: list[Example] = list(dash.examples)
     groups = [{"kind": "top", "first": 0, "count": len(examples)}]
     for group in dash.quantiles:
@@ -47,7 +58,7 @@ def examples_of(dash: FeatureDashboard, bos: int | None) -> dict[str, Any]:
     values = np.concatenate([e.values.numpy() for e in examples]) if examples else np.zeros(0)
     top = dash.max_activation if dash.max_activation > 0 else 1.0
     return {
-        "tokens": [display_text(t, i == bos) for e in examples for t, i in zip(e.tokens, e.token_ids.tolist(), strict=True)],
+        "tokens": [strip_text(t, i == bos) for e in examples for t, i in zip(e.tokens, e.token_ids.tolist(), strict=True)],
         "special": to_binary(np.array([i == bos for i in ids], dtype=np.uint8), "uint8"),
         "values": to_binary(values, "float32"),
         "lengths": to_binary([len(e.tokens) for e in examples], "int32"),
@@ -57,6 +68,7 @@ def examples_of(dash: FeatureDashboard, bos: int | None) -> dict[str, Any]:
         "position": to_binary([e.position for e in examples], "int32"),
         "groups": groups,
         "limits": [0.0, float(top)],
+        "max_context": max((max(e.focus, len(e.tokens) - 1 - e.focus) for e in examples), default=0),
     }  # fmt: skip
 
 

@@ -7,8 +7,10 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import torch
 import traitlets
 
+from .._dashboard_effects import similar_features
 from ._base import Widget, shows_errors
 from ._dashboard_view import dashboard_state
 
@@ -19,11 +21,13 @@ if TYPE_CHECKING:
 class DashboardWidget(Widget):
     """Header (feature, label, density, max), activation histogram, top and bottom logits, top examples as
     token strips shaded by the feature (hover a token for its value), collapsible quantile groups, and
-    similar features: click one to open its dashboard here (`feature` follows both ways).
+    similar features: click one to open its dashboard here (`feature` follows both ways). Examples show
+    `context` tokens each side of their peak; the view can widen that up to what the pass kept.
 
-    For composed views (the explorer): `opener(feature) -> DashboardSet` lets it open features outside its
-    pass (every similar feature is then clickable), and `actions` adds buttons whose clicks call the
-    callbacks registered with `on_action`.
+    `opener(feature) -> DashboardSet` opens features outside the pass (every similar feature is then
+    clickable). By default, when the pass's corpus can be read again, a click on a similar feature outside
+    it runs the same pass for that feature and its own similar features (as the explorer does). For
+    composed views, `actions` adds buttons whose clicks call the callbacks registered with `on_action`.
 
     Example:
         >>> import scopewidgets as sw
@@ -57,6 +61,9 @@ class DashboardWidget(Widget):
     similar = traitlets.List(
         traitlets.Dict(), help="[{feature, cosine, label, covered}]: covered ones can be opened here."
     ).tag(sync=True)
+    context = traitlets.Int(
+        5, help="Tokens shown each side of an example's peak, two-way (the view offers up to what was kept)."
+    ).tag(sync=True)
     offline_features = traitlets.List(
         traitlets.Int(), help="In an exported page, the features it can open without a kernel; [] when live."
     ).tag(sync=True)
@@ -72,7 +79,8 @@ class DashboardWidget(Widget):
         opener: Callable[[int], DashboardSet] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._dashes, self._opener = dashes, opener
+        self._dashes = dashes
+        self._opener = opener if opener is not None else pass_opener(dashes)
         self._action_callbacks: list[Callable[[str, int], None]] = []
         feature = _first_firing(dashes) if feature is None else feature
         super().__init__(**self._state(feature), **kwargs)
@@ -139,6 +147,26 @@ class DashboardWidget(Widget):
             state.pop("feature")
             replies[json.dumps(feature)] = state
         return {"feature": replies}
+
+
+def pass_opener(dashes: DashboardSet) -> Callable[[int], DashboardSet] | None:
+    """`open(feature)`: the pass of `dashes` run again for `feature` and its similar features (None when
+    the pass cannot be run again, e.g. over a one-shot iterator or Gemma Scope evidence files).
+
+    Example:
+        >>> pass_opener(dashes)(77).features                       # doctest: +SKIP
+        [12, 77, 301, ...]
+    """
+    rerun = dashes._shared.get("rerun")
+    if rerun is None:
+        return None
+
+    def open_feature(feature: int) -> DashboardSet:
+        feature = dashes.sae.check_feature(feature)  # a bad one is named with the allowed range
+        similar, _ = similar_features(dashes.sae, torch.tensor([feature]))
+        return rerun([feature, *similar[0].tolist()])
+
+    return open_feature
 
 
 def _anything(_feature: int) -> bool:

@@ -12,7 +12,7 @@ function state({ array }, extra = {}) {
     logits: { top: [{ token: " cat", value: 1.5 }, { token: "<img src=x onerror=alert(1)>", value: 1.2 }],
       bottom: [{ token: " dog", value: -0.7 }] },
     examples: {
-      tokens: ["<bos>", "The", " cat", " sat", "·", "on", "↵\n"],
+      tokens: ["<bos>", "The", " cat", " sat", "·", "on", "↵"],
       special: array([1, 0, 0, 0, 0, 0, 0], "uint8"),
       values: array([0, 0, 4, 2, 0, 1, Number.NaN], "float32"),
       lengths: array([3, 2, 2], "int32"),
@@ -44,7 +44,7 @@ export async function test_renders_every_part_as_text(ctx) {
   const stats = el.querySelector("[data-testid=dash-stats]").textContent;
   assert(stats.includes("1.23% density") && stats.includes("4 max") && stats.includes("unknown mean") && stats.includes("12,345 tokens"), stats);
   assertEqual(q(el, "[data-testid=histogram] .sw-bar-bin").map((b) => b.style.height), ["100%", "0%", "33.3333%"], "bar heights");
-  assertEqual(q(el, "[data-testid=histogram] .sw-bar-bin")[2].title, "[3, 4.5): 1 tokens", "bin title");
+  assertEqual(q(el, "[data-testid=histogram] .sw-bar-bin")[2].title, "[3, 4.5): 1 token", "bin title");
   assertEqual(q(el, "[data-testid=top-logits] .sw-logit-token").map((t) => t.textContent), [" cat", "<img src=x onerror=alert(1)>"], "top logits");
   assertEqual(q(el, "[data-testid=bottom-logits] .sw-fval").map((t) => t.textContent), ["-0.7"], "bottom logits");
   assert(el.querySelector("img, b") === null, "text never becomes HTML");
@@ -87,7 +87,7 @@ export async function test_quantile_groups_are_collapsible(ctx) {
   assertEqual(groups[0].querySelector("summary").textContent, "[0, 2) · 30 tokens (75%)", "group summary");
   groups[0].querySelector("summary").click();
   assert(groups[0].open, "opens on click");
-  assertEqual(q(groups[0], ".sw-tok").map((t) => t.textContent), ["on", "↵\n"], "group strip");
+  assertEqual(q(groups[0], ".sw-tok").map((t) => t.textContent), ["on", "↵"], "group strip");
 }
 
 export async function test_clicking_a_similar_feature_opens_it_and_back_returns(ctx) {
@@ -129,7 +129,7 @@ export async function test_errors_show_inline_and_cleanup_unsubscribes(ctx) {
   const banner = el.querySelector("[data-testid=error]");
   assert(!banner.hidden && banner.textContent.includes("out of range"), "kernel error shown");
   model.kernelSet("examples", { ...state(ctx).examples, lengths: array([1], "int32") });
-  assert(banner.textContent.includes("lengths cover 1 tokens"), `a malformed payload is reported: ${banner.textContent}`);
+  assert(banner.textContent.includes("lengths cover 1 token,"), `a malformed payload is reported: ${banner.textContent}`);
   model.kernelSet("error", "");
   model.kernelSet("examples", state(ctx).examples);
   assertEqual(q(el, ".sw-tok").length, 7, "recovers with good data");
@@ -156,4 +156,54 @@ export async function test_action_buttons_send_the_shown_feature(ctx) {
   cleanup();
   assertEqual(model.listenerCount(), 0, "cleanup unsubscribes");
   assert(!el.querySelector("[data-testid=dashboard]"), "cleanup removes the view");
+}
+
+const ticks = (el, axis) => q(el, `.sw-hist-${axis} .sw-tick`).map((t) => [t.textContent, t.style.left || t.style.bottom]);
+
+export async function test_the_histogram_has_axes_with_round_ticks_and_counts(ctx) {
+  const { widget, el, fakeModel, array, assertEqual } = ctx;
+  const model = fakeModel(state(ctx));
+  widget.render({ model, el });
+  assertEqual(ticks(el, "x"), [["0", "0%"], ["1", "22.2222%"], ["2", "44.4444%"], ["3", "66.6667%"], ["4", "88.8889%"]],
+    "activation ticks");
+  assertEqual(ticks(el, "y"), [["0", "0%"], ["2", "66.6667%"]], "count ticks");
+  // a maximum of 395 reads "0 100 200 300", not "0 ... 4"; counts are grouped
+  const edges = Array.from({ length: 41 }, (_, i) => (395 * i) / 40);
+  const counts = Array.from({ length: 40 }, (_, i) => (i === 0 ? 12000 : 10));
+  model.kernelSet("histogram", { counts: array(counts, "float64"), edges: array(edges, "float64") });
+  assertEqual(ticks(el, "x").map(([text]) => text), ["0", "100", "200", "300"], "activation ticks up to 395");
+  assertEqual(ticks(el, "y").map(([text]) => text), ["0", "5,000", "10,000"], "count ticks");
+}
+
+export async function test_empty_quantile_groups_are_merged_into_one_line(ctx) {
+  const { widget, el, fakeModel, assertEqual } = ctx;
+  const examples = { ...state(ctx).examples, groups: [{ kind: "top", first: 0, count: 2 },
+    { kind: "quantile", first: 2, count: 0, lower: 0, upper: 20, tokens: 0, fraction: 0 },
+    { kind: "quantile", first: 2, count: 0, lower: 20, upper: 40, tokens: 0, fraction: 0 },
+    { kind: "quantile", first: 2, count: 1, lower: 40, upper: 60, tokens: 1, fraction: 1 }] };
+  widget.render({ model: fakeModel(state(ctx, { examples })), el });
+  assertEqual(q(el, "[data-testid=empty-groups]").map((g) => g.textContent), ["[0, 40) · no token in this range"], "merged");
+  assertEqual(q(el, "[data-testid=quantile-group] summary").map((g) => g.textContent), ["[40, 60) · 1 token (100%)"], "kept");
+}
+
+export async function test_examples_are_one_line_centred_on_the_peak_and_the_context_widens(ctx) {
+  const { widget, el, fakeModel, array, assertEqual } = ctx;
+  const n = 41; // +-20 around the focus, as a pass keeps for top examples
+  const examples = { tokens: Array.from({ length: n }, (_, i) => `t${i}`), special: array(new Array(n).fill(0), "uint8"),
+    values: array(Array.from({ length: n }, (_, i) => (i === 20 ? 4 : 1)), "float32"), lengths: array([n], "int32"),
+    focus: array([20], "int32"), max_values: array([4], "float32"), seq_index: array([0], "float64"),
+    position: array([30], "int32"), groups: [{ kind: "top", first: 0, count: 1 }], limits: [0, 4], max_context: 20 };
+  const model = fakeModel(state(ctx, { examples, context: 5 }));
+  widget.render({ model, el });
+  const part = (name) => q(el, `.sw-strip-${name} .sw-tok`).map((t) => t.textContent);
+  assertEqual(part("before"), ["t15", "t16", "t17", "t18", "t19"], "5 tokens before the peak");
+  assertEqual(part("at"), ["t20"], "the peak in the middle");
+  assertEqual(part("after"), ["t21", "t22", "t23", "t24", "t25"], "5 after");
+  const select = el.querySelector("[data-testid=context]");
+  assertEqual([...select.options].map((o) => o.value), ["5", "10", "20"], "choices up to what was kept");
+  select.value = "20";
+  select.dispatchEvent(new Event("change", { bubbles: true }));
+  assertEqual(model.get("context"), 20, "context set");
+  assertEqual(q(el, ".sw-tok").length, 41, "every kept token shown");
+  assertEqual(el.querySelector("[data-testid=context]").value, "20", "the select shows it");
 }

@@ -44,7 +44,18 @@ def test_traits_carry_the_dashboard(dashes):
     special = from_binary(examples["special"]).tolist()
     assert special == [int(t == "<bos>") for t in examples["tokens"]] and any(special)
     assert [s["feature"] for s in view.similar] == [f for f, _ in dash.similar]
-    assert all(s["covered"] == (s["feature"] % 2 == 0) for s in view.similar)
+    assert all(s["covered"] for s in view.similar)  # the corpus can be read again: each one opens
+    assert examples["tokens"] and not any("\n" in t for t in examples["tokens"])  # one line per example
+    assert "↵" in "".join(examples["tokens"])
+    assert examples["max_context"] == max(max(e.focus, len(e.tokens) - 1 - e.focus) for e in dash.examples)
+    assert view.context == 5
+
+
+def test_top_examples_keep_a_wider_context_than_quantile_samples(dashes):
+    dash = dashes[4]
+    wide = [max(e.focus, len(e.tokens) - 1 - e.focus) for e in dash.examples]
+    narrow = [max(e.focus, len(e.tokens) - 1 - e.focus) for g in dash.quantiles for e in g.examples]
+    assert max(wide) > 5 and narrow and max(narrow) <= 5  # +-20 kept for top examples, +-5 for samples
 
 
 def test_setting_feature_opens_it_and_a_bad_one_is_shown_inline(dashes):
@@ -52,13 +63,22 @@ def test_setting_feature_opens_it_and_a_bad_one_is_shown_inline(dashes):
     view.feature = 6
     assert view.header["feature"] == 6 and view.error == ""
     assert view.examples["limits"][1] == dashes[6].max_activation
-    view.feature = 7  # not in this pass (every other feature)
-    assert view.feature == 6 and view.header["feature"] == 6
-    assert "not in this pass" in view.error
+    view.feature = 7  # not in this pass (every other feature): the same pass is run for it
+    assert view.feature == 7 and view.header["feature"] == 7 and view.error == ""
+    view.feature = 6
     view.feature = 99
     assert view.feature == 6 and "[0, 24)" in view.error
     view.feature = 8
     assert view.error == "" and view.header["feature"] == 8
+
+
+def test_a_pass_over_a_one_shot_iterator_opens_only_its_own_features(dashes):
+    texts = iter(["The cat sat on the mat.\nThe dog sat on the log."] * 6)
+    once = dashes.scope.dashboards([2, 4], corpus=texts, seq_len=24, cache=False, progress=False)
+    view = DashboardWidget(once, feature=4)
+    assert [s["covered"] for s in view.similar] == [s["feature"] == 2 for s in view.similar]
+    view.feature = 7
+    assert view.feature == 4 and "not in this pass" in view.error
 
 
 def test_unknown_keywords_raise(dashes):
@@ -82,7 +102,7 @@ def test_results_display_themselves(dashes):
 def test_export_opens_the_similar_features_offline(dashes, tmp_path):
     view = dashes.widget(4)
     state = view._export_state()
-    covered = [s["feature"] for s in view.similar if s["covered"]]
+    covered = [s["feature"] for s in view.similar if s["covered"] and s["feature"] in dashes]
     assert state["offline_features"] == [4, *covered]
     replies = view._export_responses()["feature"]
     assert set(replies) == {json.dumps(f) for f in state["offline_features"]}
