@@ -87,10 +87,11 @@ class SharedNoiseSampler:
         """`[rows, vocab]` float logits -> `[rows]` token ids."""
         if self.temperature == 0.0:
             return logits.argmax(dim=-1)
-        # argmax(l/T + G) with G ~ Gumbel samples softmax(l/T); -log(E) with E ~ Exp(1) is Gumbel.
+        # argmax(l/T + G) with G ~ Gumbel samples softmax(l/T); -log(E) with E ~ Exp(1) is Gumbel. Scaled by
+        # T > 0 (same argmax) it never divides by T, so a tiny T (1e-45) acts greedy instead of overflowing.
         exponential = torch.empty(logits.shape[-1], device=logits.device, dtype=torch.float32)
         exponential.exponential_(generator=self.generator)
-        return (logits / self.temperature - exponential.log()).argmax(dim=-1)
+        return (logits - self.temperature * exponential.log()).argmax(dim=-1)
 
 
 def generate_pair(

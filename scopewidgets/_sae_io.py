@@ -29,9 +29,15 @@ _GS1_SITE = {"res": "resid_post", "mlp": "mlp_out", "att": "attn_out", "transcod
 
 def detect_format(folder: Path) -> str:
     """Which of the three formats `folder` holds, from the files present."""
-    for name, files in _FORMATS.items():
-        if all((folder / f).is_file() for f in files):
-            return name
+    found = [name for name, files in _FORMATS.items() if all((folder / f).is_file() for f in files)]
+    if len(found) > 1:
+        held = "; ".join(f"{' + '.join(_FORMATS[name])} ({name})" for name in found)
+        raise ValueError(
+            f"{folder} holds more than one SAE: {held}. Keep one format's files in the folder, or point "
+            "load_sae at a folder per SAE"
+        )
+    if found:
+        return found[0]
     present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
     raise FileNotFoundError(
         f"No SAE found in {folder}: expected params.npz (Gemma Scope 1), params.safetensors + config.json "
@@ -69,14 +75,47 @@ def _load_npz(path: Path) -> dict[str, torch.Tensor]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: torch.from_numpy(np.array(data[key])) for key in data.files}
-    except (ValueError, zipfile.BadZipFile, OSError) as err:
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as err:
         raise ValueError(f"{path}: not a plain numeric .npz (pickled objects are refused): {err}") from err
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except Exception as err:  # safetensors' own error types: truncated file, absurd header, bad JSON header
+        raise ValueError(f"{path}: damaged or not a safetensors file ({type(err).__name__}: {err})") from err
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} must hold a JSON object of settings, got a JSON {type(meta).__name__}")
+    return meta
+
+
+def _check_weights(path: Path, tensors: dict[str, torch.Tensor], encoder_key: str = "W_enc") -> None:
+    """The encoder is 2-D and every weight is finite, else a `ValueError` naming the file and tensor."""
+    encoder = tensors.get(encoder_key)
+    if encoder is not None and encoder.ndim != 2:
+        raise ValueError(
+            f"{path}: {encoder_key!r} has shape {tuple(encoder.shape)}; expected 2-D [d_in, d_sae]"
+        )
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ValueError(
+                f"{path}: tensor {name!r} holds {bad} NaN/inf value(s) of {tensor.numel()}; the file is damaged"
+            )
 
 
 def _read_gs1(folder: Path, name: str) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
     tensors = _load_npz(folder / "params.npz")
     if "W_enc" not in tensors:
         raise ValueError(f"{folder / 'params.npz'}: missing key 'W_enc' (found {sorted(tensors)})")
+    _check_weights(folder / "params.npz", tensors)
     d_in, d_sae = (int(n) for n in tensors["W_enc"].shape)
     match = _GS1_PATH.search(name)
     site = gs1_site_from_name(name)
@@ -95,8 +134,8 @@ def _read_gs1(folder: Path, name: str) -> tuple[SAEConfig, dict[str, torch.Tenso
 
 
 def _read_gs2(folder: Path, name: str) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
-    meta = json.loads((folder / "config.json").read_text())
-    raw = load_file(folder / "params.safetensors")
+    meta = _read_json(folder / "config.json")
+    raw = _load_safetensors(folder / "params.safetensors")
     if "w_enc" not in raw:
         raise ValueError(f"{folder / 'params.safetensors'}: missing key 'w_enc' (found {sorted(raw)})")
     tensors = {
@@ -104,6 +143,7 @@ def _read_gs2(folder: Path, name: str) -> tuple[SAEConfig, dict[str, torch.Tenso
     }
     if "affine_skip_connection" in raw:
         tensors["W_skip"] = raw["affine_skip_connection"]
+    _check_weights(folder / "params.safetensors", raw, "w_enc")
     architecture = str(meta.get("architecture", "jump_relu")).replace("_", "")
     hook_in = meta.get("hf_hook_point_in")
     if not hook_in:
@@ -114,6 +154,12 @@ def _read_gs2(folder: Path, name: str) -> tuple[SAEConfig, dict[str, torch.Tenso
     if site == "transcoder_in" and site_out == "mlp_out":
         site_out = "transcoder_out"
     d_in, d_sae = (int(n) for n in tensors["W_enc"].shape)
+    width = _width(meta.get("width"))
+    if width is not None and width != d_sae:
+        raise ValueError(
+            f"{folder / 'config.json'}: width {meta['width']!r} disagrees with params.safetensors, whose "
+            f"w_enc {tuple(tensors['W_enc'].shape)} has {d_sae} features"
+        )
     cfg = SAEConfig(
         d_in=d_in,
         d_sae=d_sae,
@@ -132,10 +178,15 @@ def _read_gs2(folder: Path, name: str) -> tuple[SAEConfig, dict[str, torch.Tenso
 
 
 def _read_saelens(folder: Path, name: str) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
-    meta = json.loads((folder / "cfg.json").read_text())
-    tensors = load_file(folder / "sae_weights.safetensors")
+    meta = _read_json(folder / "cfg.json")
+    missing = [key for key in ("d_in", "d_sae") if not isinstance(meta.get(key), int)]
+    if missing:
+        found = {key: meta.get(key) for key in missing}
+        raise ValueError(f"{folder / 'cfg.json'}: {', '.join(missing)} must be ints, got {found}")
+    tensors = _load_safetensors(folder / "sae_weights.safetensors")
     if "log_threshold" in tensors and "threshold" not in tensors:
         tensors["threshold"] = tensors.pop("log_threshold").exp()
+    _check_weights(folder / "sae_weights.safetensors", tensors)
     info = meta.get("metadata") or {}
     hook = info.get("hook_name") or meta.get("hook_name")
     site, layer = parse_hook(hook) if hook else (None, None)
@@ -167,6 +218,16 @@ def _read_saelens(folder: Path, name: str) -> tuple[SAEConfig, dict[str, torch.T
     return cfg, tensors
 
 
+def _width(value: Any) -> int | None:
+    """A config's width as a feature count: an int, or a string such as "16k" / "1m"; None when absent."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = re.fullmatch(r"(\d+)([km]?)", str(value).strip().lower()) if value is not None else None
+    if not match:
+        return None
+    return int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2}[match.group(2)]
+
+
 _READERS = {"gemma_scope_1": _read_gs1, "gemma_scope_2": _read_gs2, "saelens": _read_saelens}
 
 
@@ -175,8 +236,13 @@ def read_folder(folder: Path, name: str | None = None) -> SAE:
     if not folder.exists():
         raise FileNotFoundError(f"SAE path {folder} does not exist")
     fmt = detect_format(folder)
-    cfg, tensors = _READERS[fmt](folder, name or str(folder))
-    sae = SAE.from_tensors(cfg, tensors)
+    try:
+        cfg, tensors = _READERS[fmt](folder, name or str(folder))
+        sae = SAE.from_tensors(cfg, tensors)
+    except (ValueError, TypeError, KeyError) as err:
+        if str(folder) in str(err) or (name and name in str(err)):
+            raise
+        raise ValueError(f"{folder} ({fmt.replace('_', ' ')} files): {err}") from err
     sae.labels.update(read_labels(folder / LABELS_FILE, cfg.d_sae))
     sae.auto_labels.update(read_labels(folder / AUTO_LABELS_FILE, cfg.d_sae))
     return sae

@@ -95,3 +95,21 @@ def check_generation(max_new_tokens: Any, temperature: Any, seed: Any, n_prompt:
         )
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) <= MAX_SEED:
         raise ValueError(f"seed must be an int in [0, 2**63 - 1], got {seed!r}")
+
+
+def check_panel(scope: Any, sae: SAE, prompt: Any, features: Any, method: str, generation: tuple) -> None:
+    """What `steer` checks, for a steering panel: the prompt, its features (a list, or a dict with
+    strengths; empty is allowed), and `generation` = (max_new_tokens, temperature, seed)."""
+    from . import _validate as checked
+    from .sites import context_length
+
+    n_prompt = scope.tokenize(checked.text(prompt, "prompt")).numel()
+    if isinstance(features, Mapping):
+        strengths = dict(features)
+    elif isinstance(features, list | tuple | range) and not features:
+        strengths = {}
+    else:
+        strengths = dict.fromkeys(checked.feature_list(features, "features", sae.cfg.d_sae), 0.0)
+    if strengths:
+        check_features(strengths, sae, "add" if method == "ablate" else method)
+    check_generation(*generation, n_prompt, context_length(scope.model))

@@ -79,8 +79,9 @@ class Activations(_ShownAsTokens):
         Example:
             >>> acts.top_features(3)                                # doctest: +SKIP
         """
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
+        from . import _validate as checked
+
+        k = checked.integer(k, "k", minimum=1)
         peak, where = self.values.max(dim=0)
         k = min(k, peak.numel())
         top_values, top_idx = peak.topk(k)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
+from . import _validate as checked
 from . import sites
 from ._display import Displayable
 from .hooks import patch
@@ -148,9 +149,10 @@ def token_id(scope: Scope, token: str | int) -> int:
                 f"{token!r} is {len(pieces)} tokens ({scope.token_strings(pieces)}); give one token"
             )
         return int(pieces[0])
-    if not 0 <= int(token) < vocab:
-        raise ValueError(f"Token id {token} is outside the vocabulary: ids must be in [0, {vocab})")
-    return int(token)
+    index = checked.integer(token, "token (a str that is one token, or an int id)")
+    if not 0 <= index < vocab:
+        raise ValueError(f"Token id {index} is outside the vocabulary: ids must be in [0, {vocab})")
+    return index
 
 
 def _labels(sae: SAE, features: Iterable[int]) -> list[str | None]:
@@ -161,8 +163,7 @@ def search(
     scope: Scope, query: str | None, k: int, sae: SAE, token: str | None, logit: str | int | None
 ) -> SearchResult:
     """See `Scope.search`."""
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+    k = checked.integer(k, "k", minimum=1)
     if logit is not None:
         target = token_id(scope, logit)
         direction = sites.unembedding(scope.model)[target].float() * sites.final_norm_gain(scope.model).to(
@@ -178,8 +179,9 @@ def search(
             }
         )
         return SearchResult(table, query=f"logit {scope.token_strings([target])[0]!r}")
-    if not query:
+    if query is None or (isinstance(query, str) and not query):
         raise ValueError("search needs a text query, or logit=' token'")
+    query = checked.text(query, "query")
     acts = scope.activations(query, sae)
     rows = torch.ones(len(acts), dtype=torch.bool)
     if token is not None:
@@ -229,10 +231,10 @@ def _last_logits(scope: Scope, ids: torch.Tensor, sae: SAE | None = None, edit: 
 
 def ablate(scope: Scope, prompt: str, features: Sequence[int], sae: SAE, k: int) -> AblationResult:
     """See `Scope.ablate`."""
-    chosen = torch.tensor([sae.check_feature(f) for f in features], dtype=torch.long, device=sae.device)
-    if chosen.numel() == 0:
-        raise ValueError("ablate needs at least one feature")
-    ids = scope.tokenize(prompt)
+    wanted = checked.feature_list(features, "features", sae.cfg.d_sae)
+    chosen = torch.tensor(wanted, dtype=torch.long, device=sae.device)
+    k = checked.integer(k, "k", minimum=1)
+    ids = scope.tokenize(checked.text(prompt, "prompt"))
     keep = (ids != scope.tokenizer.bos_token_id).to(scope.device)[None]
     clean = _last_logits(scope, ids).softmax(-1)
     ablated = _last_logits(scope, ids, sae, _minus_features(sae, chosen, keep)).softmax(-1)
@@ -254,7 +256,8 @@ def ablate(scope: Scope, prompt: str, features: Sequence[int], sae: SAE, k: int)
 def attribute(scope: Scope, prompt: str, target: str | int, sae: SAE, k: int, check: int) -> Attribution:
     """See `Scope.attribute`."""
     target_id = token_id(scope, target)
-    ids = scope.tokenize(prompt)
+    k, check = checked.integer(k, "k", minimum=1), checked.integer(check, "check", minimum=0)
+    ids = scope.tokenize(checked.text(prompt, "prompt"))
     keep = (ids != scope.tokenizer.bos_token_id).to(scope.device)[None]
     store: dict[str, torch.Tensor] = {}
 
@@ -286,6 +289,8 @@ def attribute(scope: Scope, prompt: str, target: str | int, sae: SAE, k: int, ch
 
 def compare(scope: Scope, prompt_a: str, prompt_b: str, sae: SAE, k: int) -> Comparison:
     """See `Scope.compare`."""
+    k = checked.integer(k, "k", minimum=1)
+    prompt_a, prompt_b = checked.text(prompt_a, "prompt_a"), checked.text(prompt_b, "prompt_b")
     a = scope.activations(prompt_a, sae).values.max(dim=0).values
     b = scope.activations(prompt_b, sae).values.max(dim=0).values
     difference = b - a

@@ -119,6 +119,7 @@ class SAE(nn.Module):
         """`[..., d_in] -> [..., d_sae]` feature activations (in the SAE's dtype)."""
         self._check_width(x)
         pre = self.pre_activations(x)
+        self.check_finite(pre, self.threshold)
         arch = self.cfg.architecture
         if arch == "jumprelu":
             return pre * (pre > self.threshold)
@@ -127,6 +128,16 @@ class SAE(nn.Module):
             values, indices = acts.topk(self.cfg.k, dim=-1)
             acts = torch.zeros_like(acts).scatter_(-1, indices, values)
         return acts
+
+    def check_finite(self, *tensors: torch.Tensor) -> None:
+        """Raise a `ValueError` when pre-activations (or the threshold, bias) hold NaN or inf: a NaN
+        feature would otherwise read as "not firing" and drop silently out of every ranking and export."""
+        if not all(bool(torch.isfinite(t).all()) for t in tensors):
+            raise ValueError(
+                f"The SAE ({self.cfg.source or 'in memory'}) gives NaN or inf activations: the model's "
+                "activations at its site or the SAE's weights hold NaN/inf (check for in-place edits, or "
+                "a dtype too narrow for this model, e.g. float16)"
+            )
 
     def decode(self, f: torch.Tensor) -> torch.Tensor:
         """`[..., d_sae] -> [..., d_in]` reconstruction."""

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import _validate as checked
 from . import sites
 from .activations import Activations, ActivationsSet
 from .corpus import bos_id
@@ -122,14 +123,13 @@ class Scope:
         model's context.
         """
         if isinstance(text_or_ids, str):
-            if not text_or_ids:
-                raise ValueError("The text is empty; give at least one character")
-            body = self.tokenizer(text_or_ids, add_special_tokens=False)["input_ids"]
+            text = checked.text(text_or_ids, "text")
+            body = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             ids = torch.tensor([bos_id(self.tokenizer), *body], dtype=torch.long)
         else:
-            ids = torch.as_tensor(text_or_ids).long().flatten()
+            ids = checked.token_ids(text_or_ids, "text_or_ids")
             if ids.numel() == 0:
-                raise ValueError("The token ids are empty; give at least one id")
+                raise ValueError(f"text_or_ids is empty ({text_or_ids!r}); give at least one token id")
             vocab = sites.vocab_size(self.model)
             bad = ids[(ids < 0) | (ids >= vocab)]
             if bad.numel():
@@ -175,8 +175,9 @@ class Scope:
             >>> acts.top_features(5)                                             # doctest: +SKIP
         """
         chosen = self.sae(sae)
-        if isinstance(text_or_ids, list | tuple) and text_or_ids and isinstance(text_or_ids[0], str):
-            return ActivationsSet(tuple(self.activations(text, chosen) for text in text_or_ids))
+        if isinstance(text_or_ids, list | tuple) and any(isinstance(item, str) for item in text_or_ids):
+            texts = checked.texts(text_or_ids, "text_or_ids")
+            return ActivationsSet(tuple(self.activations(text, chosen) for text in texts))
         ids = self.tokenize(text_or_ids)
         values = self.encode(ids, [chosen])[0][0].cpu()
         return Activations(
@@ -303,10 +304,11 @@ class Scope:
         Example:
             >>> scope.steering_panel("I think", features=[1234, 77])       # doctest: +SKIP
         """
-        from ._steer_args import check_method, check_positions
+        from ._steer_args import check_method, check_panel, check_positions
         from .widgets.steering import SteeringPanel, settings_traits
 
         chosen = self.sae(sae)
+        check_panel(self, chosen, prompt, features, method, (max_new_tokens, temperature, seed))
         traits = settings_traits(
             prompt,
             features,
@@ -379,7 +381,6 @@ class Scope:
         """
         from .checks import ablate
 
-        features = [features] if isinstance(features, int) else list(features)
         return ablate(self, prompt, features, self.sae(sae), k)
 
     def attribute(

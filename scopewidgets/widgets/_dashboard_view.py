@@ -36,7 +36,7 @@ def strip_text(token: str, special: bool = False) -> str:
     """A token as shown in a one-line example strip: `display_text` with newlines as "↵" and no break.
 
     Example:
-        >>> [strip_text(t) for t in ["\n\n", " the\n", "a b"]]
+        >>> [strip_text(t) for t in ["\\n\\n", " the\\n", "a b"]]
         ['↵↵', ' the↵', 'a b']
     """
     return display_text(token, special).replace("\n", "")
