@@ -173,7 +173,7 @@ def run_pass(
     columns = None if every else features.to(sae.device)
     bos = bos_id(scope.tokenizer)
     total = windows.total_tokens // (shard[1] if shard else 1) if windows.total_tokens else None
-    bar = tqdm(total=total, unit="tok", unit_scale=True, desc=f"Dashboards ({features.numel():,} features)",
+    bar = tqdm(total=total, unit="tok", unit_scale=True, desc=f"Dashboards ({features.numel():,} feature{'s' * (features.numel() != 1)})",
                disable=not progress)  # fmt: skip
     try:
         for ids, seq in batches(windows.rows, batch_size, shard):

@@ -31,11 +31,16 @@ class _Table:
     table: pd.DataFrame
 
     def to_dataframe(self) -> pd.DataFrame:
-        """The result as a pandas DataFrame (a copy)."""
-        return self.table.copy()
+        """The result as a pandas DataFrame (a copy; -0.0 is stored as 0.0, so it never prints "-0.000000")."""
+        table = self.table.copy()
+        floats = table.select_dtypes("float").columns
+        table[floats] = table[floats] + 0.0
+        return table
 
     def _repr_html_(self) -> str:
-        return f"<b>{type(self).__name__}</b>" + self.table.to_html(max_rows=40)
+        """4 significant digits ("-3e-08", never "-0.000000"); a value not computed shows "–", not NaN."""
+        shown = self.to_dataframe().to_html(max_rows=40, float_format=lambda v: f"{v:.4g}", na_rep="–")
+        return f"<b>{type(self).__name__}</b>" + shown
 
     def __len__(self) -> int:
         return len(self.table)

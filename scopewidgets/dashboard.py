@@ -345,7 +345,7 @@ class DashboardSet(Displayable):
         frame = pd.DataFrame(
             {"feature": self.features, **{k: np.asarray(v) for k, v in stats.items()}}, index=self.features
         )
-        frame["label"] = [self.sae.label(f) for f in self.features]
+        frame["label"] = [self.sae.label(f) or "" for f in self.features]  # never None/NaN
         if logits:
             from ._dashboard_materialize import ensure_table
 

@@ -6,9 +6,11 @@ transformers, and saved as a plain safetensors copy in the cache folder, so late
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +68,8 @@ def prepare_demo_model(force: bool = False) -> Path:
         steps.update(1)
         tokenizer = AutoTokenizer.from_pretrained(work, gguf_file=gguf_path.name)
         steps.update(1)
-        model = AutoModelForCausalLM.from_pretrained(work, gguf_file=gguf_path.name, dtype=torch.float32)
+        with _no_loading_bar():
+            model = AutoModelForCausalLM.from_pretrained(work, gguf_file=gguf_path.name, dtype=torch.float32)
         steps.update(1)
         if getattr(model, "hf_quantizer", None) is not None:
             model.hf_quantizer.remove_quantization_config(model)
@@ -106,9 +109,24 @@ def demo_model(dtype: torch.dtype | str = torch.float32) -> tuple[Any, Any]:
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    with _no_loading_bar():  # a local copy loads in a second: transformers' "Loading weights 0/236" is noise
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     model.eval()
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def _no_loading_bar() -> Iterator[None]:
+    """Transformers' progress bars off inside the block (restored after, whatever they were)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def demo_sae(dtype: torch.dtype | str = torch.float32) -> Any:

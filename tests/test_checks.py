@@ -141,3 +141,16 @@ def test_results_plot_and_show_as_tables(scope64):
     ax = result.plot()
     assert len(ax.patches) == len(result.table)
     assert "<table" in result._repr_html_()
+
+
+def test_tables_never_show_minus_zero_or_nan() -> None:
+    import pandas as pd
+
+    from scopewidgets.checks import Comparison
+
+    frame = pd.DataFrame({"feature": [1, 2], "a": [1.234567, -0.0], "difference": [-3e-8, float("nan")]})
+    result = Comparison(frame.assign(label=["", "x"]))
+    assert "-0.000000" not in result.to_dataframe().to_string()  # -0.0 is stored as 0.0
+    html = result._repr_html_()
+    assert "-0.0" not in html and "NaN" not in html and "nan" not in html
+    assert "<td>-3e-08</td>" in html and "<td>1.235</td>" in html and "<td>–</td>" in html

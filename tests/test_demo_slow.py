@@ -38,8 +38,9 @@ def test_demo_model_knows_where_the_eiffel_tower_is(gemma: tuple) -> None:
     assert tokenizer.decode(int(logits.argmax())) == " Paris"
 
 
-def test_demo_returns_a_scope_with_the_demo_sae() -> None:
+def test_demo_returns_a_scope_with_the_demo_sae(capfd: pytest.CaptureFixture[str]) -> None:
     scope = sw.demo()
+    assert "Loading weights" not in capfd.readouterr().err  # no transformers bar on every sw.demo()
     assert isinstance(scope, sw.Scope)
     (sae,) = scope.saes
     assert (sae.cfg.site, sae.cfg.layer, sae.cfg.d_in) == ("resid_post", 6, 640)

@@ -67,6 +67,11 @@ def test_tutorial_runs_on_the_offline_demo(name: str, tmp_path: Path) -> None:
     assert widgets, f"{name} displayed no widget"
     last = [c for c in book.cells if c.cell_type == "code"][-1]
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in last.outputs)
+    tables = [
+        o["data"].get(kind, "") for o in _outputs(book) if "data" in o for kind in ("text/plain", "text/html")
+    ]
+    misprints = [t for t in tables if "-0.000000" in t or "NaN" in t]
+    assert not misprints, f"{name} prints -0.000000 or NaN: {misprints[0][:500]}"
 
 
 @pytest.mark.slow
