@@ -3,6 +3,7 @@
     scopewidgets demo                 # prepare Gemma 3 270M (once), open JupyterLab on the first tutorial
     scopewidgets demo --no-browser    # print the URL instead of opening a browser
     scopewidgets demo --port 8899 --dir ~/my-tutorials
+    scopewidgets atlas --sae demo --out atlas   # every feature's dashboard, browsable offline (_cli_atlas)
 
 The tutorial notebooks ship inside the package; they are copied into a working folder (default
 `~/scopewidgets-tutorials`) so that edits never touch site-packages. Existing copies are kept.
@@ -182,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=None, help="port to serve on (default: first free from 8888)"
     )
     demo.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"working folder (default {DEFAULT_DIR})")
+    from ._cli_atlas import add_parser
+
+    add_parser(commands)
     return parser
 
 
@@ -194,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "atlas":
+        from ._cli_atlas import run_atlas
+
+        return run_atlas(args)
     if args.port is not None and not 1 <= args.port <= 65535:
         parser.error(f"--port must be in 1..65535, got {args.port}")
     return run_demo(args.dir, args.port, open_browser=not args.no_browser)

@@ -297,11 +297,22 @@ class DashboardSet(Displayable):
         was saved with other weights (by fingerprint; `check=False` skips that).
 
         Example:
-            >>> dashes = sw.DashboardSet.load("layer12.safetensors", scope)  # doctest: +SKIP
+            >>> dashes = DashboardSet.load("layer12.safetensors", scope)     # doctest: +SKIP
         """
         from ._dashboard_file import load
 
         return load(path, scope, sae, check)
+
+    def save_atlas(self, path: str | Path, progress: bool = True) -> Path:
+        """Write an offline atlas of every feature to the folder `path`: open `index.html` from disk (no
+        kernel, no network) to list, search and sort the features and open each one's dashboard.
+
+        Example:
+            >>> dashes.save_atlas("atlas")                                   # doctest: +SKIP
+        """
+        from .widgets._atlas import save_atlas
+
+        return save_atlas(self, path, progress)
 
     def _effects(self, feature: int) -> dict[str, Any]:
         table = self._shared.get("effects")

@@ -1,0 +1,123 @@
+"""The feature atlas: every dashboard of a pass as one folder that a browser opens from disk.
+
+    atlas/index.html              the page: a Content Security Policy (no network; only the page's own
+                                  loader, by hash, and the folder's scripts run), the loader
+    atlas/data/index.js           window.SW_ATLAS_INDEX: per feature id, label, density, max, top promoted
+                                  token; the token strings the dashboards use (`vocab`)
+    atlas/data/app.js             window.SW_ATLAS_APP: the bundled js/atlas.js (list + the dashboard's own
+                                  drawing code) and its CSS, imported by the loader through a Blob URL
+    atlas/data/features/<c>.js    window.SW_ATLAS_CHUNK(c, {feature: dashboard traits}) for `CHUNK` features,
+                                  loaded when one of them is first opened
+
+Data files are classic scripts, not JSON fetched or ES modules imported, because `file://` pages may not
+fetch or import from disk. Text is escaped by `script_json`, so no token can end a script.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm.auto import tqdm
+
+from ._base import bundle_text
+from ._dashboard_view import dashboard_state
+from ._export import _PAGE_CSS, _encode, script_json
+from ._tokens import display_text
+
+if TYPE_CHECKING:
+    from ..dashboard import DashboardSet
+
+CHUNK = 64  # features per lazily loaded data file
+_LOADER = """
+const app = window.SW_ATLAS_APP;
+const style = document.createElement("style");
+style.textContent = app.css;
+document.head.appendChild(style);
+const url = URL.createObjectURL(new Blob([app.module], { type: "text/javascript" }));
+const atlas = await import(url);
+atlas.mount(document.getElementById("sw-atlas"), window.SW_ATLAS_INDEX);
+"""
+
+
+def _csp() -> str:
+    digest = base64.b64encode(hashlib.sha256(_LOADER.encode()).digest()).decode()
+    return (
+        f"default-src 'none'; script-src 'self' file: 'sha256-{digest}' blob:; style-src 'unsafe-inline'; "
+        "img-src data: blob:; font-src data:; connect-src 'none'"
+    )
+
+
+def _page(title: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{_csp()}">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{_PAGE_CSS}</style>\n"
+        '<script src="data/index.js"></script>\n<script src="data/app.js"></script>\n</head>\n<body>\n'
+        f'<div id="sw-atlas"></div>\n<script type="module">{_LOADER}</script>\n</body>\n</html>\n'
+    )
+
+
+class _Vocabulary:
+    """Token strings numbered as first seen: dashboards send local ids, the index holds each string once."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+
+    def __call__(self, token: str) -> int:
+        return self.ids.setdefault(token, len(self.ids))
+
+
+def _feature_state(dashes: DashboardSet, feature: int, vocab: _Vocabulary) -> dict[str, Any]:
+    bos = dashes.scope.tokenizer.bos_token_id
+    state = dashboard_state(dashes[feature], dashes.__contains__, dashes.sae.label, bos)
+    state["examples"]["tokens"] = [vocab(t) for t in state["examples"]["tokens"]]
+    return _encode(state)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def save_atlas(dashes: DashboardSet, path: str | Path, progress: bool = True) -> Path:
+    """Write the atlas of every feature of `dashes` to the folder `path`; returns `path / "index.html"`."""
+    from .._dashboard_materialize import ensure_table
+
+    out = Path(path)
+    (out / "data" / "features").mkdir(parents=True, exist_ok=True)
+    table = ensure_table(dashes, progress)
+    warm = getattr(dashes.rows, "warm", None)
+    if warm is not None:
+        warm(dashes.text)
+    features, vocab = dashes.features, _Vocabulary()
+    bar = tqdm(total=len(features), desc="Atlas", unit="feature", disable=not progress)
+    for chunk, start in enumerate(range(0, len(features), CHUNK)):
+        states = {f: _feature_state(dashes, f, vocab) for f in features[start : start + CHUNK]}
+        text = f"window.SW_ATLAS_CHUNK({chunk}, {script_json(states)});\n"
+        (out / "data" / "features" / f"{chunk}.js").write_text(text, encoding="utf-8")
+        dashes._memo.clear()  # memory stays one chunk of dashboards
+        bar.update(len(states))
+    bar.close()
+    stats = dashes.rows.stats()
+    index = {
+        "title": f"Feature atlas: {dashes.sae.cfg.site} layer {dashes.sae.cfg.layer}, {len(features):,} features",
+        "features": features,
+        "label": [dashes.sae.label(f) or "" for f in features],
+        "density": [_finite(v) for v in stats["density"].tolist()],
+        "max": [_finite(v) for v in stats["max_activation"].tolist()],
+        "top": [display_text(t) for t in dashes.text(table.top_ids[:, 0])],
+        "chunk": CHUNK,
+        "vocab": list(vocab.ids),
+    }
+    (out / "data" / "index.js").write_text(
+        f"window.SW_ATLAS_INDEX = {script_json(index)};\n", encoding="utf-8"
+    )
+    app = {"module": bundle_text("atlas.js"), "css": bundle_text("atlas.css")}
+    (out / "data" / "app.js").write_text(f"window.SW_ATLAS_APP = {script_json(app)};\n", encoding="utf-8")
+    page = out / "index.html"
+    page.write_text(_page(index["title"]), encoding="utf-8")
+    return page
