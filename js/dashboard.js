@@ -27,6 +27,7 @@ import { countOf, niceTicks } from "./lib/axis.js";
 import { format, scale } from "./lib/color.js";
 import { h, replaceChildren } from "./lib/dom.js";
 import { errorBanner, guarded } from "./lib/error.js";
+import { fontOf, shownText } from "./lib/glyphs.js";
 
 const DATA = ["header", "histogram", "logits", "examples", "similar", "offline_features"];
 const CONTEXTS = [5, 10, 20, 40];
@@ -81,10 +82,10 @@ function histogramView(histogram) {
   ];
 }
 
-function logitList(title, items, testid) {
+function logitList(title, items, testid, font) {
   return h("section", { "data-testid": testid }, h("h4", {}, title), h("div", { class: "sw-list" },
     items.length ? items.map(({ token, value }) => h("div", { class: "sw-logit" },
-      h("span", { class: "sw-logit-token" }, token), h("span", { class: "sw-fval" }, format(value))))
+      h("span", { class: "sw-logit-token" }, shownText(token, font)), h("span", { class: "sw-fval" }, format(value))))
       : h("div", { class: "sw-empty" }, "none")));
 }
 
@@ -105,7 +106,7 @@ function similarView(similar, offline, shown) {
  * before it right-aligned, those after it left-aligned, both clipped at the edges), with at most `context`
  * tokens each side; the spans made are kept in `spans` (for hovering). Python sends newlines as "↵".
  */
-function strips(data, first, count, colour, spans, context) {
+function strips(data, first, count, colour, spans, context, font) {
   return Array.from({ length: count }, (_, k) => {
     const e = first + k;
     const before = h("span", { class: "sw-strip-before" });
@@ -122,7 +123,7 @@ function strips(data, first, count, colour, spans, context) {
         dataset: { t, example: e },
         title: Number.isNaN(value) ? "value unknown" : format(value),
         style: { backgroundColor: Number.isNaN(value) ? "transparent" : colour(value) },
-      }, data.tokens[t]);
+      }, shownText(data.tokens[t], font));
       spans[t] = span;
       (t < focus ? before : t === focus ? at : after).appendChild(span);
     }
@@ -160,7 +161,7 @@ function mergeEmpty(groups) {
   return out;
 }
 
-function examplesView(examples, spans, context) {
+function examplesView(examples, spans, context, font) {
   const data = readExamples(examples);
   const colour = scale(examples.limits ?? [0, 1]);
   const sections = mergeEmpty(examples.groups ?? []).map((group) => {
@@ -168,7 +169,7 @@ function examplesView(examples, spans, context) {
       return h("div", { class: "sw-group sw-group-empty", "data-testid": "empty-groups" },
         `[${format(group.lower)}, ${format(group.upper)}) · no token in this range`);
     }
-    const body = strips(data, group.first, group.count, colour, spans, context);
+    const body = strips(data, group.first, group.count, colour, spans, context, font);
     if (group.kind === "top") {
       return h("section", { "data-testid": "top-examples" }, h("h4", {}, "Top activations"),
         body.length ? body : h("div", { class: "sw-empty" }, "It never fires on this corpus"));
@@ -219,7 +220,7 @@ function render({ model, el }) {
   const drawExamples = guarded(banner, () => {
     const context = model.get("context") ?? 5;
     spans = [];
-    const view = examplesView(model.get("examples"), spans, context);
+    const view = examplesView(model.get("examples"), spans, context, fontOf(main));
     data = view.data;
     replaceChildren(main, view.sections);
     replaceChildren(contextBox, contextSelect(model.get("examples"), context));
@@ -229,8 +230,8 @@ function render({ model, el }) {
     replaceChildren(header, headerView(model.get("header") ?? {}));
     const logits = model.get("logits") ?? { top: [], bottom: [] };
     replaceChildren(side, h("section", {}, histogramView(model.get("histogram"))),
-      logitList("Promoted tokens (logit effect)", logits.top, "top-logits"),
-      logitList("Suppressed tokens", logits.bottom, "bottom-logits"),
+      logitList("Promoted tokens (logit effect)", logits.top, "top-logits", fontOf(side)),
+      logitList("Suppressed tokens", logits.bottom, "bottom-logits", fontOf(side)),
       h("section", {}, similarView(model.get("similar") ?? [], offline, shown())));
     drawExamples();
     idle();

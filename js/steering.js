@@ -5,6 +5,7 @@ import "./lib/style.css";
 import "./steering.css";
 import { h, replaceChildren } from "./lib/dom.js";
 import { errorBanner, guarded } from "./lib/error.js";
+import { fontOf, shownText } from "./lib/glyphs.js";
 
 const TICKS = 1000; // slider resolution per side
 
@@ -127,10 +128,11 @@ function column(name) {
 function drawResult(columns, result) {
   const differs = result.differs ?? [];
   for (const [name, col] of Object.entries(columns)) {
+    const font = fontOf(col.generated);
     col.hint.hidden = true;
-    col.prompt.textContent = (result.prompt_tokens ?? []).join("");
+    col.prompt.textContent = shownText((result.prompt_tokens ?? []).join(""), font);
     replaceChildren(col.generated, (result[`${name}_tokens`] ?? []).map((token, i) =>
-      h("span", { class: differs[i] ? "sw-steer-tok sw-steer-diff" : "sw-steer-tok" }, token)));
+      h("span", { class: differs[i] ? "sw-steer-tok sw-steer-diff" : "sw-steer-tok" }, shownText(token, font))));
   }
 }
 
@@ -199,8 +201,10 @@ function render({ model, el }) {
         replaceChildren(col.generated);
       }
     } else if (msg.kind === "token" && streaming === msg.id) {
-      if (msg.default != null) columns.default.generated.append(h("span", { class: "sw-steer-tok" }, msg.default));
-      if (msg.steered != null) columns.steered.generated.append(h("span", { class: "sw-steer-tok" }, msg.steered));
+      for (const name of ["default", "steered"]) {
+        const col = columns[name];
+        if (msg[name] != null) col.generated.append(h("span", { class: "sw-steer-tok" }, shownText(msg[name], fontOf(col.generated))));
+      }
     }
   });
   const subscriptions = [

@@ -207,3 +207,13 @@ export async function test_examples_are_one_line_centred_on_the_peak_and_the_con
   assertEqual(q(el, ".sw-tok").length, 41, "every kept token shown");
   assertEqual(el.querySelector("[data-testid=context]").value, "20", "the select shows it");
 }
+
+export async function test_a_token_no_font_can_draw_shows_its_code_point(ctx) {
+  const { widget, el, fakeModel, assertEqual } = ctx;
+  const base = state(ctx);
+  const examples = { ...base.examples, tokens: base.examples.tokens.map((t, i) => (i === 2 ? "\u{10FFFD}" : t)) };
+  const logits = { ...base.logits, top: [{ token: "x\u{10FFFD}", value: 1 }] };
+  widget.render({ model: fakeModel(state(ctx, { examples, logits })), el });
+  assertEqual(q(el, "[data-testid=top-examples] .sw-tok")[2].textContent, "⟨U+10FFFD⟩", "an example token");
+  assertEqual(el.querySelector("[data-testid=top-logits] .sw-logit-token").textContent, "x⟨U+10FFFD⟩", "a logit token");
+}
