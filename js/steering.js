@@ -3,6 +3,7 @@
 // with the differing tokens marked. Python decides captions, ranges, code and every token's text.
 import "./lib/style.css";
 import "./steering.css";
+import { countOf } from "./lib/axis.js";
 import { h, replaceChildren } from "./lib/dom.js";
 import { errorBanner, guarded } from "./lib/error.js";
 import { fontOf, shownText } from "./lib/glyphs.js";
@@ -31,11 +32,6 @@ export function roundStrength(value) {
 /** Short text for a strength that a number box reads back: 3 significant digits, whole digits kept. */
 export function formatStrength(value) {
   return String(roundStrength(value));
-}
-
-/** "1 token", "2 tokens". */
-export function plural(n, noun) {
-  return `${n.toLocaleString("en-US")} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 function commit(model, name, value) {
@@ -181,7 +177,7 @@ function render({ model, el }) {
   const drawStatus = guarded(banner, () => {
     const result = model.get("result") ?? {};
     status.textContent = model.get("running") ? "generating…"
-      : result.seconds != null ? `${plural(result.default_tokens.length, "token")} in ${result.seconds.toFixed(1)} s` : "";
+      : result.seconds != null ? `${countOf(result.default_tokens.length, "token")} in ${result.seconds.toFixed(1)} s` : "";
   });
   const onResult = guarded(banner, () => {
     const result = model.get("result") ?? {};
@@ -226,4 +222,4 @@ function render({ model, el }) {
   };
 }
 
-export default { render, sliderValue, sliderPosition, roundStrength, formatStrength, plural };
+export default { render, sliderValue, sliderPosition, roundStrength, formatStrength };

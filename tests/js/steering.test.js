@@ -58,7 +58,6 @@ export async function test_strength_formatters_over_magnitudes({ widget, assertE
     1e6, 0], "3 significant digits, whole digits kept");
   assertEqual(values.map(widget.formatStrength), ["0.0001", "-0.000123", "0.0123", "0.5", "-1", "2.5", "24", "90", "-240",
     "300", "600", "12300", "1000000", "0"], "text a number box reads back");
-  assertEqual([0, 1, 2, 1000].map((n) => widget.plural(n, "token")), ["0 tokens", "1 token", "2 tokens", "1,000 tokens"], "plurals");
 }
 
 export async function test_renders_one_slider_per_feature_with_captions_as_text(ctx) {
@@ -128,6 +127,8 @@ export async function test_the_result_marks_differing_tokens_and_stale_results_a
   const marks = [...el.querySelectorAll("[data-testid=default] .sw-steer-tok")].map((t) => t.classList.contains("sw-steer-diff"));
   assertEqual(marks, [false, true], "differing tokens marked");
   assertEqual(el.querySelector("[data-testid=status]").textContent, "2 tokens in 1.2 s", "status");
+  model.kernelSet("result", { ...result(3), default_tokens: [" sat"], steered_tokens: [" up"], differs: [true] });
+  assertEqual(el.querySelector("[data-testid=status]").textContent, "1 token in 1.2 s", "one token");
   assert(el.querySelector("[data-testid=steered] [data-testid=hint]").hidden, "no hint beside a completion");
 }
 
