@@ -34,9 +34,14 @@ def residual_directions(model: nn.Module, sae: SAE, features: torch.Tensor) -> t
 
 @torch.inference_mode()
 def logit_effects(
-    model: nn.Module, directions: torch.Tensor, k: int = 10, chunk: int = 16384
+    model: nn.Module,
+    directions: torch.Tensor,
+    k: int = 10,
+    chunk: int = 16384,
+    vocab: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Top and bottom `k` of `directions @ W_U.T`, over vocabulary chunks.
+    """Top and bottom `k` of `directions @ W_U.T`, over vocabulary chunks (only the token ids `vocab`,
+    when given).
 
     Returns `(top_values, top_ids, bottom_values, bottom_ids)`, each `[n, k]`, strongest first
     (bottom: most negative first).
@@ -50,7 +55,8 @@ def logit_effects(
     """
     unembed = sites.unembedding(model).detach()
     device, n = directions.device, directions.shape[0]
-    k = min(k, unembed.shape[0])
+    vocab = torch.arange(unembed.shape[0]) if vocab is None else vocab.long().cpu()
+    k = min(k, vocab.numel())
     best = (
         torch.full((n, 0), -torch.inf, device=device),
         torch.zeros((n, 0), dtype=torch.long, device=device),
@@ -59,9 +65,15 @@ def logit_effects(
         torch.full((n, 0), torch.inf, device=device),
         torch.zeros((n, 0), dtype=torch.long, device=device),
     )
-    for start in range(0, unembed.shape[0], chunk):
-        block = directions @ unembed[start : start + chunk].to(device).float().T
-        ids = torch.arange(start, start + block.shape[1], device=device).expand(n, -1)
+    for start in range(0, vocab.numel(), chunk):
+        rows = vocab[start : start + chunk]
+        first = int(rows[0])
+        if torch.equal(rows, torch.arange(first, first + rows.numel())):
+            weight = unembed[first : first + rows.numel()]  # a contiguous run: a view, no copy
+        else:
+            weight = unembed.index_select(0, rows.to(unembed.device))
+        block = directions @ weight.to(device).float().T
+        ids = rows.to(device).expand(n, -1)
         best = _running_topk(best, block, ids, k, largest=True)
         worst = _running_topk(worst, block, ids, k, largest=False)
     return best[0], best[1], worst[0], worst[1]
@@ -115,8 +127,10 @@ def feature_logits(
     k: int = 10,
     feature_chunk: int = 1024,
     progress: bool = True,
+    vocab: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`logit_effects` of `features`' decoder directions, `feature_chunk` features at a time (CPU results).
+    """`logit_effects` of `features`' decoder directions, `feature_chunk` features at a time (CPU results;
+    `vocab`: only those token ids).
 
     Example:
         >>> from scopewidgets.testing import tiny_gemma3, random_sae
@@ -129,7 +143,7 @@ def feature_logits(
     starts = range(0, features.numel(), feature_chunk)
     for start in tqdm(starts, desc="Logit effects", unit="chunk", disable=len(starts) < 4 or not progress):
         directions = residual_directions(model, sae, features[start : start + feature_chunk])
-        parts.append([t.cpu() for t in logit_effects(model, directions, k)])
+        parts.append([t.cpu() for t in logit_effects(model, directions, k, vocab=vocab)])
     return tuple(torch.cat([p[i] for p in parts]) for i in range(4))  # type: ignore[return-value]
 
 

@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from . import sites
-from ._dashboard_effects import residual_directions
+from ._dashboard_effects import feature_logits
 from .dashboard import DashboardSet
 
 if TYPE_CHECKING:
@@ -197,23 +196,10 @@ def promoted_tokens(
         >>> promoted_tokens(model, random_sae(model, d_sae=8), torch.arange(8), None, k=3).shape
         torch.Size([8, 3])
     """
-    unembed = sites.unembedding(model).detach()
-    vocab = torch.arange(unembed.shape[0]) if allowed is None or allowed.numel() == 0 else allowed.cpu()
-    k = min(k, vocab.numel())
-    parts = []
-    for start in range(0, features.numel(), chunk):
-        directions = residual_directions(model, sae, features[start : start + chunk])
-        best_v = torch.full((directions.shape[0], 0), -torch.inf, device=directions.device)
-        best_i = torch.zeros((directions.shape[0], 0), dtype=torch.long, device=directions.device)
-        for block in vocab.split(16384):
-            block = block.to(directions.device)
-            scores = directions @ unembed.index_select(0, block.to(unembed.device)).to(directions).T
-            values = torch.cat([best_v, scores], dim=1)
-            index = torch.cat([best_i, block.expand(scores.shape[0], -1)], dim=1)
-            top = values.topk(k, dim=1)
-            best_v, best_i = top.values, index.gather(1, top.indices)
-        parts.append(best_i.cpu())
-    return torch.cat(parts) if parts else torch.zeros(0, k, dtype=torch.long)
+    vocab = None if allowed is None or allowed.numel() == 0 else allowed
+    if features.numel() == 0:
+        return torch.zeros(0, k, dtype=torch.long)
+    return feature_logits(model, sae, features, k, chunk, progress=False, vocab=vocab)[1]
 
 
 __all__ = ["NEVER_FIRES", "candidates", "clean_token", "label_features", "promoted_tokens"]
