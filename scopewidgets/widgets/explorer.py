@@ -121,6 +121,7 @@ class ExplorerWidget(ipywidgets.VBox):
     def _show_text(self, change: dict[str, Any]) -> None:
         acts = self._scope.activations(change["new"], self._sae)
         view = ActivationsWidget(acts, k=self._k, n_features=self._n_features)
+        self._forget_stale(acts.values)
         self._unlink_tokens()
         if self.tokens is not None:
             self.tokens.close()
@@ -135,6 +136,14 @@ class ExplorerWidget(ipywidgets.VBox):
             self.library.prepare(view.listed_features())
             if self.status != CLICK:  # a pass ran and reported
                 self.status = f"{self.status} {CLICK}"
+
+    def _forget_stale(self, values: Any) -> None:
+        """A new text: the old search's results go (their query is cleared), and so does a selection
+        that is silent on the new text (it would leave every token uncoloured). `values`: [n_tokens, d_sae]."""
+        self.query = ""
+        feature = self.selected_feature
+        if feature is not None and not bool((values[:, feature] > 0).any()):
+            self.selected_feature = None
 
     @traitlets.observe("selected_feature")
     @shows_errors
@@ -191,6 +200,7 @@ class ExplorerWidget(ipywidgets.VBox):
         if not query:
             self._last_search = (query, by)
             self.search_results.layout.display = "none"
+            self.search_results.rows = []  # not saved with the page either
             return
         by_logit = by == "logit"
         result = self._scope.search(
@@ -204,7 +214,7 @@ class ExplorerWidget(ipywidgets.VBox):
 
     def _arrange(self) -> None:
         steering = [self._steering_title, self.steering] if self.steering is not None else []
-        parts = [self.controls, self.search_results, self.tokens, self.dashboard, *steering]
+        parts = [self.controls, self.tokens, self.search_results, self.dashboard, *steering]  # results below
         self.children = [part for part in parts if part is not None]
 
     def save_html(self, path: str | Path, title: str | None = None) -> Path:

@@ -35,7 +35,7 @@ def steer(ex, feature: int) -> None:
 def test_a_text_shows_its_tokens_and_one_pass_covers_every_listed_feature(scope, explorer):
     assert explorer.tokens.tokens == scope.activations("The cat sat on the mat").widget().tokens
     assert explorer.controls.text == explorer.text == "The cat sat on the mat"
-    assert explorer.children == (explorer.controls, explorer.search_results, explorer.tokens)
+    assert explorer.children == (explorer.controls, explorer.tokens, explorer.search_results)  # results below
     (dashes,) = explorer.library.passes
     assert set(explorer.tokens.listed_features()) <= set(dashes.features)
     assert explorer.status.startswith("Dashboards ready for") and explorer.controls.status == explorer.status
@@ -157,6 +157,25 @@ def test_search_results_are_rows_that_open_dashboards(scope, explorer):
     assert [row[0] for row in explorer.search_results.rows] == scope.search(logit="e", k=20).features
     explorer.query = ""
     assert explorer.search_results.layout.display == "none"
+
+
+def test_a_new_text_clears_the_old_search_and_a_selection_silent_on_it(scope, explorer):
+    explorer.controls.query = "the dog"
+    assert explorer.search_results.rows and explorer.search_results.layout.display is None
+    values = scope.activations("The cat sat on the mat").values
+    silent = int(torch.nonzero(values.amax(0) == 0)[0])  # a feature that never fires on the next text
+    explorer.selected_feature = silent
+    explorer.text = "The cat sat on the mat"[:7]  # "The cat": `silent` is silent on it too
+    assert scope.activations("The cat").values[:, silent].max() == 0
+    assert explorer.query == explorer.controls.query == "" and explorer.search_results.rows == []
+    assert explorer.search_results.layout.display == "none"
+    assert explorer.selected_feature is None and explorer.tokens.selected_feature is None
+    firing = explorer.tokens.top_features[0]["feature"]
+    explorer.selected_feature = firing
+    explorer.text = "The cat sat"  # it still fires there: the selection stays, the tokens show it
+    assert scope.activations("The cat sat").values[:, firing].max() > 0
+    assert explorer.selected_feature == firing == explorer.tokens.selected_feature
+    assert explorer.children.index(explorer.tokens) < explorer.children.index(explorer.search_results)
 
 
 def test_one_submit_of_query_and_mode_runs_one_search(explorer, scope, monkeypatch) -> None:
