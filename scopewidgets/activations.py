@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -10,17 +10,22 @@ import pandas as pd
 import torch
 
 from ._display import Displayable
+from .features.columns import density_column, label_column
 from .sae import SAE
 
 if TYPE_CHECKING:
+    from .features import FeatureStats
     from .widgets.activations import ActivationsWidget
 
 
 class _ShownAsTokens(Displayable):
     """Display through the token-activations widget (shared by one text and several)."""
 
-    def widget(self, k: int = 16, n_features: int = 50) -> ActivationsWidget:
-        """The token-activations widget: `k` features listed per token, `n_features` in the side list.
+    def widget(
+        self, k: int = 16, n_features: int = 50, *, rank: str = "specific", include_reserved: bool = False
+    ) -> ActivationsWidget:
+        """The token-activations widget: `k` features listed per token, `n_features` in the side list,
+        ordered by `rank` ("specific" or "activation"); reserved features shown with `include_reserved`.
 
         Example:
             >>> view = acts.widget(k=8)                               # doctest: +SKIP
@@ -28,7 +33,9 @@ class _ShownAsTokens(Displayable):
         """
         from .widgets.activations import ActivationsWidget
 
-        return ActivationsWidget(self, k=k, n_features=n_features)  # type: ignore[arg-type]
+        return ActivationsWidget(
+            self, k=k, n_features=n_features, rank=rank, include_reserved=include_reserved  # type: ignore[arg-type]
+        )
 
     def _repr_text(self) -> str:
         from .widgets.activations import summary_text
@@ -66,40 +73,63 @@ class Activations(_ShownAsTokens):
     sae: SAE = field(repr=False)
     text: str | None = None
     bos_mask: torch.Tensor | None = field(default=None, repr=False)
+    stats_source: Callable[[], FeatureStats] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def top_features(self, k: int = 10) -> pd.DataFrame:
-        """The `k` features with the highest activation on this text, strongest first.
+    @property
+    def stats(self) -> FeatureStats:
+        """The SAE's per-feature statistics (`FeatureStats`) that rankings use; loaded once per SAE."""
+        from .features import feature_stats
 
-        Columns: `feature`, `max_activation`, `mean_activation` (over non-BOS tokens), `n_active`
-        (tokens where it fires), `top_token` (where it peaks), `label` (when the SAE has labels).
+        return self.stats_source() if self.stats_source is not None else feature_stats(self.sae)
+
+    def top_features(
+        self, k: int = 10, *, rank: str = "specific", include_reserved: bool = False
+    ) -> pd.DataFrame:
+        """The `k` features most specific to this text (`rank="specific"`, the density-aware score of
+        `scopewidgets.features.ranking`), or with the highest activation (`rank="activation"`), best first.
+        Reserved features (`sae.reserved_features`) are left out unless `include_reserved=True`.
+
+        Columns: `feature`, `score`, `max_activation`, `mean_activation` (over non-BOS tokens), `n_active`
+        (tokens where it fires), `top_token` (where it peaks), `density` (fraction of corpus tokens where it
+        fires, from `stats`), `label` ("" when the SAE has none).
 
         Example:
             >>> acts.top_features(3)                                # doctest: +SKIP
         """
         from . import _validate as checked
+        from .features import ranking
 
         k = checked.integer(k, "k", minimum=1)
+        ranking.check_rank(rank)
+        stats = self.stats if rank == "specific" else self._stats_if_known()
         peak, where = self.values.max(dim=0)
-        k = min(k, peak.numel())
-        top_values, top_idx = peak.topk(k)
-        keep = top_values > 0
-        top_values, top_idx = top_values[keep], top_idx[keep]
+        top_idx, top_scores = ranking.top_features(
+            peak, stats, k, rank=rank, reserved=self.sae.reserved_features, include_reserved=include_reserved
+        )
         body = self.values[self._content_rows()]
         mean = body[:, top_idx].mean(dim=0) if body.shape[0] else torch.zeros(len(top_idx))
         active = (self.values[:, top_idx] > 0).sum(dim=0)
         return pd.DataFrame(
             {
                 "feature": top_idx.tolist(),
-                "max_activation": top_values.tolist(),
+                "score": top_scores.tolist(),
+                "max_activation": peak[top_idx].tolist(),
                 "mean_activation": mean.tolist(),
                 "n_active": active.tolist(),
                 "top_token": [self.tokens[int(i)] for i in where[top_idx]],
-                "label": [self.sae.label(int(f)) for f in top_idx],
+                "density": density_column(stats, top_idx),
+                "label": label_column(self.sae, top_idx),
             }
         )
+
+    def _stats_if_known(self) -> FeatureStats | None:
+        try:
+            return self.stats
+        except ValueError:
+            return None
 
     def to_dataframe(self, min_value: float = 0.0) -> pd.DataFrame:
         """Long form: one row per (token position, active feature) with value > `min_value`.
@@ -180,7 +210,9 @@ class ActivationsSet(_ShownAsTokens):
     def sae(self) -> SAE:
         return self.items[0].sae
 
-    def top_features(self, k: int = 10) -> pd.DataFrame:
+    def top_features(
+        self, k: int = 10, *, rank: str = "specific", include_reserved: bool = False
+    ) -> pd.DataFrame:
         """Like `Activations.top_features`, over all texts together."""
         merged = Activations(
             tokens=[t for item in self.items for t in item.tokens],
@@ -188,8 +220,9 @@ class ActivationsSet(_ShownAsTokens):
             values=torch.cat([item.values for item in self.items]),
             sae=self.sae,
             bos_mask=torch.cat([item._content_rows().logical_not() for item in self.items]),
+            stats_source=self.items[0].stats_source,
         )
-        return merged.top_features(k)
+        return merged.top_features(k, rank=rank, include_reserved=include_reserved)
 
     def to_dataframe(self, min_value: float = 0.0) -> pd.DataFrame:
         """Long form over all texts, with a `text_index` column."""

@@ -6,7 +6,7 @@ itself as a table in the notebook.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ import torch
 from . import _validate as checked
 from . import sites
 from ._display import Displayable
+from .features.columns import density_column, label_column
 from .hooks import patch
 from .sae import SAE
 
@@ -48,7 +49,8 @@ class _Table:
 
 @dataclass(frozen=True)
 class SearchResult(Displayable, _Table):
-    """Features found by `scope.search`: columns `feature`, `score`, `label` (+ where they peak).
+    """Features found by `scope.search`: columns `feature`, `score`, `density`, `label` (+ `activation`,
+    `position` and `token` where they peak for a text search; the promoted `token` for a logit search).
 
     Displays itself as a clickable table (`widget()`: click a row and `selected_feature` follows), with the
     plain HTML table for front ends without widgets. `scope.explorer()` has a search box whose results
@@ -103,7 +105,7 @@ class Attribution(_Table):
 
     Columns: `feature`, `attribution` (summed over positions), `ablation_effect` (the clean target logit minus
     the target logit with the feature zeroed at every position, error term kept: what attribution estimates
-    to first order; NaN beyond the `check` strongest), `label`. `target_logit` is the clean logit.
+    to first order; NaN beyond the `check` strongest), `density`, `label`. `target_logit` is the clean logit.
     """
 
     target: str = ""
@@ -122,7 +124,9 @@ class Attribution(_Table):
 
 @dataclass(frozen=True)
 class Comparison(_Table):
-    """Features whose maximum activation differs most between two prompts: `feature`, `a`, `b`, `difference`."""
+    """Features that differ most between two prompts: `feature`, `a`, `b` (max activations), `difference`
+    (`b - a`), `score` (the ranking's difference: specificity of b minus that of a, or `b - a` with
+    `rank="activation"`), `density`, `label`."""
 
     def plot(self, ax: Any = None) -> Any:
         """Bars of `b - a` per feature (matplotlib)."""
@@ -160,30 +164,31 @@ def token_id(scope: Scope, token: str | int) -> int:
     return index
 
 
-def _labels(sae: SAE, features: Iterable[int]) -> list[str | None]:
-    return [sae.label(int(f)) for f in features]
 
 
 def search(
-    scope: Scope, query: str | None, k: int, sae: SAE, token: str | None, logit: str | int | None
+    scope: Scope,
+    query: str | None,
+    k: int,
+    sae: SAE,
+    token: str | None,
+    logit: str | int | None,
+    *,
+    rank: str = "specific",
+    include_reserved: bool = False,
 ) -> SearchResult:
     """See `Scope.search`."""
+    from .features import feature_stats, ranking
+    from .features.logit import logit_search
+
     k = checked.integer(k, "k", minimum=1)
+    ranking.check_rank(rank)
+    if logit is not None and not isinstance(logit, str):
+        logit = checked.integer(logit, "logit (a token string or an int token id)")
     if logit is not None:
-        target = token_id(scope, logit)
-        direction = sites.unembedding(scope.model)[target].float() * sites.final_norm_gain(scope.model).to(
-            sae.device
-        )
-        scores = sae.W_dec.float() @ direction.to(sae.device)
-        top = scores.topk(min(k, scores.numel()))
-        table = pd.DataFrame(
-            {
-                "feature": top.indices.tolist(),
-                "score": top.values.tolist(),
-                "label": _labels(sae, top.indices.tolist()),
-            }
-        )
-        return SearchResult(table, query=f"logit {scope.token_strings([target])[0]!r}")
+        stats = feature_stats(sae, scope)
+        table, caption = logit_search(scope, sae, logit, k, stats, include_reserved=include_reserved)
+        return SearchResult(table, query=caption)
     if query is None or (isinstance(query, str) and not query):
         raise ValueError("search needs a text query, or logit=' token'")
     query = checked.text(query, "query")
@@ -193,19 +198,21 @@ def search(
         rows = torch.tensor([t == token for t in acts.tokens])
         if not rows.any():
             raise ValueError(f"Token {token!r} does not occur in the query; its tokens are {acts.tokens}")
-    values = acts.values[rows]
-    peak, where = values.max(dim=0)
-    top = peak.topk(min(k, peak.numel()))
-    keep = top.values > 0
-    feats = top.indices[keep]
+    stats = acts.stats
+    peak, where = acts.values[rows].max(dim=0)
+    feats, scores = ranking.top_features(
+        peak, stats, k, rank=rank, reserved=sae.reserved_features, include_reserved=include_reserved
+    )
     positions = torch.nonzero(rows).flatten()[where[feats]]
     table = pd.DataFrame(
         {
             "feature": feats.tolist(),
-            "score": top.values[keep].tolist(),
+            "score": scores.tolist(),
+            "activation": peak[feats].tolist(),
+            "density": density_column(stats, feats),
             "position": positions.tolist(),
             "token": [acts.tokens[int(p)] for p in positions],
-            "label": _labels(sae, feats.tolist()),
+            "label": label_column(sae, feats),
         }
     )
     return SearchResult(table, query=query if token is None else f"{query!r} at {token!r}")
@@ -260,6 +267,8 @@ def ablate(scope: Scope, prompt: str, features: Sequence[int], sae: SAE, k: int)
 
 def attribute(scope: Scope, prompt: str, target: str | int, sae: SAE, k: int, check: int) -> Attribution:
     """See `Scope.attribute`."""
+    from .features import feature_stats
+
     target_id = token_id(scope, target)
     k, check = checked.integer(k, "k", minimum=1), checked.integer(check, "check", minimum=0)
     ids = scope.tokenize(checked.text(prompt, "prompt"))
@@ -286,27 +295,45 @@ def attribute(scope: Scope, prompt: str, target: str | int, sae: SAE, k: int, ch
             "feature": top.tolist(),
             "attribution": scores[top].tolist(),
             "ablation_effect": effects.tolist(),
-            "label": _labels(sae, top.tolist()),
+            "density": density_column(feature_stats(sae, scope), top),
+            "label": label_column(sae, top),
         }
     )
     return Attribution(table, target=scope.token_strings([target_id])[0], target_logit=logit.item())
 
 
-def compare(scope: Scope, prompt_a: str, prompt_b: str, sae: SAE, k: int) -> Comparison:
+def compare(
+    scope: Scope,
+    prompt_a: str,
+    prompt_b: str,
+    sae: SAE,
+    k: int,
+    *,
+    rank: str = "specific",
+    include_reserved: bool = False,
+) -> Comparison:
     """See `Scope.compare`."""
+    from .features import ranking
+
+    ranking.check_rank(rank)
     k = checked.integer(k, "k", minimum=1)
     prompt_a, prompt_b = checked.text(prompt_a, "prompt_a"), checked.text(prompt_b, "prompt_b")
-    a = scope.activations(prompt_a, sae).values.max(dim=0).values
-    b = scope.activations(prompt_b, sae).values.max(dim=0).values
-    difference = b - a
-    top = difference.abs().topk(min(k, difference.numel())).indices
+    acts_a, acts_b = scope.activations(prompt_a, sae), scope.activations(prompt_b, sae)
+    stats = acts_a.stats
+    a, b = acts_a.values.max(dim=0).values, acts_b.values.max(dim=0).values
+    score = ranking.scores(b, stats, rank) - ranking.scores(a, stats, rank)
+    hidden = ranking.hidden_mask(a.numel(), sae.reserved_features, include_reserved)
+    candidates = torch.nonzero(((a > 0) | (b > 0)) & ~hidden).flatten()
+    top = candidates[torch.sort(score[candidates].abs(), descending=True, stable=True).indices[:k]]
     table = pd.DataFrame(
         {
             "feature": top.tolist(),
             "a": a[top].tolist(),
             "b": b[top].tolist(),
-            "difference": difference[top].tolist(),
-            "label": _labels(sae, top.tolist()),
+            "difference": (b - a)[top].tolist(),
+            "score": score[top].tolist(),
+            "density": density_column(stats, top),
+            "label": label_column(sae, top),
         }
     )
     return Comparison(table)

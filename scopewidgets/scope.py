@@ -14,10 +14,12 @@ from . import _validate as checked
 from . import sites
 from .activations import Activations, ActivationsSet
 from .corpus import bos_id
+from .features.stats import stats_provider
 from .hooks import capture
 from .sae import SAE
 
 if TYPE_CHECKING:
+    from .features import FeatureStats
     from .steering import Steering
 
 SaeRef = int | SAE | None
@@ -31,8 +33,8 @@ class Scope:
         >>> from scopewidgets.testing import tiny_gemma3, random_sae
         >>> model, tok = tiny_gemma3()
         >>> scope = sw.Scope(model, tok, saes=[random_sae(model, "resid_post", 1, d_sae=32)])
-        >>> scope.activations("The Eiffel Tower").top_features(3).shape[1]
-        6
+        >>> scope.activations("The Eiffel Tower").top_features(3).columns[:3].tolist()
+        ['feature', 'score', 'max_activation']
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, saes: Sequence[SAE] | SAE = ()) -> None:
@@ -187,7 +189,21 @@ class Scope:
             sae=chosen,
             text=text_or_ids if isinstance(text_or_ids, str) else None,
             bos_mask=ids == bos_id(self.tokenizer),
+            stats_source=stats_provider(chosen, self),
         )
+
+    def feature_stats(self, sae: SaeRef = None, *, progress: bool = True) -> FeatureStats:
+        """Density, max and mean activation of every feature (`FeatureStats`), as rankings use them: from
+        registered statistics, the SAE folder's `feature_stats.safetensors` or Gemma Scope evidence, a
+        dashboard pass over every feature, or else one short pass over the default corpus (cached on disk).
+
+        Example:
+            >>> stats = scope.feature_stats()                                  # doctest: +SKIP
+            >>> stats.density[3246], stats.source                              # doctest: +SKIP
+        """
+        from .features import feature_stats
+
+        return feature_stats(self.sae(sae), self, progress=progress)
 
     def evaluate(
         self, texts: Any, sae: SaeRef | Sequence[SaeRef] = None, *, seq_len: int = 128, batch_size: int = 8
@@ -360,18 +376,25 @@ class Scope:
         token: str | None = None,
         logit: str | int | None = None,
         sae: SaeRef = None,
+        rank: str = "specific",
+        include_reserved: bool = False,
     ) -> Any:
-        """Find features: those firing most on a text (optionally only where `token` occurs in it), or with
-        `logit=" Paris"` those whose decoder direction most promotes a token (through the final norm's gain and
-        the unembedding).
+        """Find features: those firing on a text (optionally only where `token` occurs in it), the ones
+        specific to it first (`rank="specific"`, see `scopewidgets.features.ranking`; `rank="activation"`:
+        highest activation first); or with `logit=" Paris"` the live features (density > 0) whose decoder
+        direction most promotes a token (through the final norm's gain and the unembedding). A word typed
+        without its leading space (`"Paris"`) tries both `"Paris"` and `" Paris"`; a word that is several
+        tokens raises a `ValueError` listing them. Reserved features are left out unless `include_reserved`.
 
         Example:
-            >>> scope.search("The Eiffel Tower is in Paris", k=5).features      # doctest: +SKIP
-            >>> scope.search(logit=" Paris")                                     # doctest: +SKIP
+            >>> scope.search("The Eiffel Tower is in Paris", token=" Paris", k=5).features  # doctest: +SKIP
+            >>> scope.search(logit="Paris")                                      # doctest: +SKIP
         """
         from .checks import search
 
-        return search(self, query, k, self.sae(sae), token, logit)
+        return search(
+            self, query, k, self.sae(sae), token, logit, rank=rank, include_reserved=include_reserved
+        )
 
     def ablate(self, prompt: str, features: Sequence[int] | int, sae: SaeRef = None, *, k: int = 10) -> Any:
         """Zero `features` at every non-BOS position (SAE error term kept) and compare next-token probabilities.
@@ -396,12 +419,25 @@ class Scope:
 
         return attribute(self, prompt, target, self.sae(sae), k, check)
 
-    def compare(self, prompt_a: str, prompt_b: str, sae: SaeRef = None, *, k: int = 20) -> Any:
-        """Features whose maximum activation differs most between two prompts.
+    def compare(
+        self,
+        prompt_a: str,
+        prompt_b: str,
+        sae: SaeRef = None,
+        *,
+        k: int = 20,
+        rank: str = "specific",
+        include_reserved: bool = False,
+    ) -> Any:
+        """Features that differ most between two prompts: by the difference of their specificity scores
+        (`rank="specific"`), or of their maximum activations (`rank="activation"`); reserved features are
+        left out unless `include_reserved`.
 
         Example:
             >>> scope.compare("I love this film", "I hate this film")           # doctest: +SKIP
         """
         from .checks import compare
 
-        return compare(self, prompt_a, prompt_b, self.sae(sae), k)
+        return compare(
+            self, prompt_a, prompt_b, self.sae(sae), k, rank=rank, include_reserved=include_reserved
+        )

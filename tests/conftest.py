@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from scopewidgets.testing import tiny_gemma2, tiny_gemma3, tiny_gemma3_multimodal
+
+# Rankings of tiny random SAEs compute feature statistics with a pass: a short one keeps tests fast
+os.environ.setdefault("SCOPEWIDGETS_STATS_WINDOWS", "8")
 
 
 @pytest.fixture(scope="session")

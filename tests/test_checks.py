@@ -51,9 +51,9 @@ def _logits_with_codes(scope, ids, edit_codes):
 
 def test_search_text_and_token_match_brute_force(scope64):
     acts = scope64.activations(PROMPT)
-    found = scope64.search(PROMPT, k=5)
+    found = scope64.search(PROMPT, k=5, rank="activation")
     assert found.features == acts.values.max(0).values.topk(5).indices.tolist()
-    at_the = scope64.search(PROMPT, k=3, token="t")
+    at_the = scope64.search(PROMPT, k=3, token="t", rank="activation")
     rows = [i for i, t in enumerate(acts.tokens) if t == "t"]
     assert at_the.features == acts.values[rows].max(0).values.topk(3).indices.tolist()
     assert set(at_the.table.token) == {"t"}
@@ -66,8 +66,11 @@ def test_search_logit_matches_full_logit_effects(scope64):
     effects = (sae.W_dec * sites.final_norm_gain(scope64.model).double()) @ sites.unembedding(scope64.model).T
     target = scope64.tokenizer("m", add_special_tokens=False)["input_ids"][0]
     found = scope64.search(logit="m", k=4)
-    assert found.features == effects[:, target].topk(4).indices.tolist()
-    with pytest.raises(ValueError, match="give one token"):
+    live = scope64.feature_stats().density > 0
+    scores = effects[:, target].masked_fill(~live, -float("inf"))
+    assert found.features == scores.topk(4).indices.tolist()
+    assert (found.table.density > 0).all()
+    with pytest.raises(ValueError, match="single token"):
         scope64.search(logit="ma")
 
 
@@ -124,7 +127,7 @@ def test_attribution_equals_finite_differences_and_ablation(scope64):
 
 def test_compare_matches_brute_force(scope64):
     a, b = "the cat", "a dog ran"
-    result = scope64.compare(a, b, k=4)
+    result = scope64.compare(a, b, k=4, rank="activation")
     va = scope64.activations(a).values.max(0).values
     vb = scope64.activations(b).values.max(0).values
     assert result.table.feature.tolist() == (vb - va).abs().topk(4).indices.tolist()

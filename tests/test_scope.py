@@ -57,13 +57,15 @@ def test_one_forward_serves_several_saes(scope):
 
 def test_top_features_and_dataframe(scope):
     acts = scope.activations("abcabc")
-    top = acts.top_features(5)
+    top = acts.top_features(5, rank="activation")
     assert list(top.columns) == [
         "feature",
+        "score",
         "max_activation",
         "mean_activation",
         "n_active",
         "top_token",
+        "density",
         "label",
     ]
     peak = acts.values.max(0).values

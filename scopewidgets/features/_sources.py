@@ -1,0 +1,174 @@
+"""Where `FeatureStats` come from: shipped files, Gemma Scope evidence, a dashboard pass in memory, or a
+short pass over the default corpus (cached on disk)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..sae import SAE
+from .stats import STATS_FILE, FeatureStats
+
+if TYPE_CHECKING:
+    from ..scope import Scope
+
+FORMAT = "scopewidgets-feature-stats/1"
+SEQ_LEN = 128
+
+
+def without_pass(sae: SAE, scope: Scope | None, *, shipped: bool = True) -> FeatureStats | None:
+    """Statistics found without running the model, or None."""
+    if shipped:
+        folder = Path(sae.cfg.source) if sae.cfg.source else None
+        if folder is not None and (folder / STATS_FILE).is_file():
+            return FeatureStats.load(folder / STATS_FILE, sae.cfg.d_sae)
+        evidence = from_evidence(sae)
+        if evidence is not None:
+            return evidence
+    return from_dashboards(sae, scope) if scope is not None else None
+
+
+def from_evidence(sae: SAE) -> FeatureStats | None:
+    """From a Gemma Scope `examples.safetensors` holding `feature_frequencies` (density). `max` and `mean`
+    come from the listed (strongest) activations, so `mean` is an upper estimate of the typical activation."""
+    from .._gemma_scope_examples import evidence_path
+
+    path = evidence_path(sae)
+    if path is None:
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        if "feature_frequencies" not in handle.keys():
+            return None
+        density = handle.get_tensor("feature_frequencies").double().flatten()
+        tokens = handle.get_slice("tokens").get_shape()
+        activations = handle.get_slice("activations")
+        n_rows = activations.get_shape()[0]
+        if n_rows != sae.cfg.d_sae or density.numel() != sae.cfg.d_sae:
+            raise ValueError(f"{path}: evidence covers {n_rows} features but this SAE has d_sae={sae.cfg.d_sae}")
+        peak, mean = torch.zeros(n_rows), torch.zeros(n_rows)
+        for start in range(0, n_rows, 4096):
+            chunk = activations[start : start + 4096].float().clamp_min(0)
+            count = (chunk > 0).sum(dim=1)
+            peak[start : start + 4096] = chunk.max(dim=1).values
+            mean[start : start + 4096] = chunk.sum(dim=1) / count.clamp_min(1)
+    if bool(((density < 0) | (density > 1)).any()):
+        raise ValueError(f"{path}: feature_frequencies must be fractions in [0, 1]")
+    return FeatureStats(
+        density.float(),
+        peak,
+        mean,
+        n_tokens=int(tokens[0] * tokens[1]),
+        source=f"{path} (feature_frequencies; mean of the listed activations)",
+        corpus="Gemma Scope evidence corpus",
+    )
+
+
+def from_dashboards(sae: SAE, scope: Scope) -> FeatureStats | None:
+    """From a corpus pass over every feature of `sae` that the scope remembers (`scope.dashboards(None)`)."""
+    for dashes in reversed(scope.__dict__.get("_dashboard_sets", [])):
+        if dashes.sae is not sae or len(dashes) != sae.cfg.d_sae or getattr(dashes.rows, "state", None) is None:
+            continue
+        stats = dashes.rows.stats()
+        return FeatureStats(
+            torch.as_tensor(stats["density"]),
+            torch.as_tensor(stats["max_activation"]),
+            torch.as_tensor(stats["mean_activation"]),
+            n_tokens=int(dashes.rows.n_tokens),
+            source="a dashboard pass over every feature",
+            corpus=dashes.corpus_key or "",
+        )
+    return None
+
+
+# ------------------------------------------------------------------------------------- the short pass
+def cache_folder() -> Path:
+    from ..demo import cache_dir
+
+    return cache_dir() / "feature_stats"
+
+
+def _cache_key(scope: Scope, sae: SAE, n_windows: int) -> str:
+    from .. import _dashboard_cache as fingerprints
+
+    parts = {
+        "format": FORMAT,
+        "model": fingerprints.model_fingerprint(scope.model),
+        "sae": fingerprints.sae_fingerprint(sae),
+        "tokenizer": fingerprints.tokenizer_fingerprint(scope.tokenizer),
+        "corpus": "default",
+        "n_windows": n_windows,
+        "seq_len": SEQ_LEN,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def from_pass(scope: Scope, sae: SAE, *, n_windows: int = 256, progress: bool = True) -> FeatureStats:
+    """A pass over the first `n_windows` windows of the default corpus, read from / stored in the disk cache."""
+    path = cache_folder() / f"{_cache_key(scope, sae, n_windows)}.safetensors"
+    if path.is_file():
+        try:
+            return FeatureStats.load(path, sae.cfg.d_sae)
+        except Exception as err:  # a damaged entry is rebuilt, never trusted
+            warnings.warn(f"Feature statistics cache entry {path} is damaged ({err}); rebuilding it", stacklevel=3)
+            path.unlink(missing_ok=True)
+    stats = run_stats_pass(scope, sae, n_windows=n_windows, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(handle)
+    try:
+        stats.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return stats
+
+
+@torch.inference_mode()
+def run_stats_pass(
+    scope: Scope, sae: SAE, *, n_windows: int = 256, batch_size: int = 8, progress: bool = True, texts=None
+) -> FeatureStats:
+    """Density, max and mean (over active tokens) of every feature over `texts` (default: the default
+    corpus), cut into at most `n_windows` windows of 128 tokens; BOS excluded."""
+    from tqdm.auto import tqdm
+
+    from .. import corpus as corpus_module
+
+    windows = corpus_module.token_windows(
+        scope.tokenizer, corpus_module.default() if texts is None else texts, SEQ_LEN, max_windows=n_windows
+    )
+    bos = corpus_module.bos_id(scope.tokenizer)
+    d_sae = sae.cfg.d_sae
+    count = torch.zeros(d_sae, dtype=torch.float64, device=sae.device)
+    total = torch.zeros(d_sae, dtype=torch.float64, device=sae.device)
+    peak = torch.zeros(d_sae, device=sae.device)
+    n_tokens = 0
+    bar = tqdm(total=len(windows), desc="Feature statistics", unit="window", disable=not progress)
+    for start in range(0, len(windows), batch_size):
+        ids = windows[start : start + batch_size]
+        values = scope.encode(ids, [sae])[0]  # [b, pos, d_sae], BOS rows zero
+        flat = values.reshape(-1, d_sae)[(ids != bos).reshape(-1).to(values.device)]
+        count += (flat > 0).sum(dim=0)
+        total += flat.sum(dim=0, dtype=torch.float64)
+        peak = torch.maximum(peak, flat.amax(dim=0)) if len(flat) else peak
+        n_tokens += len(flat)
+        bar.update(len(ids))
+    bar.close()
+    where = "the default corpus" if texts is None else "the given texts"
+    return FeatureStats(
+        (count / max(n_tokens, 1)).float(),
+        peak,
+        (total / count.clamp_min(1)).float(),
+        n_tokens=n_tokens,
+        source=f"a pass over {len(windows)} windows of {where}",
+        corpus=f"{'default' if texts is None else 'given'}: {len(windows)} windows x {SEQ_LEN} tokens",
+    )
