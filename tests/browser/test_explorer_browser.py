@@ -89,6 +89,36 @@ def test_click_a_feature_open_its_dashboard_and_steer_with_it(lab_notebook) -> N
 
 
 @pytest.mark.browser
+def test_a_new_text_clears_stale_results_and_selection_and_the_token_view_fits_its_text(lab_notebook) -> None:
+    kernel = lab_notebook.open(
+        [SETUP], wait_for="[data-testid=token-view] [data-testid=feature-list] .sw-feat"
+    )
+    page = lab_notebook.page
+    query = page.locator(f"{EXPLORER} [data-testid=search-input]")
+    query.fill("the dog")
+    query.press("Enter")
+    page.locator("[data-testid=search-row]").first.wait_for()
+    results = page.locator("[data-testid=search-results]").bounding_box()
+    tokens = page.locator("[data-testid=token-view]").bounding_box()
+    assert results["y"] >= tokens["y"] + tokens["height"]  # the results sit below the tokens
+    assert tokens["height"] < 300  # a one-line text: the view is not as tall as its side lists
+    kernel.run("silent = int(torch.nonzero(scope.activations('A dog').values.amax(0) == 0)[0])\n"
+               "ex.selected_feature = silent")  # fmt: skip
+    wait_for_title(page, kernel.eval("silent"))
+    box = page.locator(f"{EXPLORER} [data-testid=text-input]")
+    box.fill("A dog")
+    box.press("Enter")
+    kernel.wait_for("ex.text", "'A dog'")
+    kernel.wait_for("ex.selected_feature", "None")
+    page.wait_for_function("() => !document.querySelector('[data-testid=search-row]')?.checkVisibility()")
+    assert page.locator(f"{EXPLORER} [data-testid=search-input]").input_value() == ""
+    colours = page.locator("[data-testid=tokens] .sw-tok").evaluate_all(
+        "spans => spans.map((s) => getComputedStyle(s).backgroundColor)"
+    )
+    assert any(c not in ("rgba(0, 0, 0, 0)", "transparent") for c in colours), colours  # not all uncoloured
+
+
+@pytest.mark.browser
 def test_the_saved_explorer_page_shows_its_parts_offline(offline_page: Recorder, tmp_path) -> None:
     import scopewidgets as sw
     from scopewidgets.testing import random_sae, tiny_gemma3
