@@ -58,6 +58,12 @@ class EffectTable:
             raise ValueError(f"effect table tensors {bad} do not have {n} rows")
         return cls(**tensors)
 
+    def lists(self) -> dict[str, list]:
+        """The tables as nested Python lists (made once: building dashboards reads them row by row)."""
+        if "_lists" not in self.__dict__:
+            object.__setattr__(self, "_lists", {k: v.tolist() for k, v in self.tensors().items()})
+        return self.__dict__["_lists"]
+
     def row(self, feature: int) -> int | None:
         """The row of `feature`, or None when the table does not cover it."""
         i = int(torch.searchsorted(self.features, feature))

@@ -44,16 +44,13 @@ class TokenTexts:
         return [known[i] for i in listed]
 
 
-def effect_rows(table: EffectTable, row: int, text: Callable[[torch.Tensor], list[str]]) -> dict:
+def effect_rows(table: EffectTable, row: int, text: Callable[[Sequence[int]], list[str]]) -> dict:
     """`top_logits`, `bottom_logits` and `similar` of one table row, as `FeatureDashboard` fields."""
+    lists = table.lists()
     return {
-        "top_logits": list(zip(text(table.top_ids[row]), table.top_values[row].tolist(), strict=True)),
-        "bottom_logits": list(
-            zip(text(table.bottom_ids[row]), table.bottom_values[row].tolist(), strict=True)
-        ),
-        "similar": list(
-            zip(table.similar_ids[row].tolist(), table.similar_cosines[row].tolist(), strict=True)
-        ),
+        "top_logits": list(zip(text(lists["top_ids"][row]), lists["top_values"][row], strict=True)),
+        "bottom_logits": list(zip(text(lists["bottom_ids"][row]), lists["bottom_values"][row], strict=True)),
+        "similar": list(zip(lists["similar_ids"][row], lists["similar_cosines"][row], strict=True)),
     }
 
 

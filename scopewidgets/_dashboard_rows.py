@@ -58,17 +58,19 @@ def make_examples(
     context: int,
     text: TokenText,
 ) -> list[Example]:
-    """`make_example` for `[N, W]` windows at once: a few tensor ops and one `text` call for all of them."""
-    inside = ids >= 0
-    counts = inside.sum(dim=1).tolist()
-    first = inside.to(torch.uint8).argmax(dim=1).tolist()
-    token_ids = ids[inside].long().split(counts)
-    values = acts[inside].float().split(counts)
-    strings = text(ids[inside])
-    starts = [0, *itertools.accumulate(counts)]
+    """`make_example` for `[N, W]` windows at once: a few array ops and one `text` call for all of them;
+    each example's `token_ids` and `values` are views of two shared flat tensors."""
+    inside = (ids >= 0).cpu().numpy()
+    first = inside.argmax(axis=1).tolist()
+    starts = [0, *itertools.accumulate(inside.sum(axis=1).tolist())]
+    flat_ids = torch.from_numpy(ids.cpu().long().numpy()[inside])
+    flat_values = torch.from_numpy(acts.cpu().float().numpy()[inside])
+    strings = text(flat_ids)
     return [
-        Example(strings[starts[i] : starts[i + 1]], token_ids[i], values[i], v, s, p, context - first[i])
-        for i, (v, s, p) in enumerate(zip(value.tolist(), seq.tolist(), pos.tolist(), strict=True))
+        Example(strings[a:b], flat_ids[a:b], flat_values[a:b], v, s, p, context - first[i])
+        for i, (a, b, v, s, p) in enumerate(
+            zip(starts[:-1], starts[1:], value.tolist(), seq.tolist(), pos.tolist(), strict=True)
+        )
     ]
 
 
@@ -150,8 +152,12 @@ class StateRows:
 
     def _examples(self, records: Entries, text: TokenText) -> list[Example]:
         records = records.take(torch.nonzero(records.seq >= 0).flatten())
-        context = (records.ids.shape[1] - 1) // 2  # windows are centred; top ones are wider than quantile ones
-        return make_examples(records.ids, records.acts, records.value, records.seq, records.pos, context, text)
+        context = (
+            records.ids.shape[1] - 1
+        ) // 2  # windows are centred; top ones are wider than quantile ones
+        return make_examples(
+            records.ids, records.acts, records.value, records.seq, records.pos, context, text
+        )
 
     def warm(self, text: TokenText) -> None:
         """Decode every token id that the example tables hold in one `text` call (before building all)."""
@@ -182,13 +188,27 @@ class StateRows:
         fine_per_bucket = settings.hist_resolution // resolution
         scale = 2.0**feature.exponent
         bounds = group_bounds(self._n_used(feature, resolution), settings.n_groups)
-        n_active = int(feature.hist.sum())
+        counts = np.concatenate([[0], np.cumsum(feature.hist)])
+        picks = _group_samples(feature.quant, bounds, per_group)
+        examples = self._examples(feature.quant.take(torch.from_numpy(np.concatenate(picks))), text)
+        sizes = [0, *itertools.accumulate(len(p) for p in picks)]
         groups = []
-        for lo, hi in itertools.pairwise(bounds):
-            records = feature.quant.take(torch.arange(lo * per_group, hi * per_group))
-            records = records.take(torch.argsort(records.key)[:per_group])
-            records = records.take(torch.argsort(records.value, descending=True, stable=True))
-            count = int(feature.hist[lo * fine_per_bucket : hi * fine_per_bucket].sum())
+        for g, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            count = int(counts[hi * fine_per_bucket] - counts[lo * fine_per_bucket])
             groups.append(QuantileGroup(lower=lo * scale / resolution, upper=hi * scale / resolution, count=count,
-                                        fraction=count / max(n_active, 1), examples=self._examples(records, text)))  # fmt: skip
+                                        fraction=count / max(int(counts[-1]), 1),
+                                        examples=examples[sizes[g] : sizes[g + 1]]))  # fmt: skip
         return groups
+
+
+def _group_samples(quant: Entries, bounds: list[int], per_group: int) -> list[np.ndarray]:
+    """Per group (a run of sample buckets), the record indices of its `per_group` smallest keys among the
+    used slots, strongest first (ties in slot order)."""
+    key, value, used = quant.key.numpy(), quant.value.numpy(), quant.seq.numpy() >= 0
+    picks = []
+    for lo, hi in itertools.pairwise(bounds):
+        index = np.arange(lo * per_group, hi * per_group)
+        index = index[used[index]]
+        index = index[np.argsort(key[index], kind="stable")[:per_group]]
+        picks.append(index[np.argsort(-value[index], kind="stable")])
+    return picks
