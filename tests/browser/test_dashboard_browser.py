@@ -21,6 +21,24 @@ SETUP = (
 )
 
 
+def check_axes_and_one_line_examples(page, dash) -> None:
+    """Round activation ticks up to the maximum and count ticks, inside the histogram's frame; every example
+    strip one line high, however many newlines its tokens hold."""
+    x = page.locator(".sw-hist-x .sw-tick").all_text_contents()
+    y = page.locator(".sw-hist-y .sw-tick").all_text_contents()
+    values = [float(t.replace(",", "")) for t in x]
+    assert len(values) >= 3 and values[0] == 0 and values == sorted(values), x
+    assert values[-1] <= float(dash.histogram.edges[-1]) and y[0] == "0" and len(y) >= 2, (x, y)
+    frame = page.locator("[data-testid=histogram-frame]").bounding_box()
+    for tick in page.locator(".sw-hist-x .sw-tick").all():
+        box = tick.bounding_box()
+        assert frame["x"] - box["width"] <= box["x"] <= frame["x"] + frame["width"], (box, frame)
+    heights = page.locator("[data-testid=top-examples] .sw-strip").evaluate_all(
+        "strips => strips.map((s) => s.getBoundingClientRect().height)"
+    )
+    assert heights and max(heights) < 2 * min(heights) and max(heights) < 40, heights
+
+
 def title_of(page) -> str:
     return page.locator(TITLE).text_content()
 
@@ -73,6 +91,7 @@ def test_exported_dashboard_opens_similar_features_offline(offline_page: Recorde
     page.goto(path.as_uri())
     page.wait_for_selector(TITLE)
     assert title_of(page).startswith("Feature #4")
+    check_axes_and_one_line_examples(page, dashes[4])
     target = page.locator(SIMILAR).first.get_attribute("data-feature")
     page.locator(SIMILAR).first.click()
     page.wait_for_function(
