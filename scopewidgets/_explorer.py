@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 SETTINGS = frozenset(
     {"seq_len", "batch_size", "n_examples", "context", "n_quantile_groups", "per_group", "n_bins", "cache"}
 )
-_KEPT = 4  # passes an explorer keeps (each ~30 KB per feature with the default settings)
+_KEPT = 4  # passes an explorer keeps (each ~35 KB per feature with the default settings)
 
 
 class DashboardLibrary:
