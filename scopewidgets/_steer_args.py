@@ -103,6 +103,7 @@ def check_panel(scope: Any, sae: SAE, prompt: Any, features: Any, method: str, g
     from . import _validate as checked
     from .sites import context_length
 
+    check_steerable(sae)
     n_prompt = scope.tokenize(checked.text(prompt, "prompt")).numel()
     if isinstance(features, Mapping):
         strengths = dict(features)

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from . import sites
 from .sae import SAE
 
 if TYPE_CHECKING:
@@ -85,18 +84,18 @@ def strength_limits(
 @torch.inference_mode()
 def top_logit_tokens(scope: Scope, sae: SAE, features: Sequence[int], k: int = 3) -> dict[int, list[str]]:
     """`{feature: [token, ...]}`: the `k` tokens each feature's decoder row promotes most, through the final
-    norm's gain and the unembedding (`W_U @ (w_dec[f] * gain)`).
+    norm's gain and the unembedding (`W_U @ (w_dec[f] * gain)`; an `attn_out` row goes through `o_proj`
+    first): the dashboards' logit effects (`_dashboard_effects`), one formula for both.
 
     Example:
         >>> top_logit_tokens(scope, scope.sae(), [12], k=3)             # doctest: +SKIP
         {12: [' Paris', ' France', ' Lyon']}
     """
     chosen = torch.tensor([sae.check_feature(f) for f in features], dtype=torch.long, device=sae.device)
-    unembedding = sites.unembedding(scope.model)
-    gain = sites.final_norm_gain(scope.model).to(unembedding.device)
-    directions = sae.W_dec[chosen].to(unembedding.device).float() * gain  # [n, d_model]
-    logits = directions.to(unembedding.dtype) @ unembedding.T  # [n, vocab]
-    top = logits.float().topk(k, dim=-1).indices.cpu()
+    from ._dashboard_effects import logit_effects, residual_directions
+
+    _, top, _, _ = logit_effects(scope.model, residual_directions(scope.model, sae, chosen), k=k)
+    top = top.cpu()
     return {int(f): scope.token_strings(row) for f, row in zip(features, top, strict=True)}
 
 

@@ -7,6 +7,7 @@ special tokens.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -146,6 +147,71 @@ def tiny_gemma3_multimodal(layers: int = 4, hidden: int = 64, seed: int = 0) -> 
         mm_tokens_per_image=4,
     )
     return _finish(Gemma3ForConditionalGeneration(config), seed)
+
+
+#: The configs of real Gemma checkpoints, for `real_shape_gemma`: every width, head count, head_dim, vocabulary,
+#: norm and soft-capping as published (only the number of layers is cut).
+REAL_SHAPES: dict[str, dict[str, Any]] = {
+    "gemma-2-2b": {
+        "vocab_size": 256000, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+        "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 8192,
+        "sliding_window": 4096, "query_pre_attn_scalar": 256, "attn_logit_softcapping": 50.0,
+        "final_logit_softcapping": 30.0, "rms_norm_eps": 1e-6, "attn_implementation": "eager",
+    },
+    "gemma-3-270m": {
+        "vocab_size": 262144, "hidden_size": 640, "intermediate_size": 2048, "num_hidden_layers": 18,
+        "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256, "max_position_embeddings": 32768,
+        "sliding_window": 512, "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-6,
+    },
+    "gemma-3-1b": {
+        "vocab_size": 262144, "hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26,
+        "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256, "max_position_embeddings": 32768,
+        "sliding_window": 512, "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-6,
+    },
+}  # fmt: skip
+
+
+def real_shape_gemma(name: str, layers: int = 2, seed: int = 0) -> tuple[Any, Any]:
+    """A random-weight model with the exact config of `name` (a key of `REAL_SHAPES`) but only `layers`
+    layers, and the byte-level tokenizer. It has the shapes tiny models hide (attention width heads x head_dim
+    != hidden, a 256k vocabulary). Built on the meta device and filled directly (the embedding tiles a random
+    block of rows), so even the 2B's 590M-entry embedding takes about a second.
+
+    Example:
+        >>> model, tok = real_shape_gemma("gemma-3-270m", layers=1)              # doctest: +SKIP
+        >>> model.model.layers[0].self_attn.o_proj.in_features, model.config.hidden_size  # doctest: +SKIP
+        (1024, 640)
+    """
+    from transformers import Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig
+
+    gemma2 = name.startswith("gemma-2")
+    config_class, model_class = (
+        (Gemma2Config, Gemma2ForCausalLM) if gemma2 else (Gemma3TextConfig, Gemma3ForCausalLM)
+    )
+    config = config_class(
+        **{**REAL_SHAPES[name], "num_hidden_layers": layers}, bos_token_id=2, eos_token_id=1
+    )
+    with torch.device("meta"):
+        model = model_class(config)
+    model = model.to_empty(device="cpu")
+    model.tie_weights()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param_name, param in model.named_parameters():
+            if "norm" in param_name:
+                param.normal_(0.0, 0.1, generator=gen)
+            elif param_name.endswith("embed_tokens.weight"):
+                rows = math.gcd(param.shape[0], 4096)
+                block = torch.randn(rows, param.shape[1], generator=gen)
+                param.view(-1, rows, param.shape[1]).copy_(block.expand(param.shape[0] // rows, -1, -1))
+            else:
+                param.normal_(0.0, 0.02, generator=gen)
+        for module in model.modules():  # buffers the meta device left empty
+            if "Rotary" in type(module).__name__:
+                model._init_weights(module)
+            if isinstance(getattr(module, "embed_scale", None), torch.Tensor):
+                module.embed_scale.fill_(module.scalar_embed_scale)
+    return model.eval(), tiny_tokenizer()
 
 
 def random_sae(
