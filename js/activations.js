@@ -8,14 +8,21 @@
 //   feature_table   {buffer, dtype: int32}                 distinct features named by the entries
 //   topk_features   {buffer, dtype: uint16, shape: [nnz]}  per token, slots into feature_table, strongest first
 //   topk_values     {buffer, dtype: uint8, shape: [nnz]}   value / token's strongest, in 1/255 steps
-//   topk_scale      {buffer, dtype: float32, shape: [n]}   each token's strongest value (exact)
+//   topk_scale      {buffer, dtype: float32, shape: [n]}   the largest of each token's listed values (exact)
 //   topk_counts     {buffer, dtype: uint8, shape: [n]}     entries per token (values > 0 only)
 //   (without feature_table/topk_scale, topk_features are feature ids and topk_values plain float32)
-//   top_features    {feature, max, count}[]   the side list, strongest first
+//   (each token's entries come in the order Python ranked them: most specific first by default)
+//   top_features    {feature, max, count, density, score}[]   the side list, in Python's ranking order
+//   color_values    {buffer, dtype: float32, shape: [n]}   default colouring: each token's strongest feature
+//                                                          that is not hidden (reserved ones unless shown)
+//   color_features  {buffer, dtype: int32, shape: [n]}     which feature that is (-1: none)
+//   reserved        number[]   the SAE's reserved features; the "reserved" toggle shows them
+//   include_reserved  boolean  two-way: whether lists and colours include reserved features
+//   densities       {[feature]: density}   density of every feature the lists name (fraction of corpus tokens)
 //   labels          {[feature]: label}         labels of the side list's features; the labels of a hovered
 //                                              token's features are asked for with model.send({kind: "labels",
 //                                              features}) and arrive as a custom message {kind: "labels", labels}
-//   color_limits    [lo, hi]   limits when no feature is selected (colour = each token's strongest value)
+//   color_limits    [lo, hi]   limits of color_values (used when no feature is selected)
 //   selected_feature  number | null            two-way: the feature that colours the tokens
 //   selected_column {feature, limits, buffer, dtype: float32, shape: [n]}   its exact values, sent by Python
 //   error           string     shown in the banner
@@ -27,7 +34,7 @@ import { format, scale } from "./lib/color.js";
 import { h, replaceChildren } from "./lib/dom.js";
 import { errorBanner, guarded } from "./lib/error.js";
 
-const DATA_TRAITS = ["tokens", "row_lengths", "special", "feature_table", "topk_features", "topk_values", "topk_scale", "topk_counts"];
+const DATA_TRAITS = ["tokens", "row_lengths", "special", "feature_table", "topk_features", "topk_values", "topk_scale", "topk_counts", "color_values", "color_features"];
 
 function readData(model) {
   const tokens = model.get("tokens") ?? [];
@@ -36,9 +43,30 @@ function readData(model) {
   const starts = offsets(counts);
   const features = decodeFeatures(unpack(model.get("topk_features")).data, model.get("feature_table"));
   const values = decodeValues(unpack(model.get("topk_values")).data, model.get("topk_scale"), starts);
-  const strongest = new Float32Array(tokens.length);
-  for (let i = 0; i < tokens.length; i++) strongest[i] = counts[i] ? values[starts[i]] : 0;
-  return { tokens, features, values, starts, strongest, rowLengths: model.get("row_lengths") ?? [tokens.length] };
+  const { strongest, strongestFeature } = defaultColour(model, tokens.length, features, values, starts);
+  return { tokens, features, values, starts, strongest, strongestFeature, rowLengths: model.get("row_lengths") ?? [tokens.length] };
+}
+
+/** Each token's default colour value and feature: Python's color_values / color_features, or (older
+ * states without them) the largest of its listed entries. */
+function defaultColour(model, n, features, values, starts) {
+  const payload = model.get("color_values");
+  if (payload && payload.buffer != null) {
+    const strongest = unpack(payload).data;
+    const strongestFeature = unpack(model.get("color_features")).data;
+    if (strongest.length !== n || strongestFeature.length !== n) {
+      throw new Error(`color_values/color_features have ${strongest.length}/${strongestFeature.length} entries for ${n} tokens`);
+    }
+    return { strongest, strongestFeature };
+  }
+  const strongest = new Float32Array(n);
+  const strongestFeature = new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) {
+    for (let j = starts[i]; j < starts[i + 1]; j++) {
+      if (values[j] > strongest[i]) [strongest[i], strongestFeature[i]] = [values[j], features[j]];
+    }
+  }
+  return { strongest, strongestFeature };
 }
 
 /** Entries name slots of a feature table (compact form) or features directly. */
@@ -53,13 +81,13 @@ function decodeFeatures(slots, tablePayload) {
   return out;
 }
 
-/** uint8 fractions of each token's exact strongest value (compact form), or plain values. */
+/** uint8 fractions of the largest of each token's listed values (255: that value, exact), or plain values. */
 function decodeValues(raw, scalePayload, starts) {
   if (!scalePayload || scalePayload.buffer == null) return raw;
   const scale = unpack(scalePayload).data;
   const out = new Float32Array(raw.length);
   for (let i = 0; i < scale.length; i++) {
-    for (let j = starts[i]; j < starts[i + 1]; j++) out[j] = j === starts[i] ? scale[i] : (raw[j] / 255) * scale[i];
+    for (let j = starts[i]; j < starts[i + 1]; j++) out[j] = raw[j] === 255 ? scale[i] : (raw[j] / 255) * scale[i];
   }
   return out;
 }
@@ -83,13 +111,20 @@ function colouring(model, data) {
   return { feature, values, limits: [0, peak(values)], exact: false };
 }
 
-function featureButton(model, label, feature, value, count) {
+/** A density (fraction of corpus tokens where a feature fires) as a percentage; "" when unknown. */
+function densityText(density) {
+  return density == null || Number.isNaN(density) ? "" : `${format(100 * density)}%`;
+}
+
+function featureButton(model, label, feature, value, count, density) {
+  const title = density == null ? null : `fires on ${densityText(density)} of corpus tokens`;
   return h(
     "button",
     { class: "sw-feat", type: "button", dataset: { feature }, "aria-pressed": String(model.get("selected_feature") === feature) },
     h("span", { class: "sw-fid" }, `#${feature}`),
     h("span", { class: "sw-flabel", title: label || null }, label),
     h("span", { class: "sw-fval" }, format(value)),
+    h("span", { class: "sw-fdens", "data-testid": "density", title }, densityText(density)),
     h("span", { class: "sw-fcount" }, count == null ? "" : `${count}×`),
   );
 }
@@ -121,18 +156,22 @@ function render({ model, el }) {
   const banner = errorBanner(model);
   const status = h("span", { "data-testid": "status" });
   const clear = h("button", { class: "sw-chip", type: "button", dataset: { action: "clear" }, "data-testid": "clear" }, "clear ×");
+  const reservedBox = h("input", { type: "checkbox", "data-testid": "include-reserved" });
+  const reservedToggle = h("label", { class: "sw-chip", title: "Reserved features fire on nearly every token; they are hidden by default" },
+    reservedBox, " show reserved");
   const tokensEl = h("div", { class: "sw-tokens", "data-testid": "tokens" });
   const detailTitle = h("h4", { "data-testid": "token-title" });
   const detailList = h("div", { class: "sw-list", "data-testid": "token-detail" });
   const featureList = h("div", { class: "sw-list", "data-testid": "feature-list" });
+  const listTitle = h("h4", { "data-testid": "feature-list-title" });
   const root = h(
     "div",
     { class: "scopewidgets sw-acts", "data-testid": "token-view" },
     banner.el,
-    h("div", { class: "sw-bar" }, status, clear),
+    h("div", { class: "sw-bar" }, status, clear, reservedToggle),
     h("div", { class: "sw-body" }, tokensEl, h("div", { class: "sw-side" },
       h("section", {}, detailTitle, detailList),
-      h("section", {}, h("h4", {}, "Features most active here"), featureList))),
+      h("section", {}, listTitle, featureList))),
   );
   el.appendChild(root);
 
@@ -144,6 +183,7 @@ function render({ model, el }) {
   const labels = new Map();
   const requested = new Set();
   const labelOf = (feature) => labels.get(feature) ?? "";
+  const densityOf = (feature) => (model.get("densities") ?? {})[feature];
   const mergeLabels = (table) => {
     for (const [feature, label] of Object.entries(table ?? {})) labels.set(Number(feature), label);
   };
@@ -163,19 +203,23 @@ function render({ model, el }) {
       return;
     }
     const where = data.rowLengths.length > 1 ? ` · text ${Number(spans[i].closest(".sw-row").dataset.row) + 1}` : "";
-    const selected = current.feature == null ? "" : ` · #${current.feature} = ${format(current.values[i])}`;
+    const colouredBy = current.feature ?? (data.strongestFeature[i] >= 0 ? data.strongestFeature[i] : null);
+    const selected = colouredBy == null ? "" : ` · colour: #${colouredBy} = ${format(current.values[i])}`;
     detailTitle.textContent = `Token ${i} “${data.tokens[i]}”${where}${selected}${pinned === i ? " (pinned)" : ""}`;
     const features = Array.from(data.features.subarray(data.starts[i], data.starts[i + 1]));
     requestLabels(features);
-    const items = features.map((f, j) => featureButton(model, labelOf(f), f, data.values[data.starts[i] + j]));
+    const items = features.map((f, j) => featureButton(model, labelOf(f), f, data.values[data.starts[i] + j], null, densityOf(f)));
     replaceChildren(detailList, items.length ? items : h("div", { class: "sw-empty" }, "No feature fires on this token"));
   };
 
   const drawFeatureList = () => {
     const top = model.get("top_features") ?? [];
     const highest = peak(top.map((f) => f.max));
+    listTitle.textContent = model.get("rank") === "activation" ? "Features most active here" : "Features specific to this text";
+    listTitle.title = model.get("rank") === "activation" ? "" :
+      "Ordered by activation relative to the feature's typical activation, weighted by how rare the feature is; % = density";
     replaceChildren(featureList, top.length ? top.map((f) => {
-      const button = featureButton(model, labelOf(f.feature), f.feature, f.max, f.count);
+      const button = featureButton(model, labelOf(f.feature), f.feature, f.max, f.count, f.density);
       button.appendChild(h("span", { class: "sw-fbar", style: { width: `${(100 * f.max) / highest}%` } }));
       return button;
     }) : h("div", { class: "sw-empty" }, "No feature fires on this text"));
@@ -187,8 +231,13 @@ function render({ model, el }) {
     const colour = scale(current.limits);
     for (let i = 0; i < spans.length; i++) spans[i].style.backgroundColor = colour(current.values[i]);
     const label = current.feature == null ? "" : labelOf(current.feature);
+    const reserved = model.get("reserved") ?? [];
+    const withReserved = Boolean(model.get("include_reserved"));
+    reservedBox.checked = withReserved;
+    reservedToggle.hidden = reserved.length === 0;
+    const without = reserved.length && !withReserved ? `, reserved ${reserved.map((f) => `#${f}`).join(" ")} left out` : "";
     status.textContent = current.feature == null
-      ? `Colour: each token's strongest feature (scale 0–${format(current.limits[1])})`
+      ? `Colour: each token's strongest feature${without} (hover a token to see which; scale 0–${format(current.limits[1])})`
       : `Colour: feature #${current.feature}${label ? ` ${label}` : ""} (scale 0–${format(current.limits[1])})` +
         (current.exact ? "" : " · from each token's top-k; exact values need the kernel");
     clear.hidden = current.feature == null;
@@ -234,6 +283,10 @@ function render({ model, el }) {
     if (token && pinned == null) showToken(Number(token.dataset.i));
   });
   const onLeave = guarded(banner, () => showToken(pinned));
+  const onToggle = guarded(banner, () => {
+    model.set("include_reserved", reservedBox.checked);
+    model.save_changes();
+  });
 
   const subscriptions = [
     ...DATA_TRAITS.map((name) => [`change:${name}`, rebuild]),
@@ -244,12 +297,14 @@ function render({ model, el }) {
       mergeLabels(message.labels);
       showToken(shown);
     })],
-    ...["selected_feature", "selected_column", "color_limits"].map((name) => [`change:${name}`, recolour]),
+    ...["densities", "rank"].map((name) => [`change:${name}`, guarded(banner, () => { drawFeatureList(); recolour(); })]),
+    ...["selected_feature", "selected_column", "color_limits", "include_reserved", "reserved"].map((name) => [`change:${name}`, recolour]),
   ];
   for (const [event, handler] of subscriptions) model.on(event, handler);
   root.addEventListener("click", onClick);
   tokensEl.addEventListener("mouseover", onOver);
   tokensEl.addEventListener("mouseleave", onLeave);
+  reservedBox.addEventListener("change", onToggle);
   rebuild();
 
   return () => {
@@ -258,6 +313,7 @@ function render({ model, el }) {
     root.removeEventListener("click", onClick);
     tokensEl.removeEventListener("mouseover", onOver);
     tokensEl.removeEventListener("mouseleave", onLeave);
+    reservedBox.removeEventListener("change", onToggle);
     root.remove();
   };
 }

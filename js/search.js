@@ -3,7 +3,7 @@
 //
 // Traits (set by scopewidgets/widgets/search.py):
 //   query             string     what was searched for (caption)
-//   columns           [{name, kind}]   kind "int" | "number" | "text"; "feature" first
+//   columns           [{name, kind}]   kind "int" | "number" | "text"; "feature" first; "density" shows as a %
 //   rows              any[][]    cell values in column order (null: missing)
 //   selected_feature  number | null    two-way: the feature of the clicked row
 //   error             string     shown in the banner
@@ -13,8 +13,9 @@ import { format } from "./lib/color.js";
 import { h, replaceChildren } from "./lib/dom.js";
 import { errorBanner, guarded } from "./lib/error.js";
 
-function cellText(value, kind) {
+function cellText(value, kind, name) {
   if (value == null) return "";
+  if (name === "density") return `${format(100 * value)}%`; // fraction of corpus tokens where it fires
   if (kind === "number") return format(value);
   return String(value);
 }
@@ -23,7 +24,7 @@ function tableView(columns, rows) {
   const head = h("tr", {}, columns.map(({ name, kind }) => h("th", { class: `sw-search-${kind}` }, name)));
   const body = rows.map((row) => h("tr", { class: "sw-search-row", tabindex: 0, "data-testid": "search-row",
     dataset: { feature: row[0] }, "aria-selected": "false" },
-  row.map((value, c) => h("td", { class: `sw-search-${columns[c].kind}` }, cellText(value, columns[c].kind)))));
+  row.map((value, c) => h("td", { class: `sw-search-${columns[c].kind}` }, cellText(value, columns[c].kind, columns[c].name)))));
   return h("table", { class: "sw-search-table" }, h("thead", {}, head), h("tbody", {}, body));
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -103,8 +104,7 @@ class Activations(_ShownAsTokens):
         from .features import ranking
 
         k = checked.integer(k, "k", minimum=1)
-        ranking.check_rank(rank)
-        stats = self.stats if rank == "specific" else self._stats_if_known()
+        rank, stats = self._ranking(rank)
         peak, where = self.values.max(dim=0)
         top_idx, top_scores = ranking.top_features(
             peak, stats, k, rank=rank, reserved=self.sae.reserved_features, include_reserved=include_reserved
@@ -130,6 +130,22 @@ class Activations(_ShownAsTokens):
             return self.stats
         except ValueError:
             return None
+
+    def _ranking(self, rank: str) -> tuple[str, FeatureStats | None]:
+        """`(rank, stats)` to rank with: "specific" falls back to "activation" (with a warning) when no
+        statistics can be had (an `Activations` built without a Scope, for an SAE with no shipped ones)."""
+        from .features import ranking
+
+        ranking.check_rank(rank)
+        stats = self._stats_if_known()
+        if rank == "specific" and stats is None:
+            warnings.warn(
+                "No feature statistics for this SAE (built without a Scope, and none shipped or "
+                "registered): features are ranked by activation",
+                stacklevel=3,
+            )
+            rank = "activation"
+        return rank, stats
 
     def to_dataframe(self, min_value: float = 0.0) -> pd.DataFrame:
         """Long form: one row per (token position, active feature) with value > `min_value`.

@@ -30,8 +30,8 @@ def token_forms(scope: Scope, token: str | int) -> tuple[list[int], str]:
         >>> token_forms(scope, "Paris")                          # doctest: +SKIP
         ([50429, 9079], "tokens 'Paris' and ' Paris'")
     """
-    vocab = sites.vocab_size(scope.model)
     if not isinstance(token, str):
+        vocab = sites.vocab_size(scope.model)
         if isinstance(token, bool) or not 0 <= int(token) < vocab:
             raise ValueError(f"Token id {token!r} is outside the vocabulary: ids must be in [0, {vocab})")
         return [int(token)], f"token {scope.token_strings([int(token)])[0]!r}"

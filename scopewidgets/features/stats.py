@@ -195,10 +195,20 @@ def forget_feature_stats(sae: SAE) -> None:
     _MEMO.pop(sae, None)
 
 
-def stats_provider(sae: SAE, scope: Scope | None) -> Any:
-    """A no-argument callable returning `feature_stats(sae, scope)` (what results keep, to rank later)."""
+class StatsSource:
+    """A no-argument callable returning `feature_stats(sae, scope)`: what results keep, to rank later.
+    A pickled or deep-copied one forgets the scope (it then finds statistics from the SAE alone)."""
 
-    def provide() -> FeatureStats:
-        return feature_stats(sae, scope)
+    def __init__(self, sae: SAE, scope: Scope | None) -> None:
+        self.sae, self.scope = sae, scope
 
-    return provide
+    def __call__(self) -> FeatureStats:
+        return feature_stats(self.sae, self.scope)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"sae": self.sae, "scope": None}
+
+
+def stats_provider(sae: SAE, scope: Scope | None) -> StatsSource:
+    """`StatsSource(sae, scope)`."""
+    return StatsSource(sae, scope)

@@ -7,13 +7,17 @@ per-token Python loop over activations).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..activations import Activations
+from ..features import FeatureStats, ranking
+from ..features.columns import density_column
 from ..sae import SAE
 from ._serialize import from_binary, to_binary
 
@@ -63,9 +67,9 @@ def pack_entries(
     - `topk_features`: uint16 feature ids when `d_sae` <= 65,536 (`feature_table` then empty); for wider
       SAEs uint16 slots into `feature_table` (int32 `[n_distinct]`, the distinct features listed; int32 slots
       if a view ever lists more than 65,535 distinct features);
-    - `topk_scale` float32 `[n_tokens]`: each token's strongest value, exact;
-    - `topk_values` uint8 `[nnz]`: each value as a fraction of its token's strongest, in 1/255 steps (the
-      strongest is exact; others are within 0.2% of it; a selected feature's values are sent exactly).
+    - `topk_scale` float32 `[n_tokens]`: the largest value among each token's entries, exact;
+    - `topk_values` uint8 `[nnz]`: each value as a fraction of that largest, in 1/255 steps (255: the
+      largest, exact; others are within 0.2% of it; a selected feature's values are sent exactly).
 
     Example:
         >>> packed = pack_entries(torch.tensor([9, 4]), torch.tensor([2.0, 1.0]), torch.tensor([2]), 2**20)
@@ -78,10 +82,7 @@ def pack_entries(
         ids, inverse = torch.unique(features, return_inverse=True)
         table, slots = to_binary(ids, "int32"), to_binary(inverse, "uint16" if len(ids) <= 65535 else "int32")
     owner = torch.repeat_interleave(torch.arange(len(counts)), counts.long())
-    scale = torch.zeros(len(counts))
-    firsts = torch.cumsum(counts.long(), 0) - counts.long()
-    has = counts > 0
-    scale[has] = values[firsts[has]]
+    scale = torch.zeros(len(counts)).scatter_reduce(0, owner, values.float(), "amax", include_self=True)
     quantized = (
         torch.round(values / scale[owner].clamp_min(1e-30) * 255).clamp(1, 255) if len(values) else values
     )
@@ -110,22 +111,26 @@ def unpack_entries(packed: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.n
     return features, values, counts
 
 
-def feature_summary(rows: Sequence[Activations], n: int) -> list[dict[str, Any]]:
-    """The `n` features with the highest activation over all rows: `{feature, max, count}` (count =
-    tokens where it fires), strongest first; features that never fire are left out.
+def feature_summary(
+    rows: Sequence[Activations], n: int, ranked: Ranked
+) -> list[dict[str, Any]]:
+    """The `n` best features over all rows by `ranked.rank`: `{feature, max, count, density, score}`
+    (count = tokens where it fires; density from the SAE's statistics, None when unknown); features that
+    never fire, and hidden (reserved) ones, are left out.
 
     Example:
-        >>> feature_summary([acts], n=5)[0].keys()                 # doctest: +SKIP
-        dict_keys(['feature', 'max', 'count'])
+        >>> feature_summary([acts], 5, Ranked.of([acts]))[0].keys()          # doctest: +SKIP
+        dict_keys(['feature', 'max', 'count', 'density', 'score'])
     """
     peak = torch.stack([row.values.max(dim=0).values for row in rows]).max(dim=0).values
     count = torch.stack([(row.values > 0).sum(dim=0) for row in rows]).sum(dim=0)
-    top_values, top_features = peak.topk(min(n, peak.numel()))
-    keep = top_values > 0
+    chosen, scores = ranking.top_features(peak, ranked.stats, n, **ranked.options)
+    density = density_column(ranked.stats, chosen)
     return [
-        {"feature": int(f), "max": float(v), "count": int(count[f])}
-        for f, v in zip(top_features[keep].tolist(), top_values[keep].tolist(), strict=True)
-    ]
+        {"feature": int(f), "max": float(peak[f]), "count": int(count[f]),
+         "density": None if math.isnan(d) else d, "score": float(s)}
+        for f, d, s in zip(chosen.tolist(), density, scores.tolist(), strict=True)
+    ]  # fmt: skip
 
 
 def labels_of(sae: SAE, features: Iterable[int]) -> dict[str, str]:
@@ -144,28 +149,79 @@ def limits(values: torch.Tensor) -> list[float]:
     return [0.0, top if top > 0 else 1.0]
 
 
-def view_data(rows: Sequence[Activations], k: int, n_features: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Ranked:
+    """How a view orders features: `rank`, the statistics it needs, and the features it hides."""
+
+    rank: str
+    stats: FeatureStats | None
+    reserved: tuple[int, ...]
+    include_reserved: bool
+
+    @classmethod
+    def of(cls, rows: Sequence[Activations], rank: str = "specific", include_reserved: bool = False) -> Ranked:
+        rank, stats = rows[0]._ranking(rank)
+        return cls(rank, stats, tuple(rows[0].sae.reserved_features), bool(include_reserved))
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"rank": self.rank, "reserved": self.reserved, "include_reserved": self.include_reserved}
+
+
+def ranked_entries(values: torch.Tensor, k: int, ranked: Ranked) -> tuple[torch.Tensor, ...]:
+    """Like `topk_entries`, but each token's `k` best features by `ranked` (hidden ones left out)."""
+    if not 1 <= k <= 255:
+        raise ValueError(f"k must be in [1, 255], got {k}")
+    top, keep = ranking.per_token_top(values, ranked.stats, k, **ranked.options)
+    return top[keep], values.float().gather(-1, top)[keep], keep.sum(dim=-1)
+
+
+def default_colour(values: torch.Tensor, ranked: Ranked) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each token's strongest feature that is not hidden: `(values [n], features [n])` (-1: none fires)."""
+    hidden = ranking.hidden_mask(values.shape[-1], ranked.reserved, ranked.include_reserved)
+    strongest, feature = values.float().masked_fill(hidden, 0.0).max(dim=-1)
+    return strongest.clamp_min(0.0), torch.where(strongest > 0, feature, -1)
+
+
+def ranked_data(rows: Sequence[Activations], k: int, n_features: int, ranked: Ranked) -> dict[str, Any]:
+    """The traits that depend on the ranking: per-token lists, side list, labels and default colouring."""
+    sae = rows[0].sae
+    features, values, counts = (
+        torch.cat(parts) for parts in zip(*(ranked_entries(r.values, k, ranked) for r in rows), strict=True)
+    )
+    summary = feature_summary(rows, n_features, ranked)
+    colour, colour_feature = (torch.cat(parts) for parts in zip(*(default_colour(r.values, ranked) for r in rows), strict=True))
+    listed = sorted(set(features.tolist()) | {item["feature"] for item in summary})
+    known = density_column(ranked.stats, listed)
+    return {
+        **pack_entries(features, values, counts, sae.cfg.d_sae),
+        "top_features": summary,
+        "densities": {str(f): d for f, d in zip(listed, known, strict=True) if not math.isnan(d)},
+        "labels": labels_of(sae, [item["feature"] for item in summary]),
+        "color_values": to_binary(colour, "float32"),
+        "color_features": to_binary(colour_feature, "int32"),
+        "color_limits": limits(colour),
+    }
+
+
+def view_data(
+    rows: Sequence[Activations], k: int, n_features: int, ranked: Ranked | None = None
+) -> dict[str, Any]:
     """Every data trait of the view for `rows` (one `Activations` per text, all with the same SAE)."""
     sae = rows[0].sae
     if any(row.sae.cfg != sae.cfg for row in rows):
         raise ValueError("All texts of one view must use the same SAE")
+    ranked = ranked or Ranked.of(rows)
     tokens: list[str] = []
     special: list[int] = []
     for row in rows:
         mask = row.bos_mask.tolist() if row.bos_mask is not None else [False] * len(row)
         special += [len(tokens) + i for i, is_special in enumerate(mask) if is_special]
         tokens += [display_text(t, s) for t, s in zip(row.tokens, mask, strict=True)]
-    features, values, counts = (
-        torch.cat(parts) for parts in zip(*(topk_entries(r.values, k) for r in rows), strict=True)
-    )
-    summary = feature_summary(rows, n_features)
-    strongest = torch.cat([row.values.max(dim=-1).values for row in rows])
     return {
         "tokens": tokens,
         "row_lengths": [len(row) for row in rows],
         "special": special,
-        **pack_entries(features, values, counts, sae.cfg.d_sae),
-        "top_features": summary,
-        "labels": labels_of(sae, [item["feature"] for item in summary]),
-        "color_limits": limits(strongest),
+        "reserved": list(ranked.reserved),
+        **ranked_data(rows, k, n_features, ranked),
     }

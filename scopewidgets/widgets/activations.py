@@ -12,12 +12,15 @@ import traitlets
 from ..activations import Activations, ActivationsSet
 from ._base import Widget, shows_errors
 from ._serialize import from_binary, to_binary
-from ._tokens import PACKED, labels_of, limits, unpack_entries, view_data
+from ._tokens import PACKED, Ranked, labels_of, limits, ranked_data, unpack_entries, view_data
 
 
 class ActivationsWidget(Widget):
-    """Tokens in reading order coloured by the selected feature (or each token's strongest), the features
-    most active on the text(s), and the top features of the hovered or pinned token.
+    """Tokens in reading order coloured by the selected feature (or each token's strongest non-reserved
+    feature), the features most specific to the text(s) (`rank="specific"`, see
+    `scopewidgets.features.ranking`; or `rank="activation"`), each with its density, and the features of
+    the hovered or pinned token in the same order. Reserved features are hidden until `include_reserved`
+    (a toggle in the view) shows them.
 
     Several texts (an `ActivationsSet`) are shown as rows sharing one colour scale. Click a feature to
     select it; `selected_feature` follows both ways.
@@ -62,14 +65,30 @@ class ActivationsWidget(Widget):
         sync=True
     )
     top_features = traitlets.List(
-        traitlets.Dict(), help="Side list: {feature, max, count}, strongest first."
+        traitlets.Dict(), help="Side list: {feature, max, count, density, score}, best first by `rank`."
+    ).tag(sync=True)
+    color_values = traitlets.Dict(
+        help="Default colouring: each token's strongest non-hidden feature's value, binary float32 [n]."
+    ).tag(sync=True)
+    color_features = traitlets.Dict(help="Which feature that is, binary int32 [n] (-1: none fires).").tag(
+        sync=True
+    )
+    densities = traitlets.Dict(help="Density of every listed feature, keyed by str(feature).").tag(sync=True)
+    reserved = traitlets.List(traitlets.Int(), help="The SAE's reserved features (hidden by default).").tag(
+        sync=True
+    )
+    include_reserved = traitlets.Bool(False, help="Show reserved features in lists and colours, two-way.").tag(
+        sync=True
+    )
+    rank = traitlets.Enum(
+        ["specific", "activation"], "specific", help="Order of the lists: specific first, or raw activation."
     ).tag(sync=True)
     labels = traitlets.Dict(help="Labels of the side list's features, keyed by str(feature).").tag(sync=True)
     color_limits = traitlets.List(
-        traitlets.Float(), [0.0, 1.0], help="[lo, hi] when no feature is selected."
+        traitlets.Float(), [0.0, 1.0], help="[lo, hi] of `color_values` (when no feature is selected)."
     ).tag(sync=True)
     selected_feature = traitlets.Int(
-        None, allow_none=True, help="Feature colouring the tokens; None (or -1) for each token's strongest."
+        None, allow_none=True, help="Feature colouring the tokens; None (or -1): `color_values`."
     ).tag(sync=True)
     selected_column = traitlets.Dict(
         help="Exact values of the selected feature: {feature, limits, buffer, dtype: float32, shape: [n]}."
@@ -77,7 +96,14 @@ class ActivationsWidget(Widget):
     k = traitlets.Int(16, read_only=True, help="Features listed per token.").tag(sync=True)
 
     def __init__(
-        self, acts: Activations | ActivationsSet, *, k: int = 16, n_features: int = 50, **kwargs: Any
+        self,
+        acts: Activations | ActivationsSet,
+        *,
+        k: int = 16,
+        n_features: int = 50,
+        rank: str = "specific",
+        include_reserved: bool = False,
+        **kwargs: Any,
     ) -> None:
         if isinstance(acts, ActivationsSet):
             self._rows = list(acts.items)
@@ -90,8 +116,26 @@ class ActivationsWidget(Widget):
         if not self._rows:
             raise ValueError("An ActivationsSet with no texts has nothing to show")
         self.set_trait("k", k)
-        super().__init__(**view_data(self._rows, k, n_features), **kwargs)
+        self._n_features = n_features
+        ranked = Ranked.of(self._rows, rank, include_reserved)
+        super().__init__(
+            **view_data(self._rows, k, n_features, ranked),
+            rank=ranked.rank,  # "activation" where no statistics could be had
+            include_reserved=include_reserved,
+            **kwargs,
+        )
         self.on_msg(self._send_labels)
+
+    @traitlets.observe("include_reserved", "rank")
+    @shows_errors
+    def _rerank(self, _change: dict[str, Any]) -> None:
+        with self.hold_sync():
+            for name, value in self._ranked_data(self.include_reserved).items():
+                setattr(self, name, value)
+
+    def _ranked_data(self, include_reserved: bool) -> dict[str, Any]:
+        ranked = Ranked.of(self._rows, self.rank, include_reserved)
+        return ranked_data(self._rows, self.k, self._n_features, ranked)
 
     @traitlets.validate("selected_feature")
     def _none_for_minus_one(self, proposal: dict[str, Any]) -> int | None:
@@ -131,11 +175,11 @@ class ActivationsWidget(Widget):
 
     def _export_responses(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Offline, selecting a feature of the side list gets its exact column (others: top-k colours)."""
-        replies = {
-            json.dumps(item["feature"]): {"selected_column": self._column(item["feature"])}
-            for item in self.top_features
-        }
-        return {"selected_feature": replies}
+        features = {item["feature"] for item in self.top_features}
+        features |= {item["feature"] for item in self._ranked_data(not self.include_reserved)["top_features"]}
+        replies = {json.dumps(f): {"selected_column": self._column(f)} for f in sorted(features)}
+        toggle = {json.dumps(flag): self._ranked_data(flag) for flag in (False, True)}
+        return {"selected_feature": replies, "include_reserved": toggle}
 
 
 def summary_text(view: ActivationsWidget, n: int = 5) -> str:
@@ -162,7 +206,7 @@ def static_html(view: ActivationsWidget, max_tokens: int = 400) -> str:
         >>> "<script" in static_html(acts.widget())                # doctest: +SKIP
         False
     """
-    strongest = from_binary(view.topk_scale)
+    strongest = from_binary(view.color_values)
     special, top, html_rows, start = set(view.special), view.color_limits[1], [], 0
     for length in view.row_lengths:
         spans = []

@@ -38,7 +38,7 @@ export async function test_renders_tokens_and_feature_list(ctx) {
   assert(!tokens(el)[1].classList.contains("sw-special"), "ordinary token is not special");
   const items = [...el.querySelectorAll("[data-testid=feature-list] .sw-feat")];
   assertEqual(items.map((b) => b.dataset.feature), ["7", "3", "5"], "side list order");
-  assertEqual([...items[0].children].slice(0, 4).map((c) => c.textContent), ["#7", "cats & <b>dogs</b>", "4", "2×"], "feature row");
+  assertEqual([...items[0].children].slice(0, 5).map((c) => c.textContent), ["#7", "cats & <b>dogs</b>", "4", "", "2×"], "feature row (no density known)");
   assert(el.querySelector("b") === null, "a label is text, not HTML");
   assert(el.querySelector("[data-testid=error]").hidden, "no error banner");
 }
@@ -209,4 +209,76 @@ export async function test_compact_entries_decode_to_values(ctx) {
   hover(el.querySelectorAll(".sw-tok")[3]);
   const values = [...el.querySelectorAll("[data-testid=token-detail] .sw-feat")].map((b) => b.children[2].textContent);
   assertEqual(values, ["1", "0.502"], "the strongest is exact, the rest are fractions of it");
+}
+
+// Python ranks: the side list and each token's list come in its order (specific first), each with a density;
+// the default colouring is each token's strongest non-reserved feature (color_values / color_features).
+function ranked(ctx, extra = {}) {
+  const { array } = ctx;
+  return state(ctx, {
+    // t1 lists #3 (1.0, rarer) before #7 (4.0): the order is Python's, not by value
+    topk_features: array([3, 7, 3, 5, 7], "uint16"),
+    topk_values: array([64, 255, 255, 128, 255], "uint8"),
+    topk_scale: array([0, 4, 2, 1, 0], "float32"),
+    topk_counts: array([0, 2, 1, 1, 0], "uint8"),
+    top_features: [
+      { feature: 5, max: 0.5, count: 1, density: 0.0004, score: 9 },
+      { feature: 3, max: 2, count: 2, density: 0.0123, score: 5 },
+      { feature: 7, max: 4, count: 2, density: 0.42, score: 1 },
+    ],
+    densities: { 3: 0.0123, 5: 0.0004, 7: 0.42 },
+    color_values: array([0, 4, 2, 1, 0], "float32"),
+    color_features: array([-1, 7, 3, 5, -1], "int32"),
+    reserved: [0, 1],
+    include_reserved: false,
+    rank: "specific",
+    ...extra,
+  });
+}
+
+export async function test_side_list_keeps_python_order_and_shows_density(ctx) {
+  const { widget, el, fakeModel, assertEqual } = ctx;
+  widget.render({ model: fakeModel(ranked(ctx)), el });
+  const items = [...el.querySelectorAll("[data-testid=feature-list] .sw-feat")];
+  assertEqual(items.map((b) => b.dataset.feature), ["5", "3", "7"], "Python's (specific) order, not by max");
+  assertEqual(items.map((b) => b.querySelector("[data-testid=density]").textContent), ["0.04%", "1.23%", "42%"], "densities");
+  assertEqual(el.querySelector("[data-testid=feature-list-title]").textContent, "Features specific to this text", "title");
+}
+
+export async function test_hover_list_keeps_python_order_with_exact_values_and_density(ctx) {
+  const { widget, el, fakeModel, assertEqual, hover } = ctx;
+  widget.render({ model: fakeModel(ranked(ctx)), el });
+  hover(el.querySelectorAll(".sw-tok")[1]);
+  const rows = [...el.querySelectorAll("[data-testid=token-detail] .sw-feat")];
+  assertEqual(rows.map((b) => b.dataset.feature), ["3", "7"], "token features in Python's order");
+  assertEqual(rows.map((b) => b.children[2].textContent), ["1", "4"], "the largest (not the first) is the exact scale");
+  assertEqual(rows.map((b) => b.querySelector("[data-testid=density]").textContent), ["1.23%", "42%"], "densities");
+  const title = el.querySelector("[data-testid=token-title]").textContent;
+  assertEqual(title.includes("colour: #7 = 4"), true, `the title says which feature colours the token: ${title}`);
+}
+
+export async function test_default_colour_names_the_reserved_features_left_out(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual, cssColour } = ctx;
+  widget.render({ model: fakeModel(ranked(ctx)), el });
+  const status = el.querySelector("[data-testid=status]").textContent;
+  assert(status.includes("strongest feature, reserved #0 #1 left out"), `status: ${status}`);
+  assertEqual(colours(el), ["transparent", orange(64, ctx), orange(32, ctx), orange(16, ctx), "transparent"].map(cssColour), "colours from color_values");
+}
+
+export async function test_reserved_toggle_sets_the_trait_and_follows_python(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual, array } = ctx;
+  const model = fakeModel(ranked(ctx));
+  widget.render({ model, el });
+  const box = el.querySelector("[data-testid=include-reserved]");
+  assert(!box.closest("label").hidden && !box.checked, "toggle shown, off");
+  box.click();
+  assertEqual(model.get("include_reserved"), true, "include_reserved after a click");
+  assertEqual(model.saves, 1, "saved once");
+  // Python answers with lists that include reserved feature 0
+  model.kernelSet("top_features", [{ feature: 0, max: 90, count: 4, density: 0.99, score: 0.01 }]);
+  const items = [...el.querySelectorAll("[data-testid=feature-list] .sw-feat")].map((b) => b.dataset.feature);
+  assertEqual(items, ["0"], "the side list follows Python");
+  assert(!el.querySelector("[data-testid=status]").textContent.includes("left out"), "status no longer says left out");
+  model.kernelSet("reserved", []);
+  assert(box.closest("label").hidden, "no toggle for an SAE without reserved features");
 }

@@ -52,3 +52,12 @@ export async function test_new_rows_keep_the_selection_and_cleanup_unsubscribes(
   assertEqual(model.listenerCount(), 0, "listeners removed");
   assert(!el.querySelector("[data-testid=search-results]"), "view removed");
 }
+
+export async function test_density_shows_as_a_percentage_in_python_order(ctx) {
+  const { widget, el, fakeModel, assertEqual } = ctx;
+  const columns = [{ name: "feature", kind: "int" }, { name: "score", kind: "number" }, { name: "density", kind: "number" },
+    { name: "label", kind: "text" }];
+  widget.render({ model: fakeModel(state({ columns, rows: [[3246, 12.5, 0.0058, ""], [6811, 0.4, 0.74, ""]] })), el });
+  const cells = q(el, "[data-testid=search-row]").map((tr) => [...tr.cells].map((td) => td.textContent));
+  assertEqual(cells, [["3246", "12.5", "0.58%", ""], ["6811", "0.4", "74%", ""]], "density as a % of corpus tokens, rows as sent");
+}

@@ -66,7 +66,7 @@ def test_packed_entries_round_trip_within_quantization(d_sae: int) -> None:
 
 def test_widget_data_matches_the_activations(scope: sw.Scope) -> None:
     acts = scope.activations("The cat sat.\n")
-    view = acts.widget(k=5)
+    view = acts.widget(k=5, rank="activation")
     assert view.k == 5
     assert view.tokens[0] == "<bos>" and view.special == [0] and view.tokens[-1] == "↵\n"
     assert view.row_lengths == [len(acts)]
@@ -77,7 +77,7 @@ def test_widget_data_matches_the_activations(scope: sw.Scope) -> None:
         assert [v for _, v in entries] == pytest.approx(
             [v for _, v in expected], rel=0.01, abs=expected[0][1] / 500 if expected else 0
         )
-    table = acts.top_features(10)
+    table = acts.top_features(10, rank="activation")
     assert [item["feature"] for item in view.top_features[:10]] == table["feature"].tolist()
     assert [item["count"] for item in view.top_features[:10]] == table["n_active"].tolist()
     assert view.color_limits == pytest.approx([0.0, float(acts.values.max())])

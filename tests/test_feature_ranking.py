@@ -1,0 +1,193 @@
+"""Feature statistics and the specific-first ranking (issue 10): the documented score against a brute force
+written here, reserved features hidden and shown, logit search among live features, where statistics come
+from and when they are forgotten."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import scopewidgets as sw
+from scopewidgets.features import FeatureStats, feature_stats, register_feature_stats
+from scopewidgets.features.logit import token_forms
+from scopewidgets.testing import random_sae
+
+pytestmark = pytest.mark.usefixtures("private_cache", "one_torch_thread")
+
+TEXT = "the cat sat on the mat"
+D_SAE = 48
+
+
+def _stats(seed: int = 1, dead: tuple[int, ...] = ()) -> FeatureStats:
+    """Made-up statistics with spread densities (some below the 0.001 floor) and means."""
+    g = torch.Generator().manual_seed(seed)
+    density = 10 ** (-4 * torch.rand(D_SAE, generator=g))  # 1e-4 .. 1
+    density[list(dead)] = 0.0
+    mean = 0.2 + 2 * torch.rand(D_SAE, generator=g)
+    mean[list(dead)] = 0.0
+    return FeatureStats(density, mean * 3, mean, n_tokens=50_000, source="test")
+
+
+def _reserved_sae(model) -> sw.SAE:
+    """A random SAE whose features 0 and 1 are reserved and fire strongly on every token (like the demo's)."""
+    sae = random_sae(model, "resid_post", 1, D_SAE, threshold=0.3)
+    sae.cfg.extra["training"] = {"reserved_direction": True}
+    with torch.no_grad():
+        sae.b_enc[:2] = 50.0
+    return sae
+
+
+@pytest.fixture
+def scope(gemma3):
+    model, tok = gemma3
+    scope = sw.Scope(model, tok, saes=[_reserved_sae(model)])
+    register_feature_stats(scope.sae(), _stats())
+    return scope
+
+
+def brute_force_order(peak: torch.Tensor, stats: FeatureStats, hidden: set[int]) -> list[int]:
+    """The documented score, computed one feature at a time in plain Python."""
+    means = [float(m) for m in stats.mean if m > 0]
+    median = sorted(means)[(len(means) - 1) // 2]
+    floor = max(0.001, 1 / stats.n_tokens)
+    scored = []
+    for f in range(len(peak)):
+        a = float(peak[f])
+        if a <= 0 or f in hidden:
+            continue
+        typical = float(stats.mean[f]) if stats.mean[f] > 0 else median
+        score = (a / typical) ** 2 * math.log(1 / max(float(stats.density[f]), floor))
+        scored.append((-score, f))
+    return [f for _, f in sorted(scored)]
+
+
+def test_top_features_follow_the_documented_score(scope):
+    acts = scope.activations(TEXT)
+    peak = acts.values.max(0).values
+    expected = brute_force_order(peak, scope.feature_stats(), hidden={0, 1})
+    table = acts.top_features(10)
+    assert table.feature.tolist() == expected[:10]
+    assert table.score.is_monotonic_decreasing
+    assert table.density.tolist() == pytest.approx(scope.feature_stats().density[expected[:10]].tolist())
+    assert table.label.tolist() == [""] * len(table)  # never None or NaN
+    raw = acts.top_features(10, rank="activation").feature.tolist()
+    assert raw == [f for f in peak.argsort(descending=True).tolist() if f not in (0, 1)][:10]
+    assert raw != table.feature.tolist()  # the made-up densities reorder them
+
+
+def test_search_at_a_token_follows_the_documented_score(scope):
+    acts = scope.activations(TEXT)
+    rows = [i for i, t in enumerate(acts.tokens) if t == "t"]
+    peak = acts.values[rows].max(0).values
+    found = scope.search(TEXT, token="t", k=6)
+    assert found.features == brute_force_order(peak, scope.feature_stats(), hidden={0, 1})[:6]
+    assert set(found.table.columns) >= {"feature", "score", "density", "label", "token"}
+
+
+def test_reserved_features_are_hidden_by_default_and_shown_on_request(scope):
+    acts = scope.activations(TEXT)
+    assert set(acts.values[1:, :2].flatten().tolist()) != {0.0}  # they do fire, strongly
+    for rank in ("specific", "activation"):
+        assert not {0, 1} & set(acts.top_features(D_SAE, rank=rank).feature)
+        assert not {0, 1} & set(scope.search(TEXT, k=D_SAE, rank=rank).features)
+        assert not {0, 1} & set(scope.compare(TEXT, "a dog ran", k=D_SAE, rank=rank).table.feature)
+    assert acts.top_features(2, rank="activation", include_reserved=True).feature.tolist() == [0, 1]
+    assert {0, 1} <= set(scope.search(TEXT, k=D_SAE, include_reserved=True).features)
+
+
+def test_token_view_hides_reserved_until_toggled(scope):
+    from scopewidgets.widgets._serialize import from_binary
+    from scopewidgets.widgets._tokens import unpack_entries
+
+    view = scope.activations(TEXT).widget(k=8)
+    listed = lambda: set(unpack_entries({n: getattr(view, n) for n in ("feature_table", "topk_features",  # noqa: E731
+                                                                     "topk_values", "topk_scale", "topk_counts")})[0])  # fmt: skip
+    side = lambda: [item["feature"] for item in view.top_features]  # noqa: E731
+    assert view.reserved == [0, 1] and not view.include_reserved
+    assert not {0, 1} & (listed() | set(side()))
+    assert not {0, 1} & set(from_binary(view.color_features).tolist())
+    assert all(item["density"] > 0 for item in view.top_features)
+    assert side() == scope.activations(TEXT).top_features(50).feature.tolist()
+    view.include_reserved = True  # what the toggle sets
+    assert {0, 1} <= listed() and set(from_binary(view.color_features)[1:].tolist()) <= {0, 1}
+    view.include_reserved = False
+    assert not {0, 1} & (listed() | set(side()))
+
+
+def test_logit_search_returns_live_features_only(gemma3):
+    model, tok = gemma3
+    scope = sw.Scope(model, tok, saes=[random_sae(model, "resid_post", 1, D_SAE)])
+    dead = tuple(range(0, D_SAE, 2))
+    register_feature_stats(scope.sae(), _stats(dead=dead))
+    found = scope.search(logit="m", k=D_SAE)
+    assert len(found) == D_SAE - len(dead)
+    assert (found.table.density > 0).all() and not set(dead) & set(found.features)
+    assert found.table.score.is_monotonic_decreasing
+    assert "token 'm'" in found.query
+
+
+def _stub_scope(vocab: dict[str, list[int]]) -> SimpleNamespace:
+    names = {ids[0]: text for text, ids in vocab.items() if len(ids) == 1}
+    return SimpleNamespace(
+        tokenizer=lambda text, add_special_tokens=False: {"input_ids": vocab[text]},
+        token_strings=lambda ids: [names.get(i, f"<{i}>") for i in ids],
+        model=None,
+    )
+
+
+def test_logit_token_forms_handle_the_leading_space():
+    both = _stub_scope({"Paris": [5], " Paris": [9]})
+    assert token_forms(both, "Paris") == ([5, 9], "tokens 'Paris' and ' Paris'")
+    assert token_forms(both, " Paris")[0] == [9]
+    spaced = _stub_scope({"Paris": [1, 2], " Paris": [9]})
+    ids, said = token_forms(spaced, "Paris")
+    assert ids == [9] and "' Paris'" in said and "('Paris' is 2 tokens)" in said
+    split = _stub_scope({"Parisian": [1, 2, 3], " Parisian": [4, 3]})
+    with pytest.raises(ValueError, match=r"'Parisian' is 3 tokens .*' Parisian' is 2 tokens"):
+        token_forms(split, "Parisian")
+
+
+def test_statistics_come_from_the_sae_folder_then_a_pass_after_an_edit(gemma3, tmp_path):
+    model, tok = gemma3
+    folder = sw.save_sae(random_sae(model, "resid_post", 1, D_SAE, threshold=0.3), tmp_path / "sae")
+    shipped = _stats(seed=3)
+    shipped.save(folder / "feature_stats.safetensors")
+    scope = sw.Scope(model, tok, saes=[sw.load_sae(folder)])
+    first = scope.feature_stats()
+    assert first.source.endswith("feature_stats.safetensors") and first.n_tokens == 50_000
+    assert torch.equal(first.density, shipped.density)
+    assert scope.feature_stats() is first  # loaded once
+    with torch.no_grad():
+        scope.sae().W_enc.mul_(1.5)  # the shipped statistics no longer describe these weights
+    second = scope.feature_stats(progress=False)
+    assert second.source.startswith("a pass over") and second.n_tokens > 0
+    fresh = sw.features._sources.run_stats_pass(scope, scope.sae(), n_windows=8, progress=False)
+    assert torch.allclose(second.density, fresh.density) and torch.allclose(second.mean, fresh.mean)
+
+
+def test_a_pass_is_cached_on_disk(gemma3, private_cache):
+    model, tok = gemma3
+    scope = sw.Scope(model, tok, saes=[random_sae(model, "resid_post", 1, D_SAE, threshold=0.3)])
+    computed = feature_stats(scope.sae(), scope, progress=False)
+    assert computed.source.startswith("a pass over")
+    assert computed.density.max() <= 1 and (computed.mean >= 0).all()
+    sw.features.forget_feature_stats(scope.sae())
+    cached = feature_stats(scope.sae(), scope, progress=False)
+    assert str(private_cache) in cached.source and torch.equal(cached.density, computed.density)
+
+
+def test_without_a_scope_or_statistics_ranking_falls_back_with_a_warning(gemma3):
+    model, _ = gemma3
+    sae = random_sae(model, "resid_post", 1, D_SAE, threshold=0.3)
+    values = torch.rand(3, D_SAE)
+    values[0] = 0
+    acts = sw.Activations(tokens=["<bos>", "a", "b"], token_ids=torch.tensor([2, 3, 4]), values=values, sae=sae)
+    with pytest.warns(UserWarning, match="ranked by activation"):
+        table = acts.top_features(3)
+    assert table.feature.tolist() == values.max(0).values.topk(3).indices.tolist()
+    assert table.density.isna().all()
+    with pytest.raises(ValueError, match="rank must be one of"):
+        acts.top_features(3, rank="popular")
