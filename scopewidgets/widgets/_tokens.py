@@ -140,7 +140,8 @@ def labels_of(sae: SAE, features: Iterable[int]) -> dict[str, str]:
         >>> labels_of(acts.sae, [3, 4])                            # doctest: +SKIP
         {'3': 'Paris'}
     """
-    return {str(f): sae.labels[f] for f in map(int, features) if f in sae.labels}
+    found = {f: sae.label(f) for f in map(int, features)}  # hand-written, else automatic
+    return {str(f): text for f, text in found.items() if text}
 
 
 def limits(values: torch.Tensor) -> list[float]:
