@@ -16,11 +16,15 @@ import { createModel, revive } from "./standalone.js";
 const ROW = 26; // px per list row
 const COLUMNS = [["feature", "#"], ["label", "label"], ["density", "density"], ["max", "max"], ["top", "top promoted token"]];
 
-/** Row order for `query` (case-insensitive substring of id, label or top token) sorted by `key`. */
+/** Row order for `query` sorted by `key`: "#123" is that feature alone; other text a case-insensitive
+ * substring of the id, label or top token. */
 export function visibleRows(index, haystack, query, key, descending) {
   const q = query.trim().toLowerCase();
+  const exact = /^#\d+$/.test(q) ? Number(q.slice(1)) : null;
   const rows = [];
-  for (let i = 0; i < index.features.length; i++) if (!q || haystack[i].includes(q)) rows.push(i);
+  for (let i = 0; i < index.features.length; i++) {
+    if (exact !== null ? index.features[i] === exact : !q || haystack[i].includes(q)) rows.push(i);
+  }
   const values = key === "feature" ? index.features : index[key];
   const sign = descending ? -1 : 1;
   const compare = typeof values[0] === "string"
@@ -136,6 +140,7 @@ export function mount(el, index) {
   search.addEventListener("input", refresh);
   list.addEventListener("scroll", drawRows);
   refresh();
+  el.dataset.renderedMs = String(Math.round(performance.now())); // since navigation: the list's first draw
   return { open, refresh };
 }
 
