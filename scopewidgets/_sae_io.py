@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ._validate import ArgumentTypeError
 from .sae import SAE, SAEConfig
 from .sites import hf_hook_point, parse_hf_hook_point, parse_hook
 
@@ -352,6 +353,11 @@ def load_sae(
         >>> sae = sw.load_sae("google/gemma-scope-2b-pt-res", "layer_20/width_16k/canonical")  # doctest: +SKIP
         >>> sae = sw.load_sae("path/to/local/folder")                                        # doctest: +SKIP
     """
+    if not isinstance(repo_or_path, str | os.PathLike):
+        raise ArgumentTypeError(
+            f"repo_or_path must be a local folder or a hub repo id 'owner/name' (str or path), got "
+            f"{type(repo_or_path).__name__}"
+        )
     local = Path(repo_or_path).expanduser()
     if local.exists():
         folder = local / sae_id if sae_id else local

@@ -76,6 +76,11 @@ def text(value: Any, name: str) -> str:
         raise ArgumentTypeError(f"{name} must be a str, got {_kind(value)}{hint}")
     if not value:
         raise ValueError(f"The {name} is empty; give at least one character")
+    return encodable(value, name)
+
+
+def encodable(value: str, name: str) -> str:
+    """`value` itself when UTF-8 can encode it; a lone surrogate raises a `ValueError` saying where."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as err:

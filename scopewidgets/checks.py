@@ -183,6 +183,8 @@ def search(
 
     k = checked.integer(k, "k", minimum=1)
     ranking.check_rank(rank)
+    if logit is not None and query is not None:
+        raise ValueError("search takes a text query or logit=' token', not both")
     if logit is not None and not isinstance(logit, str):
         logit = checked.integer(logit, "logit (a token string or an int token id)")
     if logit is not None:

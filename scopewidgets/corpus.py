@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from . import _corpus_sources as sources
+from ._validate import encodable
 
 DEFAULT_CORPUS = Path(__file__).parent / "data" / "corpus" / "default.jsonl.gz"
 SOURCES = tuple(sources.HELD_OUT_RATE)
@@ -56,7 +57,7 @@ def iter_texts(corpus: Any, text_column: str = "text") -> Iterator[str]:
     for index, text in enumerate(corpus):
         if not isinstance(text, str):
             raise ValueError(f"Corpus item {index} is {type(text).__name__}, expected str")
-        yield text
+        yield encodable(text, f"Corpus item {index}")
 
 
 def iter_token_windows(

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import _validate as checked
 from .corpus import bos_id, token_windows
 from .hooks import capture, patch
 from .sae import SAE
@@ -82,6 +83,8 @@ def evaluate(
     """
     if not saes:
         raise ValueError("evaluate needs at least one SAE")
+    seq_len = checked.integer(seq_len, "seq_len", minimum=2)
+    batch_size = checked.integer(batch_size, "batch_size", minimum=1)
     model, device = scope.model, scope.device
     windows = token_windows(scope.tokenizer, texts, seq_len)
     bos = bos_id(scope.tokenizer)

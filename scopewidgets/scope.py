@@ -80,9 +80,9 @@ class Scope:
 
     # ----------------------------------------------------------------------------------------- SAEs
     def _validate_sae(self, sae: SAE, index: int) -> None:
-        cfg = sae.cfg
         if not isinstance(sae, SAE):
             raise ValueError(f"saes[{index}] is a {type(sae).__name__}, expected scopewidgets.SAE")
+        cfg = sae.cfg
         if cfg.site is None or cfg.layer is None:
             raise ValueError(
                 f"SAE {index} ({cfg.source}) does not say where it reads; load it with "

@@ -48,6 +48,14 @@ BAD = [
     ("dashboards", {"features": [1, "a"]}, r"Feature index must be an int"),
     ("dashboards", {"features": range(10, 0)}, r"No features given"),
     ("dashboard", {"feature": 2.5}, r"Feature index must be an int"),
+    ("search", {"query": TEXT, "logit": 5}, r"a text query or logit=' token', not both"),
+    ("evaluate", {"texts": ["abc def"], "seq_len": 2.5}, r"seq_len must be an int >= 2, got 2.5"),
+    ("evaluate", {"texts": ["abc def"], "batch_size": 0}, r"batch_size=0 is out of range"),
+    (
+        "dashboards",
+        {"features": [1], "corpus": ["ok", "a \ud800 b"]},
+        r"Corpus item 1 holds a lone surrogate",
+    ),
     ("search", {"query": TEXT, "k": 2.5}, r"k must be an int >= 1, got 2.5"),
     ("search", {"query": TEXT, "k": 0}, r"k=0 is out of range"),
     ("search", {"query": b"bytes"}, r"query must be a str, got bytes"),
@@ -96,6 +104,14 @@ def _call(scope, name, kwargs):
 def test_a_bad_argument_is_refused_by_name(scope, name, kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         _call(scope, name, kwargs)
+
+
+def test_load_sae_and_scope_name_a_wrong_kind(scope):
+    for bad in (None, 5):
+        with pytest.raises(TypeError, match="repo_or_path must be a local folder or a hub repo id"):
+            sw.load_sae(bad)
+    with pytest.raises(ValueError, match=r"saes\[1\] is a str, expected scopewidgets.SAE"):
+        sw.Scope(scope.model, scope.tokenizer, saes=[scope.saes[0], "x"])
 
 
 def test_a_wrong_kind_is_both_a_type_error_and_a_value_error(scope):
