@@ -35,7 +35,11 @@ class _ShownAsTokens(Displayable):
         from .widgets.activations import ActivationsWidget
 
         return ActivationsWidget(
-            self, k=k, n_features=n_features, rank=rank, include_reserved=include_reserved  # type: ignore[arg-type]
+            self,
+            k=k,
+            n_features=n_features,
+            rank=rank,
+            include_reserved=include_reserved,  # type: ignore[arg-type]
         )
 
     def _repr_text(self) -> str:
@@ -75,6 +79,15 @@ class Activations(_ShownAsTokens):
     text: str | None = None
     bos_mask: torch.Tensor | None = field(default=None, repr=False)
     stats_source: Callable[[], FeatureStats] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        bad = ~torch.isfinite(self.values)
+        if bool(bad.any()):
+            token, feature = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"The activations hold {int(bad.sum())} NaN/inf value(s) (first: token {token}, feature "
+                f"{feature}); rankings and exports would drop them silently, so they are refused"
+            )
 
     def __len__(self) -> int:
         return len(self.tokens)

@@ -9,7 +9,7 @@ import torch
 
 import scopewidgets as sw
 from scopewidgets import _validate
-from scopewidgets.testing import random_sae, tiny_gemma3
+from scopewidgets.testing import fake_activations, random_sae, tiny_gemma3
 
 pytestmark = pytest.mark.usefixtures("private_cache", "one_torch_thread")
 D_SAE = 32
@@ -139,6 +139,11 @@ def test_activations_of_nan_are_refused_not_dropped():
         sae.threshold[2] = float("nan")
     with pytest.raises(ValueError, match="NaN or inf"):
         scope.activations(TEXT)
+
+
+def test_activations_built_by_hand_refuse_nan():
+    with pytest.raises(ValueError, match=r"1 NaN/inf value\(s\) \(first: token 1, feature 0\)"):
+        fake_activations(["<bos>", "a", "b"], [[0.0, 0.0], [float("nan"), 1.0], [2.0, 0.5]])
 
 
 # ------------------------------------------------------------------------------------- what keeps working
