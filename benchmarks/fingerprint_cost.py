@@ -18,7 +18,7 @@ from scopewidgets import _fingerprint as fp
 from scopewidgets.hooks import run_truncated
 
 
-def _timed(fn, repeats: int = 3) -> float:
+def _timed(fn, repeats: int = 5) -> float:
     fn()  # warm-up (and, for the memo, its first fill)
     best = float("inf")
     for _ in range(repeats):
@@ -42,7 +42,7 @@ def main() -> None:
     site = [(sae.cfg.site, layer)]
     times = {
         "memo check (every call)": _timed(lambda: fp.pass_fingerprint(model, sae)),
-        "full SHA-256 (first call / after an edit)": _timed(lambda: fp._content_hash("", named), 2),
+        "full SHA-256 (first call / after an edit)": _timed(lambda: fp._content_hash("", named), 3),
         "forward 1 x 128": _timed(lambda: run_truncated(model, one, site)),
         "forward 8 x 128": _timed(lambda: run_truncated(model, batch, site)),
     }
