@@ -66,15 +66,15 @@ def _positive(name: str, value: Any, minimum: int = 1) -> int:
     return number
 
 
-def _shard(shard: Any) -> tuple[int, int] | None:
+def _shard(shard: Any, name: str = "shard") -> tuple[int, int] | None:
     """`(rank, world)` as ints with `0 <= rank < world`, or None."""
     if shard is None:
         return None
-    allowed = "shard must be (rank, world): two ints with 0 <= rank < world"
+    allowed = f"{name} must be (rank, world): two ints with 0 <= rank < world"
     if not isinstance(shard, tuple | list) or len(shard) != 2:
         raise checked.ArgumentTypeError(f"{allowed}, got {shard!r}")
-    world = checked.integer(shard[1], "shard's world", minimum=1)
-    return checked.integer(shard[0], "shard's rank", minimum=0, maximum=world - 1), world
+    world = checked.integer(shard[1], f"{name}'s world", minimum=1)
+    return checked.integer(shard[0], f"{name}'s rank", minimum=0, maximum=world - 1), world
 
 
 def build_dashboards(
@@ -99,7 +99,7 @@ def build_dashboards(
     chosen = scope.sae(sae)
     ids = feature_ids(chosen, features)
     if feature_shard is not None:
-        ids = feature_slice(ids, feature_shard)
+        ids = feature_slice(ids, _shard(feature_shard, "feature_shard"))
     _positive("n_bins", n_bins)
     settings = PassSettings(
         seq_len=_positive("seq_len", seq_len, 2),

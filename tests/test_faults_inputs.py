@@ -43,6 +43,8 @@ BAD = [
     ("dashboards", {"features": [1], "shard": (2, 2)}, r"shard's rank=2 is out of range"),
     ("dashboards", {"features": [1], "shard": (0, 2.0)}, r"shard's world must be an int"),
     ("dashboards", {"features": [1], "shard": 3}, r"shard must be \(rank, world\)"),
+    ("dashboards", {"features": [1, 2], "feature_shard": 3}, r"feature_shard must be \(rank, world\)"),
+    ("dashboards", {"features": [1, 2], "feature_shard": (0.5, 2)}, r"feature_shard's rank must be an int"),
     ("dashboards", {"features": [10**30]}, r"Feature 10{30} is out of range|out of range"),
     ("dashboards", {"features": torch.tensor([1.0, 2.0])}, r"int ids"),
     ("dashboards", {"features": [1, "a"]}, r"Feature index must be an int"),
