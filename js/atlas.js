@@ -92,7 +92,8 @@ export function mount(el, index) {
     const shown = [];
     for (let r = first; r < last; r++) {
       const i = rows[r];
-      const cells = [`#${index.features[i]}`, index.label[i], format(100 * index.density[i]) + "%", format(index.max[i]), index.top[i]];
+      const density = index.density[i] == null ? "–" : `${format(100 * index.density[i])}%`;
+      const cells = [`#${index.features[i]}`, index.label[i], density, index.max[i] == null ? "–" : format(index.max[i]), index.top[i]];
       shown.push(h("div", { class: "sw-atlas-row", style: { top: `${r * ROW}px` }, dataset: { feature: index.features[i] }, "data-testid": "atlas-row" },
         cells.map((text) => h("span", {}, text))));
     }

@@ -95,11 +95,13 @@ def save_atlas(dashes: DashboardSet, path: str | Path, progress: bool = True) ->
         warm(dashes.text)
     features, vocab = dashes.features, _Vocabulary()
     bar = tqdm(total=len(features), desc="Atlas", unit="feature", disable=not progress)
+    kept = set(dashes._memo)
     for chunk, start in enumerate(range(0, len(features), CHUNK)):
         states = {f: _feature_state(dashes, f, vocab) for f in features[start : start + CHUNK]}
         text = f"window.SW_ATLAS_CHUNK({chunk}, {script_json(states)});\n"
         (out / "data" / "features" / f"{chunk}.js").write_text(text, encoding="utf-8")
-        dashes._memo.clear()  # memory stays one chunk of dashboards
+        for col in set(dashes._memo) - kept:  # memory stays one chunk of dashboards
+            del dashes._memo[col]
         bar.update(len(states))
     bar.close()
     stats = dashes.rows.stats()
