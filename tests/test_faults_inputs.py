@@ -163,6 +163,10 @@ def test_numpy_and_tensor_integers_count_as_ints(scope):
         np.int64(4), corpus=["some text here"], cache=False, progress=False, shard=(0, 1)
     )
     assert list(dashes.features) == [4]
+    sliced = scope.dashboards(
+        [4, 5], corpus=["some text"], cache=False, progress=False, feature_shard=(np.int64(1), 2)
+    )
+    assert list(sliced.features) == [5]
     out = scope.steer(TEXT, {np.int64(3): np.float32(1.0)}, max_new_tokens=np.int64(2))
     assert len(out.steered_tokens) == 2
 
