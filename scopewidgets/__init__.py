@@ -8,7 +8,7 @@ Example:
 
 __version__ = "0.1.0"
 
-from . import corpus
+from . import corpus, features
 from ._sae_io import load_sae, save_sae
 from .activations import Activations, ActivationsSet
 from .demo import demo, demo_model, demo_sae
@@ -27,6 +27,7 @@ __all__ = [
     "demo",
     "demo_model",
     "demo_sae",
+    "features",
     "label_features",
     "load_sae",
     "save_sae",

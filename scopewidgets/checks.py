@@ -164,8 +164,6 @@ def token_id(scope: Scope, token: str | int) -> int:
     return index
 
 
-
-
 def search(
     scope: Scope,
     query: str | None,

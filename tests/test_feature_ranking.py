@@ -184,7 +184,9 @@ def test_without_a_scope_or_statistics_ranking_falls_back_with_a_warning(gemma3)
     sae = random_sae(model, "resid_post", 1, D_SAE, threshold=0.3)
     values = torch.rand(3, D_SAE)
     values[0] = 0
-    acts = sw.Activations(tokens=["<bos>", "a", "b"], token_ids=torch.tensor([2, 3, 4]), values=values, sae=sae)
+    acts = sw.Activations(
+        tokens=["<bos>", "a", "b"], token_ids=torch.tensor([2, 3, 4]), values=values, sae=sae
+    )
     with pytest.warns(UserWarning, match="ranked by activation"):
         table = acts.top_features(3)
     assert table.feature.tolist() == values.max(0).values.topk(3).indices.tolist()

@@ -46,14 +46,16 @@ def from_evidence(sae: SAE) -> FeatureStats | None:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
-        if "feature_frequencies" not in handle.keys():
+        if "feature_frequencies" not in set(handle.keys()):
             return None
         density = handle.get_tensor("feature_frequencies").double().flatten()
         tokens = handle.get_slice("tokens").get_shape()
         activations = handle.get_slice("activations")
         n_rows = activations.get_shape()[0]
         if n_rows != sae.cfg.d_sae or density.numel() != sae.cfg.d_sae:
-            raise ValueError(f"{path}: evidence covers {n_rows} features but this SAE has d_sae={sae.cfg.d_sae}")
+            raise ValueError(
+                f"{path}: evidence covers {n_rows} features but this SAE has d_sae={sae.cfg.d_sae}"
+            )
         peak, mean = torch.zeros(n_rows), torch.zeros(n_rows)
         for start in range(0, n_rows, 4096):
             chunk = activations[start : start + 4096].float().clamp_min(0)
@@ -75,7 +77,11 @@ def from_evidence(sae: SAE) -> FeatureStats | None:
 def from_dashboards(sae: SAE, scope: Scope) -> FeatureStats | None:
     """From a corpus pass over every feature of `sae` that the scope remembers (`scope.dashboards(None)`)."""
     for dashes in reversed(scope.__dict__.get("_dashboard_sets", [])):
-        if dashes.sae is not sae or len(dashes) != sae.cfg.d_sae or getattr(dashes.rows, "state", None) is None:
+        if (
+            dashes.sae is not sae
+            or len(dashes) != sae.cfg.d_sae
+            or getattr(dashes.rows, "state", None) is None
+        ):
             continue
         stats = dashes.rows.stats()
         return FeatureStats(
@@ -118,7 +124,9 @@ def from_pass(scope: Scope, sae: SAE, *, n_windows: int = 256, progress: bool = 
         try:
             return FeatureStats.load(path, sae.cfg.d_sae)
         except Exception as err:  # a damaged entry is rebuilt, never trusted
-            warnings.warn(f"Feature statistics cache entry {path} is damaged ({err}); rebuilding it", stacklevel=3)
+            warnings.warn(
+                f"Feature statistics cache entry {path} is damaged ({err}); rebuilding it", stacklevel=3
+            )
             path.unlink(missing_ok=True)
     stats = run_stats_pass(scope, sae, n_windows=n_windows, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)

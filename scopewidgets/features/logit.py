@@ -41,7 +41,9 @@ def token_forms(scope: Scope, token: str | int) -> tuple[list[int], str]:
     pieces = {form: scope.tokenizer(form, add_special_tokens=False)["input_ids"] for form in forms}
     used = [form for form in forms if len(pieces[form]) == 1]
     if not used:
-        listed = "; ".join(f"{form!r} is {len(ids)} tokens {scope.token_strings(ids)}" for form, ids in pieces.items())
+        listed = "; ".join(
+            f"{form!r} is {len(ids)} tokens {scope.token_strings(ids)}" for form, ids in pieces.items()
+        )
         raise ValueError(f"Logit search needs a single token: {listed}. Give one of those tokens")
     skipped = [form for form in forms if form not in used]
     said = " and ".join(repr(form) for form in used)

@@ -23,6 +23,7 @@ are left out unless `include_reserved=True`, in both orders.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -39,8 +40,31 @@ def check_rank(rank: str) -> str:
     return rank
 
 
+# statistics -> (typical, rarity), computed once per FeatureStats (rankings then cost one elementwise op)
+_TERMS: weakref.WeakKeyDictionary[FeatureStats, tuple[torch.Tensor, torch.Tensor]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _terms(stats: FeatureStats) -> tuple[torch.Tensor, torch.Tensor]:
+    terms = _TERMS.get(stats)
+    if terms is None:
+        terms = _TERMS[stats] = (_typical(stats), _rarity(stats))
+    return terms
+
+
 def typical_activation(stats: FeatureStats) -> torch.Tensor:
     """`[d_sae]` each feature's mean activation when active; the median of the others where unknown."""
+    return _terms(stats)[0]
+
+
+def rarity(stats: FeatureStats) -> torch.Tensor:
+    """`[d_sae]` `ln(1 / max(density, floor))`, `floor = max(0.001, 1 / n_tokens)`: 0 for a feature firing
+    on every token, at most ln(1000) = 6.9."""
+    return _terms(stats)[1]
+
+
+def _typical(stats: FeatureStats) -> torch.Tensor:
     mean = stats.mean.clone()
     known = torch.isfinite(mean) & (mean > 0)
     fallback = float(mean[known].median()) if bool(known.any()) else 1.0
@@ -51,9 +75,7 @@ def typical_activation(stats: FeatureStats) -> torch.Tensor:
 DENSITY_FLOOR = 1e-3
 
 
-def rarity(stats: FeatureStats) -> torch.Tensor:
-    """`[d_sae]` `ln(1 / max(density, floor))`, `floor = max(0.001, 1 / n_tokens)`: 0 for a feature firing
-    on every token, at most ln(1000) = 6.9."""
+def _rarity(stats: FeatureStats) -> torch.Tensor:
     floor = max(DENSITY_FLOOR, 1.0 / stats.n_tokens if stats.n_tokens > 0 else 0.0)
     return (-torch.log(stats.density.clamp(min=floor))).clamp_min(0.0)
 

@@ -137,7 +137,9 @@ def register_feature_stats(sae: SAE, stats: FeatureStats) -> None:
     if not isinstance(stats, FeatureStats):
         raise TypeError(f"register_feature_stats takes FeatureStats, got {type(stats).__name__}")
     if stats.d_sae != sae.cfg.d_sae:
-        raise ValueError(f"These statistics cover {stats.d_sae} features but the SAE has d_sae={sae.cfg.d_sae}")
+        raise ValueError(
+            f"These statistics cover {stats.d_sae} features but the SAE has d_sae={sae.cfg.d_sae}"
+        )
     _REGISTERED[sae] = stats
 
 

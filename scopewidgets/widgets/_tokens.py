@@ -111,9 +111,7 @@ def unpack_entries(packed: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.n
     return features, values, counts
 
 
-def feature_summary(
-    rows: Sequence[Activations], n: int, ranked: Ranked
-) -> list[dict[str, Any]]:
+def feature_summary(rows: Sequence[Activations], n: int, ranked: Ranked) -> list[dict[str, Any]]:
     """The `n` best features over all rows by `ranked.rank`: `{feature, max, count, density, score}`
     (count = tokens where it fires; density from the SAE's statistics, None when unknown); features that
     never fire, and hidden (reserved) ones, are left out.
@@ -160,7 +158,9 @@ class Ranked:
     include_reserved: bool
 
     @classmethod
-    def of(cls, rows: Sequence[Activations], rank: str = "specific", include_reserved: bool = False) -> Ranked:
+    def of(
+        cls, rows: Sequence[Activations], rank: str = "specific", include_reserved: bool = False
+    ) -> Ranked:
         rank, stats = rows[0]._ranking(rank)
         return cls(rank, stats, tuple(rows[0].sae.reserved_features), bool(include_reserved))
 
@@ -191,7 +191,9 @@ def ranked_data(rows: Sequence[Activations], k: int, n_features: int, ranked: Ra
         torch.cat(parts) for parts in zip(*(ranked_entries(r.values, k, ranked) for r in rows), strict=True)
     )
     summary = feature_summary(rows, n_features, ranked)
-    colour, colour_feature = (torch.cat(parts) for parts in zip(*(default_colour(r.values, ranked) for r in rows), strict=True))
+    colour, colour_feature = (
+        torch.cat(parts) for parts in zip(*(default_colour(r.values, ranked) for r in rows), strict=True)
+    )
     listed = sorted(set(features.tolist()) | {item["feature"] for item in summary})
     known = density_column(ranked.stats, listed)
     return {

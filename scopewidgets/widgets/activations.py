@@ -77,9 +77,9 @@ class ActivationsWidget(Widget):
     reserved = traitlets.List(traitlets.Int(), help="The SAE's reserved features (hidden by default).").tag(
         sync=True
     )
-    include_reserved = traitlets.Bool(False, help="Show reserved features in lists and colours, two-way.").tag(
-        sync=True
-    )
+    include_reserved = traitlets.Bool(
+        False, help="Show reserved features in lists and colours, two-way."
+    ).tag(sync=True)
     rank = traitlets.Enum(
         ["specific", "activation"], "specific", help="Order of the lists: specific first, or raw activation."
     ).tag(sync=True)

@@ -44,6 +44,8 @@ def test_side_list_shows_density_and_no_reserved_feature(offline_page: Recorder,
     assert "reserved #0 #1 left out" in status, status
 
     page.click("[data-testid=include-reserved]")  # offline, the page holds Python's answer for the toggle
-    page.wait_for_function("document.querySelector(\"[data-testid=feature-list] [data-feature='0']\") !== null")
+    page.wait_for_function(
+        "document.querySelector(\"[data-testid=feature-list] [data-feature='0']\") !== null"
+    )
     assert "left out" not in page.locator("[data-testid=status]").text_content()
     assert offline_page.non_local_requests() == [] and offline_page.page_errors == []

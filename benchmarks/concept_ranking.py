@@ -1,0 +1,315 @@
+"""Which ranking score surfaces concept features? Compared on held-out concept sentences, real demo.
+
+For 12 word classes (cities, countries, months, colours, family words, numbers, weekdays, animals, body
+parts, food, professions, metals) this script:
+
+1. finds each class's *concept features* on probe sentences (templates filled with 8 words of the class):
+   features firing on the class word in at least half of the class's probes, and at least 4 times as
+   often as on the other classes' words on average (so a "place name" feature counts for cities and for
+   countries, a "time" feature for months and weekdays, but a feature firing on most nouns counts for none);
+2. on held-out test sentences (written here, not from the corpus; other words of the class), ranks the
+   features firing at the class word (`scope.search(text, token=word)`) with each score variant and counts
+   the classes whose top 3 holds a concept feature of that class, and whose first row is one.
+
+Reserved features are left out for every variant except "raw + reserved" (what the package showed before).
+Prints one table; the primary figure is the first test sentence of each class (12), then all 36.
+
+    python benchmarks/concept_ranking.py
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import time
+
+import torch
+
+import scopewidgets as sw
+from scopewidgets.features import ranking
+
+CLASSES = {
+    "cities": "Paris London Rome Tokyo Berlin Madrid Vienna Moscow Chicago Dublin Athens Boston",
+    "countries": "France Germany Italy Spain Japan China Russia Canada Mexico Egypt Poland Greece",
+    "months": "January February March April June July August September October November December",
+    "colours": "red blue green yellow purple black white brown pink grey orange",
+    "family": "mother father brother sister uncle aunt cousin son daughter wife husband",
+    "numbers": "two three four five six seven eight nine ten twelve twenty",
+    "weekdays": "Monday Tuesday Wednesday Thursday Friday Saturday Sunday",
+    "animals": "dog cat horse cow sheep lion tiger wolf bear rabbit fox",
+    "body": "hand arm leg foot head eye nose mouth ear finger knee",
+    "food": "bread cheese apple butter rice soup meat milk potato egg cake",
+    "professions": "doctor lawyer teacher farmer soldier priest nurse engineer sailor baker judge",
+    "metals": "gold silver iron copper steel lead tin bronze brass zinc",
+}
+PROBE_TEMPLATES = {
+    "cities": [
+        "Last summer we travelled to {} by train.",
+        "She was born in {} and never left it.",
+        "The mayor of {} spoke to the crowd.",
+        "Many tourists visit {} every year.",
+    ],
+    "countries": [
+        "The king of {} signed the treaty.",
+        "Trade with {} grew after the war.",
+        "He served as ambassador to {} for ten years.",
+        "The people of {} voted again.",
+    ],
+    "months": [
+        "The meeting was held in {} last year.",
+        "Her birthday falls in {}.",
+        "Snow came early that {}.",
+        "The ship sailed on the third of {}.",
+    ],
+    "colours": [
+        "She wore a {} dress to the dance.",
+        "The walls were painted {}.",
+        "He picked the {} one from the box.",
+        "The sky turned {} at dusk.",
+    ],
+    "family": [
+        "My {} lives in a small town.",
+        "Her {} came to visit on Sunday.",
+        "He wrote a long letter to his {}.",
+        "The {} laughed at the old story.",
+    ],
+    "numbers": [
+        "There were {} men in the boat.",
+        "She waited {} hours at the station.",
+        "We bought {} loaves of bread.",
+        "The house had {} windows facing the sea.",
+    ],
+    "weekdays": [
+        "The shop is closed on {}.",
+        "We will meet again next {}.",
+        "Every {} he walks to the market.",
+        "The letter arrived on {} morning.",
+    ],
+    "animals": [
+        "The {} ran across the field.",
+        "A small {} slept by the fire.",
+        "The farmer sold his {} at the fair.",
+        "We saw a {} near the river.",
+    ],
+    "body": [
+        "He hurt his {} when he fell.",
+        "She raised her {} slowly.",
+        "The doctor looked at his {}.",
+        "A cold wind stung my {}.",
+    ],
+    "food": [
+        "We had {} for breakfast.",
+        "She bought some {} at the market.",
+        "The {} was still warm on the table.",
+        "He did not like the {} at all.",
+    ],
+    "professions": [
+        "The {} arrived early in the morning.",
+        "Her brother became a {} last year.",
+        "The old {} told us what to do.",
+        "Every village needs a good {}.",
+    ],
+    "metals": [
+        "The ring was made of {}.",
+        "They mined {} in the hills.",
+        "The price of {} rose again.",
+        "A heavy {} box stood by the door.",
+    ],
+}
+TESTS = {
+    "cities": [
+        "After the long war the army finally marched into Athens.",
+        "The train from Dublin was late again this morning.",
+        "Her brother studied medicine in Boston for five years.",
+    ],
+    "countries": [
+        "The trade agreement between the two empires gave Poland new ports.",
+        "Olive groves cover the hills of Greece.",
+        "The president of Egypt visited the capital.",
+    ],
+    "months": [
+        "The harvest festival always begins in October.",
+        "By November the roads were covered in mud.",
+        "We planned the wedding for December.",
+    ],
+    "colours": [
+        "Her hat had a bright pink ribbon.",
+        "The old coat had faded to grey.",
+        "He peeled an orange and shared it.",
+    ],
+    "family": [
+        "The farmer's wife sold butter at the market.",
+        "His daughter taught at the village school.",
+        "She met her husband at a concert.",
+    ],
+    "numbers": [
+        "The committee has ten members.",
+        "The journey took twelve days by coach.",
+        "About twenty soldiers guarded the bridge.",
+    ],
+    "weekdays": [
+        "The market opens every Friday at dawn.",
+        "We went fishing on Saturday.",
+        "Church bells ring on Sunday.",
+    ],
+    "animals": [
+        "A rabbit hid under the hedge in the garden.",
+        "The brown bear caught a fish.",
+        "A fox crept into the henhouse.",
+    ],
+    "body": [
+        "The boxer broke his finger in the fight.",
+        "She scraped her knee on the stones.",
+        "He had a ringing in his ear.",
+    ],
+    "food": [
+        "For dessert she baked a cake.",
+        "He cracked an egg into the pan.",
+        "The soup needed more salt and a potato.",
+    ],
+    "professions": [
+        "The baker opened his shop before sunrise.",
+        "An old sailor told stories at the inn.",
+        "The judge read the sentence aloud.",
+    ],
+    "metals": [
+        "The bell was cast in bronze.",
+        "The door handle was polished brass.",
+        "Roofs in the town were made of zinc.",
+    ],
+}
+
+
+def variants(stats: sw.features.FeatureStats) -> dict[str, object]:
+    typical = ranking.typical_activation(stats)
+    plain = -torch.log(stats.density.clamp(min=1.0 / stats.n_tokens))  # ln(1/d), no 0.001 floor
+    floored = ranking.rarity(stats)  # ln(1/max(d, 0.001))
+    top = stats.max.clamp_min(1e-6)
+    return {
+        "raw activation + reserved (before)": lambda a: a,
+        "raw activation": lambda a: a,
+        "baseline a * ln(1/d)": lambda a: a * plain,
+        "a * ln(1/max(d, 0.001))": lambda a: a * floored,
+        "ln(1 + a/typical) * ln(1/d)": lambda a: torch.log1p(a / typical) * plain,
+        "ln(1 + a/typical) * ln(1/max(d, 0.001))": lambda a: torch.log1p(a / typical) * floored,
+        "(a/typical) * ln(1/max(d, 0.001))": lambda a: (a / typical) * floored,
+        "ln(1 + a/max) * ln(1/d)": lambda a: torch.log1p(a / top) * plain,
+        "(a/typical)^2 * ln(1/d)": lambda a: (a / typical) ** 2 * plain,
+        "default: (a/typical)^2 * ln(1/max(d, 0.001))": lambda a: ranking.specificity(a, stats),
+    }
+
+
+def token_vector(scope: sw.Scope, text: str, word: str) -> torch.Tensor:
+    acts = scope.activations(text)
+    rows = [i for i, t in enumerate(acts.tokens) if t == " " + word]
+    if not rows:
+        raise ValueError(f"{word!r} is not a token of {text!r}: {acts.tokens}")
+    return acts.values[rows].max(dim=0).values
+
+
+def concept_features(scope: sw.Scope) -> dict[str, set[int]]:
+    fires = {}
+    for name, words in CLASSES.items():
+        probe_words = words.split()[:-3]
+        templates = PROBE_TEMPLATES[name]
+        probes = [templates[i % len(templates)].format(w) for i, w in enumerate(probe_words)]
+        probes += [templates[(i + 1) % len(templates)].format(w) for i, w in enumerate(probe_words)][
+            : max(0, 8 - len(probes))
+        ]
+        vectors = [token_vector(scope, p, w) for p, w in zip(probes, probe_words * 2, strict=False)]
+        fires[name] = (torch.stack(vectors) > 0).float().mean(dim=0)
+    concepts = {}
+    for name, rate in fires.items():
+        others = torch.stack([r for n, r in fires.items() if n != name]).mean(dim=0)
+        concepts[name] = set(torch.nonzero((rate >= 0.5) & (rate >= 4 * others)).flatten().tolist())
+    return concepts
+
+
+def test_word(name: str, sentence: str) -> str:
+    words = set(CLASSES[name].split()[-3:])
+    found = [w.strip(".,'") for w in sentence.split() if w.strip(".,'") in words]
+    if not found:
+        raise ValueError(f"No held-out {name} word in {sentence!r}")
+    return found[0]
+
+
+def main() -> None:
+    scope = sw.demo()
+    sae = scope.sae()
+    stats = scope.feature_stats()
+    concepts = concept_features(scope)
+    reserved = torch.tensor(sae.reserved_features, dtype=torch.long)
+    scores = variants(stats)
+    hits = {v: {"top3_first": 0, "first_first": 0, "top3_all": 0, "first_all": 0} for v in scores}
+    examples = []
+    for name, sentences in TESTS.items():
+        for j, sentence in enumerate(sentences):
+            a = token_vector(scope, sentence, test_word(name, sentence))
+            for variant, score in scores.items():
+                s = score(a).clone()
+                s[a <= 0] = -float("inf")
+                if not variant.endswith("(before)") and len(reserved):
+                    s[reserved] = -float("inf")
+                top3 = [
+                    f
+                    for f in torch.sort(s, descending=True, stable=True).indices[:3].tolist()
+                    if s[f] > -1e30
+                ]
+                in3, first = bool(set(top3) & concepts[name]), bool(top3 and top3[0] in concepts[name])
+                hits[variant]["top3_all"] += in3
+                hits[variant]["first_all"] += first
+                if j == 0:
+                    hits[variant]["top3_first"] += in3
+                    hits[variant]["first_first"] += first
+                if variant.startswith("default") and j == 0:
+                    examples.append(f"  {name:12s} {top3} concept features: {len(concepts[name])}")
+    timing = measure_cost(scope)
+    print(
+        f"# concept ranking, {platform.node()} ({platform.processor() or platform.machine()}), "
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
+    )
+    print(f"statistics: {stats.source} ({stats.n_tokens:,} tokens)")
+    print("| score | top 3 (12 first sentences) | first row (12) | top 3 (all 36) | first row (36) |")
+    print("|---|---|---|---|---|")
+    for variant, h in hits.items():
+        print(
+            f"| {variant} | {h['top3_first']}/12 | {h['first_first']}/12 | {h['top3_all']}/36 | {h['first_all']}/36 |"
+        )
+    print("default top 3 per class (first sentence):")
+    print("\n".join(examples))
+    print(timing)
+
+
+def _median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[repeats // 2] * 1e3
+
+
+def measure_cost(scope: sw.Scope, repeats: int = 21) -> str:
+    """Median times of `scope.activations(text)`, of `.top_features(10)` ranked "specific" and ranked
+    "activation" on its result, and of the score + sort alone (statistics already loaded, as after the
+    first ranking of a session); with torch's default threads and with one thread."""
+    text = "The Eiffel Tower is in Paris, the capital of France."
+    acts = scope.activations(text)
+    acts.top_features(10)  # statistics loaded once
+    stats, peak = acts.stats, acts.values.max(dim=0).values
+    lines = []
+    for threads in (torch.get_num_threads(), 1):
+        torch.set_num_threads(threads)
+        base = _median_ms(lambda: scope.activations(text), repeats)
+        specific = _median_ms(lambda: acts.top_features(10), repeats)
+        raw = _median_ms(lambda: acts.top_features(10, rank="activation"), repeats)
+        score = _median_ms(lambda: ranking.top_features(peak, stats, 10, reserved=(0, 1)), repeats)
+        lines.append(
+            f"{threads} torch thread(s), median of {repeats}: scope.activations {base:.1f} ms; top_features(10) "
+            f"rank='specific' {specific:.2f} ms, rank='activation' {raw:.2f} ms; score + sort alone {score:.3f} ms"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
