@@ -126,3 +126,15 @@ def test_a_corpus_still_wins_over_the_file(tmp_path, model_and_tokens):
     dashes = scope.dashboards([0, 1], corpus=tokens, cache=False, progress=False)
     assert dashes.rows.source == "corpus pass"
     assert np.isfinite(dashes[0].mean_activation)
+
+
+def test_feature_statistics_come_from_the_file(tmp_path, model_and_tokens):
+    """Rankings need no pass: density from `feature_frequencies`, max and mean from the listed activations."""
+    scope, tensors, _ = scope_with_evidence(tmp_path, model_and_tokens)
+    stats = scope.feature_stats()
+    assert "feature_frequencies" in stats.source and stats.n_tokens == 14 * 20
+    assert torch.equal(stats.density, tensors["feature_frequencies"])
+    listed = tensors["activations"]
+    assert torch.allclose(stats.max, listed.max(1).values)
+    means = [float(row[row > 0].mean()) if (row > 0).any() else 0.0 for row in listed]
+    assert stats.mean.tolist() == pytest.approx(means, rel=1e-6)

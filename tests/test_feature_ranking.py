@@ -193,3 +193,15 @@ def test_without_a_scope_or_statistics_ranking_falls_back_with_a_warning(gemma3)
     assert table.density.isna().all()
     with pytest.raises(ValueError, match="rank must be one of"):
         acts.top_features(3, rank="popular")
+
+
+def test_statistics_come_from_a_dashboard_pass_over_every_feature(gemma3):
+    model, tok = gemma3
+    scope = sw.Scope(model, tok, saes=[random_sae(model, "resid_post", 1, D_SAE, threshold=0.3)])
+    dashes = scope.dashboards(
+        None, corpus=["the cat sat on the mat", "a dog ran"] * 4, seq_len=16, cache=False
+    )
+    stats = scope.feature_stats()
+    assert stats.source == "a dashboard pass over every feature"
+    assert stats.density.tolist() == pytest.approx([dashes[f].density for f in range(D_SAE)])
+    assert stats.max.tolist() == pytest.approx([dashes[f].max_activation for f in range(D_SAE)])
