@@ -2,7 +2,8 @@
 
 Prints, for the real Gemma 3 270M and the demo SAE: the memo check (signatures + content probe, paid on every
 `scope.dashboards(...)` call), a full SHA-256 of what the pass reads (paid once, and again after an edit),
-and one forward stopped after the SAE's layer (1 window and a default CPU batch of 8), as ratios.
+and one forward stopped after the SAE's layer (1 window and a default CPU batch of 8), as ratios of CPU
+time (best of 5; on a shared machine wall time is mostly other processes).
 
     python benchmarks/fingerprint_cost.py
 """
@@ -19,12 +20,13 @@ from scopewidgets.hooks import run_truncated
 
 
 def _timed(fn, repeats: int = 5) -> float:
+    """Best CPU time (all threads) of `repeats` calls: on a shared machine it varies far less than wall time."""
     fn()  # warm-up (and, for the memo, its first fill)
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best
 
 
@@ -50,7 +52,7 @@ def main() -> None:
     print(f"pass reads {n_read / 1e6:.0f}M of {n_all / 1e6:.0f}M parameters (layer {layer})")
     base = times["forward 1 x 128"]
     for name, seconds in times.items():
-        print(f"{name:45s} {seconds * 1e3:8.1f} ms  {seconds / base:6.2f} x forward 1 x 128")
+        print(f"{name:45s} {seconds * 1e3:8.1f} ms CPU  {seconds / base:6.2f} x forward 1 x 128")
 
 
 if __name__ == "__main__":
