@@ -33,6 +33,7 @@ import { offsets, unpack } from "./lib/array.js";
 import { format, scale } from "./lib/color.js";
 import { h, replaceChildren } from "./lib/dom.js";
 import { errorBanner, guarded } from "./lib/error.js";
+import { fontOf, shownText } from "./lib/glyphs.js";
 
 const DATA_TRAITS = ["tokens", "row_lengths", "special", "feature_table", "topk_features", "topk_values", "topk_scale", "topk_counts", "color_values", "color_features"];
 
@@ -131,7 +132,7 @@ function featureButton(model, label, feature, value, count, density) {
 
 // One block per text line (split after tokens that end in a newline): small blocks lay out faster than one
 // long inline run, and blocks scrolled out of view skip layout and paint (content-visibility in the CSS).
-function tokenRows(data, special) {
+function tokenRows(data, special, font) {
   const fragment = document.createDocumentFragment();
   let i = 0;
   data.rowLengths.forEach((length, r) => {
@@ -143,7 +144,7 @@ function tokenRows(data, special) {
       const span = document.createElement("span");
       span.className = special.has(i) ? "sw-tok sw-special" : "sw-tok";
       span.dataset.i = i;
-      span.textContent = data.tokens[i];
+      span.textContent = shownText(data.tokens[i], font); // a glyph no font has: its code point
       line.appendChild(span);
       if (data.tokens[i].endsWith("\n") && i < end - 1) line = row.appendChild(h("div", { class: "sw-line" }));
     }
@@ -251,7 +252,7 @@ function render({ model, el }) {
     data = readData(model);
     pinned = shown = null;
     tokensEl.textContent = "";
-    tokensEl.appendChild(data.tokens.length ? tokenRows(data, new Set(model.get("special") ?? [])) : h("div", { class: "sw-empty" }, "No tokens"));
+    tokensEl.appendChild(data.tokens.length ? tokenRows(data, new Set(model.get("special") ?? []), fontOf(tokensEl)) : h("div", { class: "sw-empty" }, "No tokens"));
     spans = Array.from(tokensEl.querySelectorAll(".sw-tok"));
     drawFeatureList();
     recolour();

@@ -282,3 +282,9 @@ export async function test_reserved_toggle_sets_the_trait_and_follows_python(ctx
   model.kernelSet("reserved", []);
   assert(box.closest("label").hidden, "no toggle for an SAE without reserved features");
 }
+
+export async function test_a_token_no_font_can_draw_shows_its_code_point(ctx) {
+  const { widget, el, fakeModel, assertEqual } = ctx;
+  widget.render({ model: fakeModel(state(ctx, { tokens: ["<bos>", "The", "\u{10FFFD}", "cat", "↵\n"] })), el });
+  assertEqual(tokens(el).map((t) => t.textContent), ["<bos>", "The", "⟨U+10FFFD⟩", "cat", "↵\n"], "code point, not a box");
+}
