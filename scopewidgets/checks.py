@@ -40,8 +40,17 @@ class _Table:
 
     def _repr_html_(self) -> str:
         """4 significant digits ("-3e-08", never "-0.000000"); a value not computed shows "–", not NaN."""
-        shown = self.to_dataframe().to_html(max_rows=40, float_format=lambda v: f"{v:.4g}", na_rep="–")
+        shown = self.to_dataframe().to_html(max_rows=40, float_format=_significant, na_rep="–")
         return f"<b>{type(self).__name__}</b>" + shown
+
+    def __repr__(self) -> str:
+        """The text form (the notebook's text/plain): the table as `_repr_html_` shows it."""
+        shown = self.to_dataframe().to_string(max_rows=40, float_format=_significant, na_rep="–")
+        return f"{type(self).__name__}\n{shown}"
+
+
+def _significant(value: float) -> str:
+    return f"{value:.4g}"
 
     def __len__(self) -> int:
         return len(self.table)
@@ -82,7 +91,7 @@ class SearchResult(Displayable, _Table):
         return self._repr_html_()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # the table's own text form (_Table.__repr__)
 class AblationResult(_Table):
     """Next-token probabilities before and after zeroing features: `token`, `p_clean`, `p_ablated`, `delta`."""
 
@@ -99,7 +108,7 @@ class AblationResult(_Table):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # the table's own text form (_Table.__repr__)
 class Attribution(_Table):
     """Gradient x activation of each feature on a target logit, with exact ablation effects for the top few.
 
@@ -122,7 +131,7 @@ class Attribution(_Table):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # the table's own text form (_Table.__repr__)
 class Comparison(_Table):
     """Features that differ most between two prompts: `feature`, `a`, `b` (max activations), `difference`
     (`b - a`), `score` (the ranking's difference: specificity of b minus that of a, or `b - a` with

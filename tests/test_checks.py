@@ -157,3 +157,7 @@ def test_tables_never_show_minus_zero_or_nan() -> None:
     html = result._repr_html_()
     assert "-0.0" not in html and "NaN" not in html and "nan" not in html
     assert "<td>-3e-08</td>" in html and "<td>1.235</td>" in html and "<td>–</td>" in html
+    from IPython.lib.pretty import pretty
+
+    text = pretty(result)  # what the notebook shows as text/plain
+    assert text.startswith("Comparison\n") and "NaN" not in text and "-0.0" not in text and "-3e-08" in text
