@@ -123,7 +123,7 @@ def test_logit_search_returns_live_features_only(gemma3):
     dead = tuple(range(0, D_SAE, 2))
     register_feature_stats(scope.sae(), _stats(dead=dead))
     found = scope.search(logit="m", k=D_SAE)
-    assert len(found) == D_SAE - len(dead)
+    assert len(found.table) == D_SAE - len(dead)
     assert (found.table.density > 0).all() and not set(dead) & set(found.features)
     assert found.table.score.is_monotonic_decreasing
     assert "token 'm'" in found.query

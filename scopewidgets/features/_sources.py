@@ -75,8 +75,11 @@ def from_evidence(sae: SAE) -> FeatureStats | None:
 
 
 def from_dashboards(sae: SAE, scope: Scope) -> FeatureStats | None:
-    """From a corpus pass over every feature of `sae` that the scope remembers (`scope.dashboards(None)`)."""
-    for dashes in reversed(scope.__dict__.get("_dashboard_sets", [])):
+    """From a corpus pass over every feature of `sae` that the scope remembers (`scope.dashboards(None)`)
+    and that is still valid for the current weights."""
+    from .._dashboard_api import remembered
+
+    for dashes in remembered(scope, sae):
         if (
             dashes.sae is not sae
             or len(dashes) != sae.cfg.d_sae
@@ -103,13 +106,13 @@ def cache_folder() -> Path:
 
 
 def _cache_key(scope: Scope, sae: SAE, n_windows: int) -> str:
-    from .. import _dashboard_cache as fingerprints
+    from .._dashboard_cache import tokenizer_fingerprint
+    from .._fingerprint import pass_fingerprint
 
     parts = {
         "format": FORMAT,
-        "model": fingerprints.model_fingerprint(scope.model),
-        "sae": fingerprints.sae_fingerprint(sae),
-        "tokenizer": fingerprints.tokenizer_fingerprint(scope.tokenizer),
+        "weights": pass_fingerprint(scope.model, sae),  # the model up to the SAE's layer, and the SAE
+        "tokenizer": tokenizer_fingerprint(scope.tokenizer),
         "corpus": "default",
         "n_windows": n_windows,
         "seq_len": SEQ_LEN,
