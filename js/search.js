@@ -12,19 +12,20 @@ import "./search.css";
 import { format } from "./lib/color.js";
 import { h, replaceChildren } from "./lib/dom.js";
 import { errorBanner, guarded } from "./lib/error.js";
+import { fontOf, shownText } from "./lib/glyphs.js";
 
-function cellText(value, kind, name) {
+function cellText(value, kind, name, font) {
   if (value == null) return "";
   if (name === "density") return `${format(100 * value)}%`; // fraction of corpus tokens where it fires
   if (kind === "number") return format(value);
-  return String(value);
+  return shownText(String(value), font); // a glyph no font has: its code point
 }
 
-function tableView(columns, rows) {
+function tableView(columns, rows, font) {
   const head = h("tr", {}, columns.map(({ name, kind }) => h("th", { class: `sw-search-${kind}` }, name)));
   const body = rows.map((row) => h("tr", { class: "sw-search-row", tabindex: 0, "data-testid": "search-row",
     dataset: { feature: row[0] }, "aria-selected": "false" },
-  row.map((value, c) => h("td", { class: `sw-search-${columns[c].kind}` }, cellText(value, columns[c].kind, columns[c].name)))));
+  row.map((value, c) => h("td", { class: `sw-search-${columns[c].kind}` }, cellText(value, columns[c].kind, columns[c].name, font)))));
   return h("table", { class: "sw-search-table" }, h("thead", {}, head), h("tbody", {}, body));
 }
 
@@ -48,7 +49,7 @@ function render({ model, el }) {
     const query = model.get("query");
     caption.textContent = `${rows.length} feature${rows.length === 1 ? "" : "s"}${query ? ` for ${query}` : ""}` +
       (rows.length ? " · click a row to select it" : "");
-    replaceChildren(body, rows.length ? tableView(columns, rows) : h("div", { class: "sw-empty" }, "No feature found"));
+    replaceChildren(body, rows.length ? tableView(columns, rows, fontOf(body)) : h("div", { class: "sw-empty" }, "No feature found"));
     mark();
   });
   const select = (row) => {

@@ -61,3 +61,9 @@ export async function test_density_shows_as_a_percentage_in_python_order(ctx) {
   const cells = q(el, "[data-testid=search-row]").map((tr) => [...tr.cells].map((td) => td.textContent));
   assertEqual(cells, [["3246", "12.5", "0.58%", ""], ["6811", "0.4", "74%", ""]], "density as a % of corpus tokens, rows as sent");
 }
+
+export async function test_a_token_no_font_can_draw_shows_its_code_point(ctx) {
+  const { widget, el, fakeModel, assertEqual } = ctx;
+  widget.render({ model: fakeModel(state({ rows: [[7, 2.5, "\u{10FFFD}", "ok"]] })), el });
+  assertEqual([...el.querySelector("[data-testid=search-row]").cells].map((td) => td.textContent), ["7", "2.5", "⟨U+10FFFD⟩", "ok"], "cells");
+}
