@@ -135,6 +135,7 @@ function drawResult(columns, result) {
 function render({ model, el }) {
   const banner = errorBanner(model);
   const promptBox = h("textarea", { class: "sw-steer-promptbox", rows: 2, "data-testid": "prompt",
+    placeholder: "A prompt to complete, e.g. I think that",
     onchange: (e) => commit(model, "prompt", e.target.value) });
   const settings = settingsRow(model);
   const features = h("div", { class: "sw-steer-features", "data-testid": "features" });
