@@ -8,9 +8,10 @@
   frequent first (ties: the stronger example first); a whitespace token reads `(newline)`, `(space)`...
 - right of the arrow, the tokens its decoder direction promotes most: `w_dec[f]` through the final norm's
   gain and the unembedding (`core` logit effects), for ALL features in one chunked matrix product with a
-  running top-k. Only word-start tokens (a space then letters) that occur in the pass's example windows
-  compete, so words the corpus uses win over subword pieces of the 262k vocabulary; where too few such
-  tokens exist (tiny vocabularies) every token seen in the windows competes.
+  running top-k. Only whole words of the corpus compete: tokens of the pass's example windows that start
+  a word (a space then letters) and mostly end it there (the next token is not a letter-initial piece),
+  so ` Paris` wins over subword pieces such as ` conn` of the 262k vocabulary; where too few such tokens
+  exist (tiny vocabularies) every token seen in the windows competes.
 
 A feature with no example gets `(never fires on the corpus)`. Labels are plain strings, never NaN.
 Hand-written labels (`labels.json`) win over automatic ones (`auto_labels.json`): see `SAE.label_source`.
@@ -66,11 +67,11 @@ def label_features(
     dashes = source if isinstance(source, DashboardSet) else _pass(source, features, corpus)
     ids = dashes.rows.features if features is None else torch.tensor(sorted({int(f) for f in features}))
     cols = torch.tensor([dashes._column(int(f)) for f in ids.tolist()], dtype=torch.long)
-    focus, seen = _focus_tokens(dashes, cols)
+    focus, windows = _focus_tokens(dashes, cols)
     text = _Decoder(dashes.scope.tokenizer)
     fired = [_fired_names(row, text, n_fired) for row in focus.tolist()]
     promoted_ids = promoted_tokens(
-        dashes.scope.model, dashes.sae, ids, candidates(seen, text), 4 * n_promoted, chunk
+        dashes.scope.model, dashes.sae, ids, candidates(windows, text), 4 * n_promoted, chunk
     )
     labels = {}
     for feature, names, promotes in zip(ids.tolist(), fired, promoted_ids.tolist(), strict=True):
@@ -87,7 +88,7 @@ def _pass(scope: Scope, features: Any, corpus: Any) -> DashboardSet:
 
 def _focus_tokens(dashes: DashboardSet, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """`[n, n_examples]` focus token ids of each column's top examples, strongest first (-1: no example),
-    and the unique ids of every example window of the pass (the tokens the corpus shows)."""
+    and every top example window of the pass `[N, W]` (the corpus as the pass saw it; -1 pads)."""
     state = dashes.state
     if state is not None:
         entries, k = state.top.entries, state.settings.n_examples
@@ -97,17 +98,16 @@ def _focus_tokens(dashes: DashboardSet, cols: torch.Tensor) -> tuple[torch.Tenso
         order = value[cols].argsort(dim=1, descending=True, stable=True)
         focus = ids[cols, :, context].long().gather(1, order)
         focus = focus.masked_fill(value[cols].gather(1, order) == -torch.inf, -1)
-        seen = ids[ids >= 0].unique().long()
-        return focus, seen
+        return focus, entries.ids.cpu().long()
     examples = [dashes.rows.examples(int(c), dashes.scope.token_strings) for c in cols.tolist()]
     width = max((len(e) for e in examples), default=0)
     focus = torch.full((len(examples), max(width, 1)), -1, dtype=torch.long)
     for row, found in enumerate(examples):
         for j, example in enumerate(found):
             focus[row, j] = int(example.token_ids[example.focus])
-    windows = [e.token_ids for found in examples for e in found]
-    seen = torch.cat(windows).unique().long() if windows else torch.zeros(0, dtype=torch.long)
-    return focus, seen
+    windows = [e.token_ids.long() for found in examples for e in found]
+    padded = torch.nn.utils.rnn.pad_sequence(windows, batch_first=True, padding_value=-1) if windows else None
+    return focus, padded if padded is not None else torch.full((0, 1), -1, dtype=torch.long)
 
 
 class _Decoder:
@@ -163,18 +163,35 @@ def _distinct(names: Any, n: int) -> list[str]:
     return out
 
 
-def candidates(seen: torch.Tensor, text: Any) -> torch.Tensor:
-    """The token ids that may be promoted in a label: the word-start tokens (a space, then two or more
-    letters) among `seen`; all of `seen` when fewer than 256 of them are words.
+def candidates(windows: torch.Tensor, text: Any) -> torch.Tensor:
+    """The token ids that may be promoted in a label: the whole words among the tokens of `windows`
+    (`[N, W]`, -1 pads), i.e. tokens that start a word (a space, then two or more letters) and, in most
+    of their occurrences, end it (the next token does not start with a letter); every token of
+    `windows` when fewer than 256 are whole words.
 
     Example:
         >>> from scopewidgets.testing import tiny_tokenizer
-        >>> tok = tiny_tokenizer()
-        >>> candidates(torch.tensor([75, 76]), _Decoder(tok)).tolist()
+        >>> candidates(torch.tensor([[75, 76, -1]]), _Decoder(tiny_tokenizer())).tolist()
         [75, 76]
     """
-    words = [t for t in seen.tolist() if _WORD.fullmatch(text.raw(t))]
-    return torch.tensor(words, dtype=torch.long) if len(words) >= _MIN_WORDS else seen
+    seen = windows[windows >= 0].unique()
+    if seen.numel() == 0:
+        return seen
+    size = int(seen.max()) + 2
+    continues = torch.zeros(size, dtype=torch.bool)
+    starts = torch.zeros(size, dtype=torch.bool)
+    for token in seen.tolist():
+        raw = text.raw(token)
+        continues[token] = raw[:1].isalpha()
+        starts[token] = _WORD.fullmatch(raw) is not None
+    now, after = windows[:, :-1].flatten(), windows[:, 1:].flatten()
+    pair = (now >= 0) & (after >= 0)
+    now, after = now[pair], after[pair]
+    ends = torch.bincount(now[~continues[after]], minlength=size)
+    total = torch.bincount(now, minlength=size)
+    whole = starts & (2 * ends > total)
+    words = torch.nonzero(whole).flatten()
+    return words if words.numel() >= _MIN_WORDS else seen
 
 
 @torch.inference_mode()

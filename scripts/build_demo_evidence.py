@@ -47,6 +47,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--windows", type=int, default=2400, help="128-token windows of the corpus to read")
     parser.add_argument("--shards", type=int, default=8, help="pieces the pass is saved in (resumable)")
+    parser.add_argument(
+        "--use-shards", type=int, default=None, help="merge only the first N shards (a smaller, even sample)"
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/sw_evidence"), help="where shards are kept")
     parser.add_argument("--out", type=Path, default=DEMO_SAE, help="SAE folder the files are written to")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -56,8 +59,8 @@ def parse_args() -> argparse.Namespace:
 def corpus_windows(scope: sw.Scope, n_windows: int) -> tuple[torch.Tensor, str]:
     """The first `n_windows` windows of the default corpus, and a description of them."""
     texts = sw.corpus.default()
-    windows = sw.corpus.token_windows(scope.tokenizer, texts, SEQ_LEN, max_windows=n_windows)
-    total = sw.corpus.token_windows(scope.tokenizer, texts, SEQ_LEN).shape[0]
+    every = sw.corpus.token_windows(scope.tokenizer, texts, SEQ_LEN)
+    windows, total = every[:n_windows], every.shape[0]
     described = (
         f"scopewidgets.corpus.default(): the first {windows.shape[0]} of its {total} windows of {SEQ_LEN} "
         f"tokens (BOS first)"
@@ -70,7 +73,7 @@ def run_shards(scope: sw.Scope, windows: torch.Tensor, args: argparse.Namespace)
     tag = f"w{windows.shape[0]}"
     args.work.mkdir(parents=True, exist_ok=True)
     merged = None
-    for rank in range(args.shards):
+    for rank in range(args.use_shards or args.shards):
         path = args.work / f"state_{tag}_{rank}of{args.shards}.safetensors"
         if path.is_file():
             tensors = load_file(path)
@@ -132,6 +135,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     scope = sw.demo()
     windows, corpus = corpus_windows(scope, args.windows)
+    if args.use_shards and args.use_shards < args.shards:
+        corpus += f", those whose index modulo {args.shards} is below {args.use_shards} (an even sample)"
     print(f"{corpus}: {windows.numel():,} tokens", flush=True)
     start = time.perf_counter()
     state = run_shards(scope, windows, args)

@@ -3,12 +3,15 @@ evidence files (`feature_stats.safetensors`, `auto_labels.json`)."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
 import torch
+from safetensors import safe_open
 
 import scopewidgets as sw
+from scopewidgets.demo import DEMO_SAE_DIR
 from scopewidgets.labels import NEVER_FIRES, candidates, clean_token
 from scopewidgets.testing import random_sae, tiny_gemma3
 
@@ -89,13 +92,16 @@ def test_tokens_are_cleaned_and_words_preferred_where_there_are_enough():
         "Paris", "Rome", "(newline)", "(newlines)", "(spaces)", "(tab)", "(whitespace)", "a\\x08",
     ]  # fmt: skip
 
-    class Words:
+    class Words:  # 0-399 start a word, 400-449 continue one, 450 is a comma
         def raw(self, t):
-            return f" word{chr(97 + t % 26)}{chr(97 + t // 26 % 26)}" if t < 300 else f"##{t}"
+            return f" w{chr(97 + t % 26)}{chr(97 + t // 26)}" if t < 400 else "ing" if t < 450 else ","
 
-    seen = torch.arange(600)
-    assert candidates(seen, Words()).tolist() == list(range(300))
-    assert candidates(torch.arange(200, 400), Words()).tolist() == list(range(200, 400))  # too few words
+    ends = torch.tensor([[t, 450] for t in range(400)])  # every word is seen ending a word
+    pieces = torch.tensor([[t, 400, -1] for t in range(100)] * 2)  # 0-99 are mostly seen continued
+    windows = torch.cat([torch.nn.functional.pad(ends, (0, 1), value=-1), pieces])
+    assert candidates(windows, Words()).tolist() == list(range(100, 400))
+    few = windows[:, :2][200:400]  # 200 whole words: too few, every token seen competes
+    assert candidates(few, Words()).tolist() == [*range(200, 400), 450]
 
 
 def test_manual_labels_win_over_auto_ones_and_both_survive_a_save(tmp_path):
@@ -122,3 +128,27 @@ def test_dashboard_tables_carry_auto_labels_and_no_missing_values(scope, windows
         assert frame["label"].tolist() == [sae.label(f) for f in range(24)]
     finally:
         sae.auto_labels.clear()
+
+
+def test_the_demo_sae_ships_stats_and_a_label_for_every_feature():
+    config = json.loads((DEMO_SAE_DIR / "config.json").read_text())
+    d_sae = int(config["width"])
+    stats_path, labels_path = DEMO_SAE_DIR / "feature_stats.safetensors", DEMO_SAE_DIR / "auto_labels.json"
+    assert stats_path.stat().st_size < 150_000 and labels_path.stat().st_size < 600_000
+    with safe_open(str(stats_path), framework="pt") as handle:
+        meta = handle.metadata()
+        stats = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    assert sorted(stats) == ["density", "max", "mean"]
+    for values in stats.values():
+        assert values.dtype == torch.float32 and values.shape == (d_sae,) and torch.isfinite(values).all()
+    assert int(meta["n_tokens"]) > 100_000 and "default()" in meta["corpus"]
+    density = stats["density"]
+    assert ((density >= 0) & (density <= 1)).all() and (stats["max"] >= stats["mean"]).all()
+    labels = json.loads(labels_path.read_text(encoding="utf-8"))
+    assert sorted(map(int, labels)) == list(range(d_sae))
+    assert all(isinstance(v, str) and v.strip() and v.lower() != "nan" for v in labels.values())
+    never = torch.tensor([labels[str(f)] == NEVER_FIRES for f in range(d_sae)])
+    assert torch.equal(never, density == 0)  # the label agrees with the statistics
+    sae = sw.load_sae(DEMO_SAE_DIR)
+    assert sae.label_source(0) == "manual" and sae.label_source(2) == "auto"
+    assert sae.label(2) == labels["2"]
