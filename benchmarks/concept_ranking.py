@@ -14,13 +14,15 @@ parts, food, professions, metals) this script:
 Reserved features are left out for every variant except "raw + reserved" (what the package showed before).
 Prints one table; the primary figure is the first test sentence of each class (12), then all 36.
 
-    python benchmarks/concept_ranking.py
+    python benchmarks/concept_ranking.py            # hit counts per score, then the ranking's cost
+    python benchmarks/concept_ranking.py --timing   # the ranking's cost only
 """
 
 from __future__ import annotations
 
 import datetime
 import platform
+import sys
 import time
 
 import torch
@@ -234,6 +236,9 @@ def test_word(name: str, sentence: str) -> str:
 
 
 def main() -> None:
+    if "--timing" in sys.argv:  # only the cost of ranking
+        print(measure_cost(sw.demo()))
+        return
     scope = sw.demo()
     sae = scope.sae()
     stats = scope.feature_stats()
@@ -304,9 +309,12 @@ def measure_cost(scope: sw.Scope, repeats: int = 21) -> str:
         specific = _median_ms(lambda: acts.top_features(10), repeats)
         raw = _median_ms(lambda: acts.top_features(10, rank="activation"), repeats)
         score = _median_ms(lambda: ranking.top_features(peak, stats, 10, reserved=(0, 1)), repeats)
+        view = _median_ms(lambda: acts.widget(), repeats)
+        view_raw = _median_ms(lambda: acts.widget(rank="activation"), repeats)
         lines.append(
             f"{threads} torch thread(s), median of {repeats}: scope.activations {base:.1f} ms; top_features(10) "
-            f"rank='specific' {specific:.2f} ms, rank='activation' {raw:.2f} ms; score + sort alone {score:.3f} ms"
+            f"rank='specific' {specific:.2f} ms, rank='activation' {raw:.2f} ms; score + sort alone {score:.3f} ms; "
+            f"token view (lists + colours) rank='specific' {view:.1f} ms, rank='activation' {view_raw:.1f} ms"
         )
     return "\n".join(lines)
 
