@@ -67,12 +67,12 @@ def _probe(tensors: list[torch.Tensor]) -> tuple[int, ...]:
     """A cheap content summary: per tensor, the wrapping int64 sum of its raw bytes read 8 at a time (any
     single changed element changes it). It only confirms a memo; it is never the key itself."""
     sums = []
-    for tensor in tensors:
+    for tensor in tensors:  # each summed on its own device (a model may span several), gathered on the CPU
         raw = _bits(tensor).view(torch.uint8)
         whole = raw.numel() // 8 * 8
-        sums.append(raw[:whole].view(torch.int64).sum() if whole else torch.zeros((), dtype=torch.int64))
-        sums.extend(raw[whole:].to(torch.int64))
-    return tuple(torch.stack(sums).tolist()) if sums else ()
+        words = raw[:whole].view(torch.int64).sum() if whole else raw.new_zeros((), dtype=torch.int64)
+        sums.append(torch.cat([words[None], raw[whole:].to(torch.int64)]).cpu())
+    return tuple(torch.cat(sums).tolist()) if sums else ()
 
 
 def _hash_tensor(digest: Any, tensor: torch.Tensor) -> None:
