@@ -72,6 +72,16 @@ def test_tutorial_runs_on_the_offline_demo(name: str, tmp_path: Path) -> None:
     ]
     misprints = [t for t in tables if "-0.000000" in t or "NaN" in t]
     assert not misprints, f"{name} prints -0.000000 or NaN: {misprints[0][:500]}"
+    if name.startswith("03"):  # its assert cell ran: steering reached the concept, the default did not
+        printed = "".join(o.get("text", "") for o in _outputs(book) if o.get("output_type") == "stream")
+        assert "brings in [" in printed and "the default does not" in printed, printed[-2000:]
+
+
+def test_the_steering_tutorial_checks_that_steering_reaches_the_concept() -> None:
+    book = nbformat.read(NOTEBOOKS / "03_steering.ipynb", as_version=4)
+    code = "\n".join(c.source for c in book.cells if c.cell_type == "code")
+    assert "scope.search(" in code  # the feature is found at run time, not hard-coded
+    assert "assert steered != default and new_words" in code
 
 
 @pytest.mark.slow
