@@ -48,12 +48,12 @@ class _Table:
         shown = self.to_dataframe().to_string(max_rows=40, float_format=_significant, na_rep="–")
         return f"{type(self).__name__}\n{shown}"
 
+    def __len__(self) -> int:
+        return len(self.table)
+
 
 def _significant(value: float) -> str:
     return f"{value:.4g}"
-
-    def __len__(self) -> int:
-        return len(self.table)
 
 
 @dataclass(frozen=True)
