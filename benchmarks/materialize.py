@@ -70,6 +70,7 @@ def main() -> None:
     started = time.perf_counter()
     dashes = scope.dashboards(None, corpus=tokens, cache=False, progress=False)
     pass_s = time.perf_counter() - started
+    print(f"pass: {pass_s:.1f} s", flush=True)
     w_dec, w_u = sae.W_dec.detach().float(), sites.unembedding(scope.model).detach().float()
     times: dict[str, list[float]] = {"floor": [], "ours": []}
     for _ in range(args.repeats):
@@ -77,6 +78,7 @@ def main() -> None:
             started = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - started)
+            print(f"{name}: {times[name][-1]:.1f} s", flush=True)
     best = {name: min(values) for name, values in times.items()}
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; load {os.getloadavg()}; "
