@@ -90,5 +90,5 @@ def test_join_refuses_overlapping_features_or_different_sequences():
     fewer = scope.dashboards(None, corpus=tokens[:5], feature_shard=(1, 2), cache=False, progress=False)
     with pytest.raises(ValueError, match="different sequences"):
         part.join(fewer)
-    with pytest.raises(ValueError, match="0 <= rank < world"):
+    with pytest.raises(ValueError, match="rank=2 is out of range"):
         scope.dashboards(None, corpus=tokens, feature_shard=(2, 2), cache=False, progress=False)
