@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from scopewidgets.hooks import capture
+from scopewidgets.core.hooks import capture
 
 
 def _timed(fn, repeats: int) -> float:

@@ -34,9 +34,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import scopewidgets as sw
-from scopewidgets import sites
-from scopewidgets._dashboard_encode import encode_batch, site_activations
-from scopewidgets._dashboard_pass import bookkeeping_threads
+from scopewidgets.core import sites
+from scopewidgets.dashboards.corpus_pass import bookkeeping_threads
+from scopewidgets.dashboards.encode import encode_batch, site_activations
 from scopewidgets.testing import random_sae
 
 SHAPES = {
@@ -103,7 +103,7 @@ def corpus_tokens(tokenizer: Any, n_seq: int, seq_len: int, vocab: int, real: bo
     if real:
         import sysconfig
 
-        from scopewidgets.corpus import token_windows
+        from scopewidgets.core.corpus import token_windows
 
         files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
         texts = (p.read_text(errors="ignore") for p in files)
@@ -154,7 +154,7 @@ def breakdown(scope: sw.Scope, sae: sw.SAE, batches: list[torch.Tensor]) -> dict
     """Seconds spent over `batches` in one pass, by stage (forward / encode / state update), with the
     forward alone timed on the same batch just before each (`alone`): interleaving batch by batch keeps
     a changing machine load out of the ratio `alone / (forward + encode + update)`."""
-    from scopewidgets._dashboard_state import DashboardState, PassSettings
+    from scopewidgets.dashboards.state import DashboardState, PassSettings
 
     state = DashboardState.empty(
         torch.arange(sae.cfg.d_sae), PassSettings(seq_len=batches[0].shape[1]), scope.device

@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from scopewidgets import _fingerprint as fp
-from scopewidgets.hooks import run_truncated
+from scopewidgets.core import fingerprint as fp
+from scopewidgets.core.hooks import run_truncated
 
 
 def _timed(fn, repeats: int = 5) -> float:

@@ -29,9 +29,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import scopewidgets as sw
-from scopewidgets import sites
-from scopewidgets._dashboard_effects import _running_topk
-from scopewidgets.dashboard import DashboardSet
+from scopewidgets.core import sites
+from scopewidgets.core.effects import _running_topk
+from scopewidgets.dashboards.result import DashboardSet
 
 
 @torch.inference_mode()

@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import scopewidgets as sw
-from scopewidgets.hooks import patch
+from scopewidgets.core.hooks import patch
 from scopewidgets.testing import random_sae
 
 PROMPT = "The Eiffel Tower is in the city of"

@@ -8,14 +8,15 @@ Example:
 
 __version__ = "0.1.0"
 
-from . import corpus, features
-from ._sae_io import load_sae, save_sae
+from . import features
 from .activations import Activations, ActivationsSet
+from .core import corpus
+from .core.sae import SAE, SAEConfig
+from .core.sae_io import load_sae, save_sae
 from .demo import demo, demo_model, demo_sae
-from .labels import label_features
-from .sae import SAE, SAEConfig
+from .features.labels import label_features
 from .scope import Scope
-from .train import train_sae
+from .training.train import train_sae
 
 __all__ = [
     "SAE",

@@ -40,7 +40,7 @@ def read_corpus(spec: str) -> Any:
     """The corpus named on the command line (see the module docstring)."""
     import torch
 
-    from . import corpus
+    from .core import corpus
 
     if spec == "default":
         return corpus.default()

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
-from ._display import Displayable
+from .core.display import Displayable
+from .core.sae import SAE
 from .features.columns import density_column, label_column
-from .sae import SAE
 
 if TYPE_CHECKING:
     from .features import FeatureStats
@@ -113,7 +113,7 @@ class Activations(_ShownAsTokens):
         Example:
             >>> acts.top_features(3)                                # doctest: +SKIP
         """
-        from . import _validate as checked
+        from .core import validate as checked
         from .features import ranking
 
         k = checked.integer(k, "k", minimum=1)

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
-from . import _validate as checked
-from . import sites
-from ._display import Displayable
+from .core import sites
+from .core import validate as checked
+from .core.display import Displayable
+from .core.hooks import patch
+from .core.sae import SAE
 from .features.columns import density_column, label_column
-from .hooks import patch
-from .sae import SAE
 
 if TYPE_CHECKING:
     from .scope import Scope

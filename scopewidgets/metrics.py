@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import _validate as checked
-from .corpus import bos_id, token_windows
-from .hooks import capture, patch
-from .sae import SAE
+from .core import validate as checked
+from .core.corpus import bos_id, token_windows
+from .core.hooks import capture, patch
+from .core.sae import SAE
 
 if TYPE_CHECKING:
     from .scope import Scope

@@ -10,17 +10,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import _validate as checked
-from . import sites
 from .activations import Activations, ActivationsSet
-from .corpus import bos_id
+from .core import sites
+from .core import validate as checked
+from .core.corpus import bos_id
+from .core.hooks import capture
+from .core.sae import SAE
 from .features.stats import stats_provider
-from .hooks import capture
-from .sae import SAE
 
 if TYPE_CHECKING:
     from .features import FeatureStats
-    from .steering import Steering
+    from .steering.result import Steering
 
 SaeRef = int | SAE | None
 
@@ -64,7 +64,7 @@ class Scope:
         Example:
             >>> scope = Scope.from_pretrained("google/gemma-2-2b", saes=[sae])     # doctest: +SKIP
         """
-        from .model import load_model
+        from .core.model import load_model
 
         model, tokenizer = load_model(model_id_or_path, device=device, dtype=dtype, **model_kwargs)
         return cls(model, tokenizer, saes)
@@ -234,13 +234,13 @@ class Scope:
         `batch_size` (8 on CPU, 32 on CUDA), `n_examples=20`, `context=5`, `n_quantile_groups=10`,
         `per_group=5`, `n_bins=50`, `cache=True`, `progress=True`, `shard=(rank, world)` (a slice of the sequences),
         `feature_shard=(rank, world)` (a slice of the features, whole corpus). Without a corpus,
-        an SAE folder's Gemma Scope `examples.safetensors` is used when present. See `scopewidgets.dashboard`.
+        an SAE folder's Gemma Scope `examples.safetensors` is used when present. See `scopewidgets.dashboards`.
 
         Example:
             >>> dashes = scope.dashboards(range(16384), corpus=texts)          # doctest: +SKIP
             >>> dashes[1234].examples[0].tokens                                # doctest: +SKIP
         """
-        from ._dashboard_api import build_dashboards
+        from .dashboards.api import build_dashboards
 
         return build_dashboards(self, features, corpus, sae, **settings)
 
@@ -251,7 +251,7 @@ class Scope:
             >>> dash = scope.dashboard(1234, corpus=texts)                     # doctest: +SKIP
             >>> dash.density, dash.top_logits[:3]                              # doctest: +SKIP
         """
-        from ._dashboard_api import feature_dashboard
+        from .dashboards.api import feature_dashboard
 
         return feature_dashboard(self, feature, sae, corpus)
 
@@ -283,7 +283,7 @@ class Scope:
             >>> out = scope.steer("I think", {3: 8.0}, max_new_tokens=8)    # doctest: +SKIP
             >>> out.default_text, out.steered_text                        # doctest: +SKIP
         """
-        from .steering import steer
+        from .steering.result import steer
 
         return steer(
             self,
@@ -320,7 +320,7 @@ class Scope:
         Example:
             >>> scope.steering_panel("I think", features=[1234, 77])       # doctest: +SKIP
         """
-        from ._steer_args import check_method, check_panel, check_positions
+        from .steering.args import check_method, check_panel, check_positions
         from .widgets.steering import SteeringPanel, settings_traits
 
         chosen = self.sae(sae)

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from .activations import Activations
-from .sae import SAE, SAEConfig
-from .sites import site_width
+from .core.sae import SAE, SAEConfig
+from .core.sites import site_width
 
 SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>"]
 

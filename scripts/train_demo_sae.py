@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model_card import write_model_card
 
 from scopewidgets import SAEConfig, Scope, __version__, load_sae, save_sae
-from scopewidgets._sae_convert import to_jumprelu
-from scopewidgets._sae_training import Normalizer, TopKTrainer, dominant_direction
+from scopewidgets.core.hooks import run_truncated
 from scopewidgets.demo import demo_model, held_out_windows
-from scopewidgets.hooks import run_truncated
-from scopewidgets.train import fit
+from scopewidgets.training.convert import to_jumprelu
+from scopewidgets.training.train import fit
+from scopewidgets.training.trainer import Normalizer, TopKTrainer, dominant_direction
 
 
 def cached_batches(
@@ -169,7 +169,7 @@ def main() -> None:
         "seq_len": cache_meta.get("seq_len", 128), "seconds_training": seconds,
         "seconds_activations": round(meta["seconds"], 1), "val_cached": val_metrics, "val_rows": args.val_rows,
         "reserved_direction": start.n_reserved > 0,
-        "corpus": "scopewidgets.corpus.training_mix() (seed 0), first windows; BOS excluded",
+        "corpus": "scopewidgets.core.corpus.training_mix() (seed 0), first windows; BOS excluded",
         "trainer": f"scopewidgets {__version__} (fit + to_jumprelu)", "date": date.today().isoformat(),
     }  # fmt: skip
     sae.cfg.extra["training"] = training

@@ -8,8 +8,8 @@ import itertools
 import numpy as np
 import torch
 
-from scopewidgets import sites
-from scopewidgets._dashboard_select import sample_keys
+from scopewidgets.core import sites
+from scopewidgets.dashboards.select import sample_keys
 
 
 def dense_activations(scope, sae, tokens: torch.Tensor, batch: int = 16) -> torch.Tensor:

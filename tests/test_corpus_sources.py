@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import scopewidgets as sw
-from scopewidgets import _corpus_sources as cs
+from scopewidgets.core import corpus_sources as cs
 
 
 def test_default_corpus_is_a_list_of_strings_mixing_every_source() -> None:

@@ -10,7 +10,8 @@ from dashboard_reference import dense_activations, stats, top_examples
 from test_dashboard_pass import SETTINGS, synthetic_texts
 
 import scopewidgets as sw
-from scopewidgets import _dashboard_cache, corpus
+from scopewidgets.core import corpus
+from scopewidgets.dashboards import cache as _dashboard_cache
 from scopewidgets.testing import random_sae, tiny_gemma3
 
 pytestmark = pytest.mark.usefixtures("private_cache")

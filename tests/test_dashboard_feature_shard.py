@@ -9,7 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import scopewidgets as sw
-from scopewidgets._dashboard_shard import feature_slice, join_states
+from scopewidgets.dashboards.shard import feature_slice, join_states
 from scopewidgets.testing import random_sae, tiny_gemma3
 
 pytestmark = pytest.mark.usefixtures("private_cache")

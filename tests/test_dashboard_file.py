@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import scopewidgets as sw
-from scopewidgets import sites
-from scopewidgets._gemma_scope_examples import Evidence
-from scopewidgets.dashboard import DashboardSet
+from scopewidgets.core import sites
+from scopewidgets.dashboards.evidence import Evidence
+from scopewidgets.dashboards.result import DashboardSet
 from scopewidgets.testing import random_sae, tiny_gemma3
 
 pytestmark = pytest.mark.usefixtures("private_cache")

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import scopewidgets as sw
-from scopewidgets import _dashboard_cache
-from scopewidgets._dashboard_effect_table import cached_effect_table, effect_table, table_key
-from scopewidgets._dashboard_effects import logit_effects, residual_directions
+from scopewidgets.core.effects import logit_effects, residual_directions
+from scopewidgets.dashboards import cache as _dashboard_cache
+from scopewidgets.dashboards.effect_table import cached_effect_table, effect_table, table_key
 from scopewidgets.testing import random_sae, tiny_gemma3
 
 pytestmark = pytest.mark.usefixtures("private_cache")
@@ -70,7 +70,7 @@ def test_effect_table_is_cached_on_disk_and_a_damaged_entry_is_rebuilt(scope, mo
     assert path.exists()
     calls = []
     with monkeypatch.context() as patch:
-        patch.setattr("scopewidgets._dashboard_effect_table.effect_table", lambda *a: calls.append(a))
+        patch.setattr("scopewidgets.dashboards.effect_table.effect_table", lambda *a: calls.append(a))
         again = cached_effect_table(scope.model, sae, features, k=3)
     assert not calls and torch.equal(again.top_ids, first.top_ids)
     path.write_bytes(b"not a safetensors file")

@@ -19,8 +19,8 @@ from dashboard_reference import (
 )
 
 import scopewidgets as sw
-from scopewidgets._dashboard_state import PassSettings
-from scopewidgets.corpus import token_windows
+from scopewidgets.core.corpus import token_windows
+from scopewidgets.dashboards.state import PassSettings
 from scopewidgets.testing import random_sae, tiny_gemma3
 
 SEQ_LEN = 24
@@ -169,8 +169,8 @@ def test_merge_of_two_halves_equals_one_pass(scope, texts, dashes):
 
 
 def test_contiguous_halves_and_batch_size_do_not_matter(scope, texts, dashes):
-    from scopewidgets._dashboard_encode import encode_batch, site_activations
-    from scopewidgets._dashboard_state import DashboardState
+    from scopewidgets.dashboards.encode import encode_batch, site_activations
+    from scopewidgets.dashboards.state import DashboardState
 
     tokens = token_windows(scope.tokenizer, texts, SEQ_LEN)
     sae, half = scope.saes[0], len(tokens) // 2

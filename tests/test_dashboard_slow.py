@@ -10,8 +10,8 @@ import torch
 from dashboard_reference import dense_activations, stats, top_examples
 
 import scopewidgets as sw
-from scopewidgets.corpus import token_windows
-from scopewidgets.hooks import run_truncated
+from scopewidgets.core.corpus import token_windows
+from scopewidgets.core.hooks import run_truncated
 from scopewidgets.testing import random_sae
 
 

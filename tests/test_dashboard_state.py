@@ -8,10 +8,10 @@ import pytest
 import torch
 from dashboard_reference import histogram_counts, quantile_sample, top_examples
 
-from scopewidgets._dashboard_encode import SparseBatch
-from scopewidgets._dashboard_rows import StateRows
-from scopewidgets._dashboard_select import sample_keys, scale_exponents
-from scopewidgets._dashboard_state import DashboardState, PassSettings
+from scopewidgets.dashboards.encode import SparseBatch
+from scopewidgets.dashboards.rows import StateRows
+from scopewidgets.dashboards.select import sample_keys, scale_exponents
+from scopewidgets.dashboards.state import DashboardState, PassSettings
 
 BOS, N_SEQ, T, N_F = 2, 36, 10, 5
 SETTINGS = PassSettings(seq_len=T, n_examples=4, context=2, n_groups=3, per_group=2)
@@ -147,7 +147,7 @@ def test_int32_counts_widen_before_they_could_overflow(corpus):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_sparse_encode_is_bit_identical_to_sae_encode(architecture, dtype):
     from scopewidgets import SAE, SAEConfig
-    from scopewidgets._dashboard_encode import encode_batch
+    from scopewidgets.dashboards.encode import encode_batch
 
     gen = torch.Generator().manual_seed(7)
     cfg = SAEConfig(d_in=16, d_sae=48, architecture=architecture, apply_b_dec_to_input=True, k=6)

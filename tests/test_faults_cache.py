@@ -14,8 +14,9 @@ from test_dashboard_api import ForwardCounter
 from test_dashboard_pass import SETTINGS, synthetic_texts
 
 import scopewidgets as sw
-from scopewidgets import _dashboard_cache, _fingerprint
-from scopewidgets._explorer import DashboardLibrary
+from scopewidgets.core import fingerprint as _fingerprint
+from scopewidgets.dashboards import cache as _dashboard_cache
+from scopewidgets.dashboards.library import DashboardLibrary
 from scopewidgets.testing import random_sae, tiny_gemma3
 
 pytestmark = pytest.mark.usefixtures("private_cache", "one_torch_thread")
@@ -50,7 +51,14 @@ def _edits(scope):
 
 @pytest.mark.parametrize(
     "edit",
-    ["weight.mul_", "sae.threshold.fill_", "one element", ".data in place", ".data swapped", "embedding rows"],
+    [
+        "weight.mul_",
+        "sae.threshold.fill_",
+        "one element",
+        ".data in place",
+        ".data swapped",
+        "embedding rows",
+    ],
 )
 def test_an_in_place_edit_of_what_the_pass_reads_gives_fresh_dashboards(scope, edit):
     before = _pass(scope)

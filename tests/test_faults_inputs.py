@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import scopewidgets as sw
-from scopewidgets import _validate
+from scopewidgets.core import validate as _validate
 from scopewidgets.testing import fake_activations, random_sae, tiny_gemma3
 
 pytestmark = pytest.mark.usefixtures("private_cache", "one_torch_thread")

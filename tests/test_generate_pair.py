@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import scopewidgets as sw
-from scopewidgets._generate import SharedNoiseSampler, generate_pair
-from scopewidgets._steering_hook import edited_span
+from scopewidgets.steering.generate import SharedNoiseSampler, generate_pair
+from scopewidgets.steering.hook import edited_span
 from scopewidgets.testing import tiny_scope
 
 PROMPT = "The Eiffel Tower is in"

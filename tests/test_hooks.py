@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from scopewidgets import sites
-from scopewidgets.hooks import _register, capture, hook_count, patch, run_truncated
-from scopewidgets.sites import SitePoint
+from scopewidgets.core import sites
+from scopewidgets.core.hooks import _register, capture, hook_count, patch, run_truncated
+from scopewidgets.core.sites import SitePoint
 
 IDS = torch.tensor([[2, 40, 41, 42, 43, 44, 45], [2, 50, 51, 52, 53, 54, 55]])
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import scopewidgets as sw
-from scopewidgets._steer_runner import SteeringRunner
-from scopewidgets.hooks import capture, hook_count, patch
+from scopewidgets.core.hooks import capture, hook_count, patch
+from scopewidgets.steering.runner import SteeringRunner
 from scopewidgets.testing import random_sae, tiny_gemma3
 
 IDS = torch.tensor([[2, 70, 71, 72, 73]])

@@ -12,7 +12,7 @@ from safetensors import safe_open
 
 import scopewidgets as sw
 from scopewidgets.demo import DEMO_SAE_DIR
-from scopewidgets.labels import NEVER_FIRES, candidates, clean_token
+from scopewidgets.features.labels import NEVER_FIRES, candidates, clean_token
 from scopewidgets.testing import random_sae, tiny_gemma3
 
 pytestmark = pytest.mark.usefixtures("private_cache", "one_torch_thread")

@@ -1,7 +1,7 @@
 import pytest
 
 from scopewidgets import SAE, SAEConfig
-from scopewidgets.links import neuronpedia_url
+from scopewidgets.core.links import neuronpedia_url
 
 
 def _sae(source, site="resid_post", layer=20, d_sae=16384, **extra):

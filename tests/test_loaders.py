@@ -9,7 +9,8 @@ import torch
 from sae_files import random_weights, write_gemma_scope_1, write_gemma_scope_2, write_saelens
 
 import scopewidgets as sw
-from scopewidgets import _hub, _sae_io
+from scopewidgets.core import hub as _hub
+from scopewidgets.core import sae_io as _sae_io
 
 
 def _check_weights(sae, weights):

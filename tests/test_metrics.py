@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import scopewidgets as sw
-from scopewidgets.corpus import token_windows
+from scopewidgets.core.corpus import token_windows
 from scopewidgets.testing import random_sae
 
 TEXTS = ["The quick brown fox jumps over the lazy dog. " * 6, "Pack my box with five dozen liquor jugs. " * 5]

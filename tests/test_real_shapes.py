@@ -13,7 +13,7 @@ import torch
 from sae_files import write_gemma_scope_1, write_gemma_scope_2
 
 import scopewidgets as sw
-from scopewidgets.sites import site_width
+from scopewidgets.core.sites import site_width
 from scopewidgets.testing import real_shape_gemma
 
 pytestmark = [pytest.mark.slow, pytest.mark.shapes, pytest.mark.usefixtures("private_cache")]

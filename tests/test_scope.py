@@ -2,8 +2,8 @@ import pytest
 import torch
 
 import scopewidgets as sw
-from scopewidgets import sites
-from scopewidgets.hooks import hook_count
+from scopewidgets.core import sites
+from scopewidgets.core.hooks import hook_count
 from scopewidgets.testing import random_sae
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from scopewidgets import sites
+from scopewidgets.core import sites
 
 
 def test_text_layers_found_in_every_model_class(gemma2, gemma3, gemma3_mm):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import scopewidgets as sw
-from scopewidgets import sites
-from scopewidgets._steer_controls import (
+from scopewidgets.core import sites
+from scopewidgets.steering.controls import (
     FIXED_LIMITS,
     feature_captions,
     nice_ceiling,

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 import scopewidgets as sw
-from scopewidgets._steer_runner import SteeringRunner
-from scopewidgets.hooks import hook_count
+from scopewidgets.core.hooks import hook_count
+from scopewidgets.steering.runner import SteeringRunner
 from scopewidgets.testing import tiny_scope
 
 PROMPT = "The Eiffel Tower is in"

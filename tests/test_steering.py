@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import scopewidgets as sw
-from scopewidgets._generate import PairCursor
-from scopewidgets._steering_hook import SteeringEdit
-from scopewidgets.hooks import capture, patch
-from scopewidgets.steering import run_pair
+from scopewidgets.core.hooks import capture, patch
+from scopewidgets.steering.generate import PairCursor
+from scopewidgets.steering.hook import SteeringEdit
+from scopewidgets.steering.result import run_pair
 from scopewidgets.testing import random_sae, tiny_gemma2, tiny_gemma3, tiny_gemma3_multimodal
 
 PROMPT = "The Eiffel Tower is in"
@@ -229,7 +229,7 @@ def test_recorded_default_activations_match_a_plain_encode(scope: sw.Scope) -> N
 
 
 def test_text_summary_and_static_preview(scope: sw.Scope) -> None:
-    from scopewidgets._steer_display import preview_html, text_summary
+    from scopewidgets.steering.display import preview_html, text_summary
 
     out = scope.steer("<b>&", {5: 60.0}, max_new_tokens=8)
     summary = text_summary(out)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import scopewidgets as sw
-from scopewidgets.hooks import hook_count
-from scopewidgets.sae import SAEConfig
-from scopewidgets.sites import final_norm
+from scopewidgets.core.hooks import hook_count
+from scopewidgets.core.sae import SAEConfig
+from scopewidgets.core.sites import final_norm
 from scopewidgets.testing import random_sae, tiny_scope
 
 PROMPT = "The Eiffel Tower is in"

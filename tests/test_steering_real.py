@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import scopewidgets as sw
-from scopewidgets.hooks import hook_count
+from scopewidgets.core.hooks import hook_count
 from scopewidgets.testing import random_sae
 
 pytestmark = pytest.mark.slow

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 import scopewidgets as sw
-from scopewidgets._sae_convert import to_jumprelu
-from scopewidgets._sae_training import Normalizer, TopKTrainer, dominant_direction
-from scopewidgets.hooks import run_truncated
-from scopewidgets.sae import SAEConfig
+from scopewidgets.core.hooks import run_truncated
+from scopewidgets.core.sae import SAEConfig
 from scopewidgets.testing import tiny_gemma3
-from scopewidgets.train import fit, model_activations, shuffled_batches
+from scopewidgets.training.convert import to_jumprelu
+from scopewidgets.training.train import fit, model_activations, shuffled_batches
+from scopewidgets.training.trainer import Normalizer, TopKTrainer, dominant_direction
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. ",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..sae import SAE
+from ..core.sae import SAE
 from .stats import STATS_FILE, FeatureStats
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def without_pass(sae: SAE, scope: Scope | None, *, shipped: bool = True) -> Feat
 def from_evidence(sae: SAE) -> FeatureStats | None:
     """From a Gemma Scope `examples.safetensors` holding `feature_frequencies` (density). `max` and `mean`
     come from the listed (strongest) activations, so `mean` is an upper estimate of the typical activation."""
-    from .._gemma_scope_examples import evidence_path
+    from ..dashboards.evidence import evidence_path
 
     path = evidence_path(sae)
     if path is None:
@@ -77,7 +77,7 @@ def from_evidence(sae: SAE) -> FeatureStats | None:
 def from_dashboards(sae: SAE, scope: Scope) -> FeatureStats | None:
     """From a corpus pass over every feature of `sae` that the scope remembers (`scope.dashboards(None)`)
     and that is still valid for the current weights."""
-    from .._dashboard_api import remembered
+    from ..dashboards.api import remembered
 
     for dashes in remembered(scope, sae):
         if (
@@ -106,8 +106,8 @@ def cache_folder() -> Path:
 
 
 def _cache_key(scope: Scope, sae: SAE, n_windows: int) -> str:
-    from .._dashboard_cache import tokenizer_fingerprint
-    from .._fingerprint import pass_fingerprint
+    from ..core.fingerprint import pass_fingerprint
+    from ..dashboards.cache import tokenizer_fingerprint
 
     parts = {
         "format": FORMAT,
@@ -152,7 +152,7 @@ def run_stats_pass(
     corpus), cut into at most `n_windows` windows of 128 tokens; BOS excluded."""
     from tqdm.auto import tqdm
 
-    from .. import corpus as corpus_module
+    from ..core import corpus as corpus_module
 
     windows = corpus_module.token_windows(
         scope.tokenizer, corpus_module.default() if texts is None else texts, SEQ_LEN, max_windows=n_windows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..sae import SAE
+from ..core.sae import SAE
 from .stats import FeatureStats
 
 

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
-from .. import sites
-from .._dashboard_effects import residual_directions
-from ..sae import SAE
+from ..core import sites
+from ..core.effects import residual_directions
+from ..core.sae import SAE
 from .columns import density_column, label_column
 from .ranking import hidden_mask
 from .stats import FeatureStats

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..sae import SAE
+from ..core.sae import SAE
 
 if TYPE_CHECKING:
     from ..scope import Scope

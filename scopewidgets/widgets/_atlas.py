@@ -30,7 +30,7 @@ from ._export import _PAGE_CSS, _encode, script_json
 from ._tokens import display_text
 
 if TYPE_CHECKING:
-    from ..dashboard import DashboardSet
+    from ..dashboards.result import DashboardSet
 
 CHUNK = 64  # features per lazily loaded data file
 _LOADER = """
@@ -85,7 +85,7 @@ def _finite(value: float) -> float | None:
 
 def save_atlas(dashes: DashboardSet, path: str | Path, progress: bool = True) -> Path:
     """Write the atlas of every feature of `dashes` to the folder `path`; returns `path / "index.html"`."""
-    from .._dashboard_materialize import ensure_table
+    from ..dashboards.materialize import ensure_table
 
     out = Path(path)
     (out / "data" / "features").mkdir(parents=True, exist_ok=True)

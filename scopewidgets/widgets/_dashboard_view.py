@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dashboard import Example, FeatureDashboard
+from ..dashboards.result import Example, FeatureDashboard
 from ._serialize import to_binary
 from ._tokens import display_text
 

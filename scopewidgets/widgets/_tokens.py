@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from ..activations import Activations
+from ..core.sae import SAE
 from ..features import FeatureStats, ranking
 from ..features.columns import density_column
-from ..sae import SAE
 from ._serialize import from_binary, to_binary
 
 #: Visible stand-ins for whitespace; a newline keeps its line break after the arrow.

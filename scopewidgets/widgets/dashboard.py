@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 import traitlets
 
-from .._dashboard_effects import similar_features
+from ..core.effects import similar_features
 from ._base import Widget, shows_errors
 from ._dashboard_view import dashboard_state
 
 if TYPE_CHECKING:
-    from ..dashboard import DashboardSet
+    from ..dashboards.result import DashboardSet
 
 
 class DashboardWidget(Widget):

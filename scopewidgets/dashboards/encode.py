@@ -1,0 +1,120 @@
+"""One batch of a dashboard pass: the forward stopped after the SAE's site, and its features in sparse form.
+
+The pass never materialises more than one batch of activations, and touches the dense `[tokens, d_sae]`
+block only three times (the encoder's matmul, one comparison, one `nonzero`). Everything after that is
+proportional to the number of active (token, feature) pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..core.hooks import run_truncated
+from ..core.sae import SAE
+
+
+@dataclass
+class SparseBatch:
+    """The active features of a batch of `B` sequences of `T` tokens (BOS never included).
+
+    `ids [B, T]` token ids; `seq [B]` int64 sequence indices in the corpus; `row [nnz]` flat token index
+    `b * T + t`; `col [nnz]` feature column; `value [nnz]` float32 activation (> 0); `n_tokens` non-BOS
+    tokens. The activation of (token r, column c) is `scores[r, c] + bias[c]` (in the scores' dtype) where
+    that is above `threshold[c]` and r is not BOS, else 0: `at` reads any of them, active or not.
+    """
+
+    ids: torch.Tensor
+    seq: torch.Tensor
+    row: torch.Tensor
+    col: torch.Tensor
+    value: torch.Tensor
+    n_tokens: int
+    scores: torch.Tensor
+    bias: torch.Tensor
+    threshold: torch.Tensor
+    not_bos: torch.Tensor
+
+    @classmethod
+    def from_scores(
+        cls,
+        ids: torch.Tensor,
+        seq: torch.Tensor,
+        scores: torch.Tensor,
+        threshold: torch.Tensor,
+        bos: int,
+        bias: torch.Tensor | None = None,
+    ) -> SparseBatch:
+        """Activations are `scores + bias` where that is `> max(threshold, 0)`, else 0; BOS tokens dropped.
+
+        `scores [B*T, n_f]`: JumpReLU pre-activations without the encoder bias (`bias`) and its threshold,
+        the same for ReLU with a zero threshold, or finished activations with zero bias and threshold. The
+        bias is added only to the entries that pass a slightly loose bound, then checked exactly, so the
+        values are bit-identical to adding it densely (one pass over the block saved).
+
+        Example:
+            >>> ids = torch.tensor([[2, 5, 6]])
+            >>> batch = SparseBatch.from_scores(ids, torch.tensor([0]), torch.tensor([[9.], [1.], [-1.]]),
+            ...                                 torch.zeros(1), bos=2)
+            >>> batch.row.tolist(), batch.value.tolist(), batch.n_tokens
+            ([1], [1.0], 2)
+        """
+        dtype = scores.dtype
+        threshold = threshold.clamp(min=0).to(dtype)
+        bias = torch.zeros_like(threshold) if bias is None else bias.to(dtype)
+        slack = 8 * torch.finfo(dtype).eps * (threshold.abs() + bias.abs()).float() + torch.finfo(dtype).tiny
+        not_bos = ids.reshape(-1) != bos
+        row, col = torch.nonzero(scores > threshold.float() - bias.float() - slack, as_tuple=True)
+        batch = cls(ids, seq, row, col, row.float(), int(not_bos.sum()), scores, bias, threshold, not_bos)
+        value = batch._activation(row, col)
+        keep = (value > threshold.index_select(0, col)) & not_bos.index_select(0, row)
+        batch.row, batch.col, batch.value = row[keep], col[keep], value[keep].float()
+        return batch
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """`(B, T)`."""
+        return (int(self.ids.shape[0]), int(self.ids.shape[1]))
+
+    def _activation(self, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+        flat = (row * self.scores.shape[1] + col).reshape(-1)
+        score = self.scores.reshape(-1).index_select(0, flat).view(row.shape)
+        return score + self.bias.index_select(0, col.reshape(-1)).view(col.shape)
+
+    def at(self, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+        """Float32 activations at flat token indices `row [N, W]` of columns `col [N, 1]`; 0 at BOS."""
+        value = self._activation(row, col)
+        threshold = self.threshold.index_select(0, col.reshape(-1)).view(col.shape)
+        active = (value > threshold) & self.not_bos.index_select(0, row.reshape(-1)).view(row.shape)
+        return torch.where(active, value, torch.zeros_like(value)).float()
+
+
+def site_activations(model: torch.nn.Module, sae: SAE, ids: torch.Tensor) -> torch.Tensor:
+    """`[B*T, d_in]` activations at the SAE's site, from a forward stopped right after it."""
+    site = (sae.cfg.site, sae.cfg.layer)
+    return run_truncated(model, ids, [site])[site].reshape(-1, sae.cfg.d_in)
+
+
+@torch.inference_mode()
+def encode_batch(
+    sae: SAE, x: torch.Tensor, ids: torch.Tensor, seq: torch.Tensor, columns: torch.Tensor | None, bos: int
+) -> SparseBatch:
+    """Encode `x [B*T, d_in]` into a `SparseBatch` of the feature `columns` (None: every feature).
+
+    JumpReLU and ReLU SAEs are read from `x @ W_enc` with the bias added sparsely (values bit-identical to
+    `SAE.encode`); other architectures are encoded densely first. The full product is taken even for a few
+    `columns`: `x @ W_enc[:, columns]` rounds differently, and a subset pass must equal the full one.
+    """
+    if sae.cfg.architecture in ("jumprelu", "standard"):
+        x = x.to(sae.dtype)
+        if sae.cfg.apply_b_dec_to_input:
+            x = x - sae.b_dec
+        scores, bias = x @ sae.W_enc, sae.b_enc
+        threshold = sae.threshold if sae.cfg.architecture == "jumprelu" else torch.zeros_like(sae.threshold)
+    else:
+        scores, bias, threshold = sae.encode(x), torch.zeros_like(sae.b_enc), torch.zeros_like(sae.threshold)
+    sae.check_finite(scores, bias, threshold)
+    if columns is not None:
+        scores, bias, threshold = scores.index_select(1, columns), bias[columns], threshold[columns]
+    return SparseBatch.from_scores(ids, seq, scores, threshold, bos, bias)
