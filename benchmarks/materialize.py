@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import scopewidgets as sw
 from scopewidgets.core import sites
 from scopewidgets.core.effects import _running_topk
-from scopewidgets.dashboards.result import DashboardSet
+from scopewidgets.dashboards import DashboardSet
 
 
 @torch.inference_mode()

@@ -6,11 +6,10 @@ Example:
     >>> scope.activations("The Eiffel Tower is in Paris")   # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
 from . import features
 from .activations import Activations, ActivationsSet
 from .core import corpus
+from .core.paths import VERSION
 from .core.sae import SAE, SAEConfig
 from .core.sae_io import load_sae, save_sae
 from .demo import demo, demo_model, demo_sae
@@ -18,6 +17,7 @@ from .features.labels import label_features
 from .scope import Scope
 from .training.train import train_sae
 
+__version__ = VERSION
 __all__ = [
     "SAE",
     "Activations",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
-from .core.display import Displayable
+from .core.display import Displayable, present
 from .core.sae import SAE
 from .features.columns import density_column, label_column
 
@@ -32,25 +32,7 @@ class _ShownAsTokens(Displayable):
             >>> view = acts.widget(k=8)                               # doctest: +SKIP
             >>> view.selected_feature = 12                            # doctest: +SKIP
         """
-        from .widgets.activations import ActivationsWidget
-
-        return ActivationsWidget(
-            self,
-            k=k,
-            n_features=n_features,
-            rank=rank,
-            include_reserved=include_reserved,  # type: ignore[arg-type]
-        )
-
-    def _repr_text(self) -> str:
-        from .widgets.activations import summary_text
-
-        return summary_text(self._view)
-
-    def _repr_fallback_html(self) -> str:
-        from .widgets.activations import static_html
-
-        return static_html(self._view)
+        return present(self, k=k, n_features=n_features, rank=rank, include_reserved=include_reserved)
 
 
 @dataclass(frozen=True)

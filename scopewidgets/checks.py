@@ -15,7 +15,7 @@ import torch
 
 from .core import sites
 from .core import validate as checked
-from .core.display import Displayable
+from .core.display import Displayable, present
 from .core.hooks import patch
 from .core.sae import SAE
 from .features.columns import density_column, label_column
@@ -79,9 +79,7 @@ class SearchResult(Displayable, _Table):
 
     def widget(self) -> SearchWidget:
         """A new clickable table of these features (`selected_feature` follows clicks)."""
-        from .widgets.search import SearchWidget
-
-        return SearchWidget(self)
+        return present(self)
 
     def _repr_text(self) -> str:
         head = ", ".join(f"#{f}" for f in self.features[:8]) + (" ..." if len(self) > 8 else "")

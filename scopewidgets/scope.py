@@ -16,7 +16,7 @@ from .core import validate as checked
 from .core.corpus import bos_id
 from .core.hooks import capture
 from .core.sae import SAE
-from .features.stats import stats_provider
+from .features.lookup import stats_provider
 
 if TYPE_CHECKING:
     from .features import FeatureStats

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the repository's scopewidgets, installed or not
 
 import scopewidgets as sw  # noqa: E402
-from scopewidgets.dashboards.result import DashboardSet  # noqa: E402
+from scopewidgets.dashboards import DashboardSet  # noqa: E402
 from scopewidgets.dashboards.rows import StateRows  # noqa: E402
 from scopewidgets.dashboards.state import DashboardState, PassSettings  # noqa: E402
 

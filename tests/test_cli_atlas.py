@@ -8,7 +8,7 @@ import torch
 
 import scopewidgets as sw
 from scopewidgets import _cli_atlas, cli
-from scopewidgets.dashboards.result import DashboardSet
+from scopewidgets.dashboards import DashboardSet
 from scopewidgets.testing import random_sae, tiny_gemma3
 
 pytestmark = pytest.mark.usefixtures("private_cache")

@@ -8,8 +8,8 @@ import torch
 
 import scopewidgets as sw
 from scopewidgets.core import sites
+from scopewidgets.dashboards import DashboardSet
 from scopewidgets.dashboards.evidence import Evidence
-from scopewidgets.dashboards.result import DashboardSet
 from scopewidgets.testing import random_sae, tiny_gemma3
 
 pytestmark = pytest.mark.usefixtures("private_cache")

@@ -25,9 +25,10 @@ from typing import Any
 import torch
 
 from . import corpus_sources as sources
+from .paths import DATA
 from .validate import encodable
 
-DEFAULT_CORPUS = Path(__file__).parent.parent / "data" / "corpus" / "default.jsonl.gz"
+DEFAULT_CORPUS = DATA / "corpus" / "default.jsonl.gz"
 SOURCES = tuple(sources.HELD_OUT_RATE)
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from .paths import cache_dir
+
 PASSAGE_CHARS = 3000
 
 # Fraction of each source's passages held out (from training) and eligible for the default corpus.
@@ -95,8 +97,6 @@ def split_passages(source: str, title: str, text: str, size: int = PASSAGE_CHARS
 def sources_dir() -> Path:
     """Where npm tarballs (or their unpacked folders) are looked for: `$SCOPEWIDGETS_SOURCES`, else
     `<cache_dir>/sources`."""
-    from ..demo import cache_dir
-
     root = os.environ.get("SCOPEWIDGETS_SOURCES")
     return Path(root).expanduser() if root else cache_dir() / "sources"
 

@@ -1,17 +1,67 @@
-"""`Displayable`: how analysis results show themselves (a lazily built widget) and save themselves as HTML.
+"""`Displayable`: how analysis results show themselves (a lazily built widget) and save themselves as HTML,
+and the registry through which a result finds its widget without importing it.
 
-A result class mixes this in and implements `widget()`, `_repr_text()` and `_repr_fallback_html()`.
-Widgets are imported lazily, so the analysis layer does not need traitlets until something is displayed.
+A result class mixes `Displayable` in; the widget layer registers, for each result type, the callables that
+present it (`@presents(ResultType)` for the widget, `role="text"` / `"html"` for the plain-text and static
+HTML fallbacks, other roles for other views such as the atlas). `present(result, role)` finds the callable by
+the result's class (its bases too) after importing `scopewidgets.widgets` once, so analysis modules need no
+traitlets, and never import a widget, until something is displayed.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from ..widgets._base import Widget
+
+#: (result type, role) -> the callable that presents it; filled by the widget layer on import.
+_REGISTRY: dict[tuple[type, str], Callable[..., Any]] = {}
+_PRESENTERS = "scopewidgets.widgets"
+Presenter = TypeVar("Presenter", bound=Callable[..., Any])
+
+
+def presents(*result_types: type, role: str = "widget") -> Callable[[Presenter], Presenter]:
+    """Decorator for the widget layer: `presenter(result, **options)` presents each of `result_types` in `role`.
+
+    Example:
+        >>> class Note(Displayable):
+        ...     pass
+        >>> @presents(Note, role="text")
+        ... def note_text(result):
+        ...     return "a note"
+        >>> Note()._repr_text()
+        'a note'
+    """
+
+    def register(presenter: Presenter) -> Presenter:
+        for result_type in result_types:
+            _REGISTRY[result_type, role] = presenter
+        return presenter
+
+    return register
+
+
+def presenter(result: Any, role: str = "widget") -> Callable[..., Any] | None:
+    """The callable registered for `result`'s class (or its nearest base) in `role`, else None."""
+    importlib.import_module(_PRESENTERS)  # registers every widget (a no-op after the first call)
+    for cls in type(result).__mro__:
+        found = _REGISTRY.get((cls, role))
+        if found is not None:
+            return found
+    return None
+
+
+def present(result: Any, role: str = "widget", **options: Any) -> Any:
+    """`result` presented in `role` by the registered callable; a `LookupError` when none is registered."""
+    found = presenter(result, role)
+    if found is None:
+        raise LookupError(f"No {role} is registered for {type(result).__name__}")
+    return found(result, **options)
 
 
 class Displayable:
@@ -20,13 +70,15 @@ class Displayable:
 
     def widget(self) -> Widget:
         """A new widget showing this result (for layouts: `ipywidgets.HBox([a.widget(), b.widget()])`)."""
-        raise NotImplementedError
+        return present(self)
 
     def _repr_text(self) -> str:
-        return object.__repr__(self)
+        found = presenter(self, "text")
+        return found(self) if found is not None else object.__repr__(self)
 
     def _repr_fallback_html(self) -> str | None:
-        return None
+        found = presenter(self, "html")
+        return found(self) if found is not None else None
 
     @cached_property
     def _view(self) -> Widget:

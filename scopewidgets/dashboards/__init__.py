@@ -2,6 +2,7 @@
 state, the disk cache, saved files, Gemma Scope evidence and the results (`DashboardSet`, `FeatureDashboard`).
 """
 
-from .result import DashboardSet, Example, FeatureDashboard, Histogram, QuantileGroup
+from .examples import Example, Histogram, QuantileGroup
+from .result import DashboardSet, FeatureDashboard
 
 __all__ = ["DashboardSet", "Example", "FeatureDashboard", "Histogram", "QuantileGroup"]

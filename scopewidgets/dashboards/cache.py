@@ -34,6 +34,7 @@ import torch
 
 from ..core.corpus import iter_texts
 from ..core.fingerprint import model_fingerprint, sae_fingerprint  # noqa: F401 (feature statistics key on them)
+from ..core.paths import cache_dir
 from .state import DashboardState, PassSettings
 
 FORMAT = "scopewidgets-dashboard-state/1"
@@ -43,9 +44,7 @@ _PROBE = "The Eiffel Tower is in Paris. 1234 ünïcödé\n\tdef f(x): return x *
 
 
 def cache_folder() -> Path:
-    """`scopewidgets.demo.cache_dir() / "dashboards"`."""
-    from ..demo import cache_dir
-
+    """`scopewidgets.core.paths.cache_dir() / "dashboards"`."""
     return cache_dir() / "dashboards"
 
 

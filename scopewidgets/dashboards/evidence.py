@@ -30,7 +30,8 @@ import torch
 
 from ..core import sites
 from ..core.sae import SAE
-from .result import DashboardSet, Example, Histogram, QuantileGroup
+from .examples import Example, Histogram, QuantileGroup
+from .result import DashboardSet
 from .rows import TokenText, make_example
 from .select import sample_keys
 from .state import PassSettings

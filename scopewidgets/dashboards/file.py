@@ -83,12 +83,13 @@ def save(dashes: DashboardSet, path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path, scope: Scope, sae: int | SAE | None = None, check: bool = True) -> DashboardSet:
-    """The `DashboardSet` saved at `path`, over `scope`'s model and `sae` (checked by fingerprint)."""
+def load(
+    kind: type[DashboardSet], path: str | Path, scope: Scope, sae: int | SAE | None = None, check: bool = True
+) -> DashboardSet:
+    """The `DashboardSet` (of class `kind`) saved at `path`, over `scope`'s model and `sae` (checked by fingerprint)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from .result import DashboardSet
     from .rows import StateRows
 
     path, chosen = Path(path), scope.sae(sae)
@@ -105,7 +106,7 @@ def load(path: str | Path, scope: Scope, sae: int | SAE | None = None, check: bo
     tensors = load_file(str(path))
     settings = PassSettings(**json.loads(metadata["settings"]))
     state = DashboardState.from_tensors(_prefixed(tensors, STATE), settings)
-    dashes = DashboardSet(
+    dashes = kind(
         StateRows(state), scope, chosen, int(metadata["n_bins"]), metadata.get("corpus_key") or None
     )
     dashes._shared["effects"] = EffectTable.from_tensors(_prefixed(tensors, EFFECTS))

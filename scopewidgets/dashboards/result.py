@@ -21,60 +21,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..core.display import Displayable
+from ..core.display import Displayable, present
 from ..core.effects import feature_logits, similar_features
 from ..core.sae import SAE
 from .effect_table import EffectTable
+from .examples import Example, Histogram, QuantileGroup
 from .materialize import TokenTexts, effect_rows
 
 if TYPE_CHECKING:
     from ..scope import Scope
     from ..widgets.dashboard import DashboardWidget
     from .rows import FeatureRows
-
-
-@dataclass(frozen=True)
-class Example:
-    """A window of corpus tokens around one token where the feature fires.
-
-    `tokens` display strings; `token_ids [n]`; `values [n]` float32 activation of the feature on each
-    token (NaN where unknown: evidence files only list the strongest tokens); `max_value` the activation at
-    the focus token; `seq_index` and `position` locate the focus token in the corpus (for a token tensor
-    corpus: its row and column); `focus` is the focus token's index in `tokens`.
-    """
-
-    tokens: list[str]
-    token_ids: torch.Tensor
-    values: torch.Tensor
-    max_value: float
-    seq_index: int
-    position: int
-    focus: int
-
-
-class Histogram(NamedTuple):
-    """`counts [n_bins]` of positive activations v with `edges[i] <= v < edges[i + 1]`; `edges [n_bins+1]`."""
-
-    counts: np.ndarray
-    edges: np.ndarray
-
-
-@dataclass(frozen=True)
-class QuantileGroup:
-    """Tokens whose activation is in `[lower, upper)`: `count` of them (`fraction` of the firing tokens),
-    and a uniform random sample of them as `examples` (strongest first)."""
-
-    lower: float
-    upper: float
-    count: int
-    fraction: float
-    examples: list[Example]
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,16 +77,6 @@ class FeatureDashboard(Displayable):
         if self.dashboards is None:
             raise ValueError("This FeatureDashboard was built outside a DashboardSet; it has no widget")
         return self.dashboards.widget(self.feature)
-
-    def _repr_text(self) -> str:
-        from ..widgets._dashboard_view import summary_text
-
-        return summary_text(self)
-
-    def _repr_fallback_html(self) -> str:
-        from ..widgets._dashboard_view import static_html
-
-        return static_html(self)
 
     def __repr__(self) -> str:
         top = ", ".join(repr(t) for t, _ in self.top_logits[:3])
@@ -206,9 +159,7 @@ class DashboardSet(Displayable):
         Example:
             >>> view = dashes.widget(1234)                                 # doctest: +SKIP
         """
-        from ..widgets.dashboard import DashboardWidget
-
-        return DashboardWidget(self, feature)
+        return present(self, feature=feature)
 
     def _repr_text(self) -> str:
         return repr(self)
@@ -301,7 +252,7 @@ class DashboardSet(Displayable):
         """
         from .file import load
 
-        return load(path, scope, sae, check)
+        return load(cls, path, scope, sae, check)
 
     def save_atlas(self, path: str | Path, progress: bool = True) -> Path:
         """Write an offline atlas of every feature to the folder `path`: open `index.html` from disk (no
@@ -310,9 +261,7 @@ class DashboardSet(Displayable):
         Example:
             >>> dashes.save_atlas("atlas")                                   # doctest: +SKIP
         """
-        from ..widgets._atlas import save_atlas
-
-        return save_atlas(self, path, progress)
+        return present(self, "atlas", path=path, progress=progress)
 
     def _effects(self, feature: int) -> dict[str, Any]:
         table = self._shared.get("effects")

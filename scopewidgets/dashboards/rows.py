@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .result import Example, Histogram, QuantileGroup
+from .examples import Example, Histogram, QuantileGroup
 from .select import EMPTY_EXPONENT, Entries, bucket_index
 from .state import DashboardState
 

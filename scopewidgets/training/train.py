@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .. import __version__
+from ..core.paths import VERSION as __version__
 from ..core.sae import SAE, SAEConfig
 from ..core.sae_io import save_sae
 from ..core.sites import check_layer, check_site, site_width

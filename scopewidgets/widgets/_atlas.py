@@ -20,17 +20,17 @@ import hashlib
 import html
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from ._base import bundle_text
+from ..core.display import presents
+from ..dashboards.materialize import ensure_table
+from ..dashboards.result import DashboardSet
+from ._bundle import bundle_text
 from ._dashboard_view import dashboard_state
 from ._export import _PAGE_CSS, _encode, script_json
 from ._tokens import display_text
-
-if TYPE_CHECKING:
-    from ..dashboards.result import DashboardSet
 
 CHUNK = 64  # features per lazily loaded data file
 _LOADER = """
@@ -83,10 +83,9 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+@presents(DashboardSet, role="atlas")
 def save_atlas(dashes: DashboardSet, path: str | Path, progress: bool = True) -> Path:
     """Write the atlas of every feature of `dashes` to the folder `path`; returns `path / "index.html"`."""
-    from ..dashboards.materialize import ensure_table
-
     out = Path(path)
     (out / "data" / "features").mkdir(parents=True, exist_ok=True)
     table = ensure_table(dashes, progress)

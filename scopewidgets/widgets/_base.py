@@ -17,36 +17,11 @@ from typing import Any, ClassVar, TypeVar
 import anywidget
 import traitlets
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
+from ._bundle import STATIC, bundle_text
+from ._export import save_html as _save_html
+
 log = logging.getLogger("scopewidgets")
 Method = TypeVar("Method", bound=Callable[..., Any])
-
-
-class MissingBundleError(RuntimeError):
-    """The built front end (`scopewidgets/static/`) is missing."""
-
-
-@functools.lru_cache(maxsize=32)
-def _read(path: Path, mtime: float) -> str:
-    return path.read_text(encoding="utf-8")
-
-
-def bundle_text(name: str) -> str:
-    """The text of a built front-end file, e.g. `bundle_text("activations.js")`.
-
-    Raises `MissingBundleError` saying how to build it. Rebuilt files are picked up (cached by mtime).
-
-    Example:
-        >>> bundle_text("activations.js")[:6]                   # doctest: +SKIP
-    """
-    path = STATIC / name
-    if not path.is_file():
-        raise MissingBundleError(
-            f"The scopewidgets front end is not built: {path} is missing. In a source checkout run "
-            "`npm install && npm run build` (Node.js 18+), or `pip install -e .` with Node.js on the PATH; "
-            "wheels from PyPI include it."
-        )
-    return _read(path, path.stat().st_mtime)
 
 
 def shows_errors(method: Method) -> Method:
@@ -106,9 +81,7 @@ class Widget(anywidget.AnyWidget):
         Example:
             >>> acts.widget().save_html("acts.html")              # doctest: +SKIP
         """
-        from ._export import save_html
-
-        return save_html(self, path, title=title)
+        return _save_html(self, path, title=title)
 
     def _export_state(self) -> dict[str, Any]:
         """For the HTML export: trait values that replace the live ones (e.g. data the kernel would send

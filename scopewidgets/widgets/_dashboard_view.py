@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from ..dashboards.result import Example, FeatureDashboard
+from ..core.display import presents
+from ..dashboards.examples import Example
+from ..dashboards.result import FeatureDashboard
 from ._serialize import to_binary
 from ._tokens import display_text
 
@@ -96,6 +98,7 @@ def dashboard_state(
     }
 
 
+@presents(FeatureDashboard, role="text")
 def summary_text(dash: FeatureDashboard) -> str:
     """One plain-text line describing a dashboard."""
     label = f" {dash.label!r}" if dash.label else ""
@@ -104,6 +107,7 @@ def summary_text(dash: FeatureDashboard) -> str:
             f"{len(dash.examples)} top examples; top logits {top}")  # fmt: skip
 
 
+@presents(FeatureDashboard, role="html")
 def static_html(dash: FeatureDashboard, n_examples: int = 5) -> str:
     """An escaped, script-free preview: header, top logits and the first examples with the focus in bold."""
     rows = []

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anywidget
 
-from ._base import bundle_text
+from ._bundle import bundle_text
 
 if TYPE_CHECKING:
     from ._base import Widget

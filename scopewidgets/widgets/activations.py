@@ -10,6 +10,7 @@ import torch
 import traitlets
 
 from ..activations import Activations, ActivationsSet
+from ..core.display import presents
 from ._base import Widget, shows_errors
 from ._serialize import from_binary, to_binary
 from ._tokens import PACKED, Ranked, labels_of, limits, ranked_data, unpack_entries, view_data
@@ -225,3 +226,18 @@ def static_html(view: ActivationsWidget, max_tokens: int = 400) -> str:
         f"{html.escape(summary_text(view))}{note}. Static preview shaded by each token's strongest feature: "
         "the interactive view needs the widget manager and a kernel (or <code>save_html()</code>).</p></div>"
     )
+
+
+@presents(Activations, ActivationsSet)
+def _widget(acts: Activations | ActivationsSet, **options: Any) -> ActivationsWidget:
+    return ActivationsWidget(acts, **options)
+
+
+@presents(Activations, ActivationsSet, role="text")
+def _text(acts: Activations | ActivationsSet) -> str:
+    return summary_text(acts._view)
+
+
+@presents(Activations, ActivationsSet, role="html")
+def _html(acts: Activations | ActivationsSet) -> str:
+    return static_html(acts._view)

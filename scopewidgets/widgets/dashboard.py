@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import traitlets
 
+from ..core.display import presents
 from ..core.effects import similar_features
+from ..dashboards.result import DashboardSet
 from ._base import Widget, shows_errors
 from ._dashboard_view import dashboard_state
-
-if TYPE_CHECKING:
-    from ..dashboards.result import DashboardSet
 
 
 class DashboardWidget(Widget):
@@ -178,3 +177,8 @@ def _first_firing(dashes: DashboardSet) -> int:
     peaks = dashes.rows.stats()["max_activation"]
     firing = [f for f, peak in zip(dashes.features, peaks, strict=True) if peak > 0]
     return (firing or dashes.features)[0]
+
+
+@presents(DashboardSet)
+def _widget(dashes: DashboardSet, feature: int | None = None) -> DashboardWidget:
+    return DashboardWidget(dashes, feature)

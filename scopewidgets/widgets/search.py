@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
+from ..checks import SearchResult
+from ..core.display import presents
 from ._base import Widget
 from ._tokens import display_text
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from ..checks import SearchResult
 
 
 class SearchWidget(Widget):
@@ -97,3 +97,8 @@ def _cell(value: Any, kind: str) -> Any:
     if kind == "number":
         return float(value)
     return str(value)
+
+
+@presents(SearchResult)
+def _widget(result: SearchResult) -> SearchWidget:
+    return SearchWidget(result)

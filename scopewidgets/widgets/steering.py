@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
+from ..core.display import presents
 from ..steering.controls import POWER, feature_captions, strength_limits
 from ..steering.display import settings_line
-from ..steering.result import significant, steer_code
+from ..steering.result import Steering, significant, steer_code
 from ..steering.runner import SteeringRunner
 from ._base import Widget, shows_errors
 
 if TYPE_CHECKING:
     from ..core.sae import SAE
     from ..scope import Scope
-    from ..steering.result import Steering
 
 METHODS = ["add", "add_scaled", "clamp", "ablate"]
 POSITIONS = ["all", "prompt", "generated"]
@@ -231,3 +231,8 @@ def result_trait(result: Steering, generation: int, seconds: float | None = None
         "code": result.code(),
         "seconds": seconds,
     }
+
+
+@presents(Steering)
+def _widget(result: Steering) -> SteeringPanel:
+    return SteeringPanel.from_result(result)

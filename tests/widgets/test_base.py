@@ -3,8 +3,7 @@ from __future__ import annotations
 import pytest
 import traitlets
 
-from scopewidgets.widgets import _base
-from scopewidgets.widgets._base import MissingBundleError, Widget, shows_errors
+from scopewidgets.widgets import MissingBundleError, Widget, _bundle, shows_errors
 
 
 class Doubler(Widget):
@@ -43,6 +42,6 @@ def test_bundle_is_loaded_into_esm_and_css() -> None:
 
 
 def test_missing_bundle_says_how_to_build_it(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    monkeypatch.setattr(_base, "STATIC", tmp_path)
+    monkeypatch.setattr(_bundle, "STATIC", tmp_path)
     with pytest.raises(MissingBundleError, match=r"npm install && npm run build"):
         Doubler()

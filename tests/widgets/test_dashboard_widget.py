@@ -112,7 +112,7 @@ def test_export_opens_the_similar_features_offline(dashes, tmp_path):
 
 
 def test_evidence_dashboards_send_unknown_values_as_nan():
-    from scopewidgets.dashboards.result import Example, FeatureDashboard, Histogram
+    from scopewidgets.dashboards import Example, FeatureDashboard, Histogram
     from scopewidgets.widgets._dashboard_view import examples_of, header_of
 
     example = Example(["a", "b"], torch.tensor([5, 6]), torch.tensor([math.nan, 2.0]), 2.0, 0, 1, 1)
