@@ -15,4 +15,5 @@ scripts/setup.sh test
 . .venv/bin/activate
 ruff check .
 ruff format --check .
+lint-imports
 python -m pytest "$@"
