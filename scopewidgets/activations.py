@@ -10,9 +10,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
+from .core import validate as checked
+from .core.corpus import bos_id
 from .core.display import Displayable, present
+from .core.engine import Engine, SaeRef
 from .core.sae import SAE
 from .features.columns import density_column, label_column
+from .features.lookup import stats_provider
 
 if TYPE_CHECKING:
     from .features import FeatureStats
@@ -239,3 +243,24 @@ class ActivationsSet(_ShownAsTokens):
         """Long form over all texts, with a `text_index` column."""
         frames = [item.to_dataframe(min_value).assign(text_index=i) for i, item in enumerate(self.items)]
         return pd.concat(frames, ignore_index=True)
+
+
+def activations_of(
+    engine: Engine, text_or_ids: str | Sequence[int] | torch.Tensor | Sequence[str], sae: SaeRef = None
+) -> Activations | ActivationsSet:
+    """`Scope.activations`: the SAE activations of every token of a text (or of each text of a list)."""
+    chosen = engine.sae(sae)
+    if isinstance(text_or_ids, list | tuple) and any(isinstance(item, str) for item in text_or_ids):
+        texts = checked.texts(text_or_ids, "text_or_ids")
+        return ActivationsSet(tuple(activations_of(engine, text, chosen) for text in texts))
+    ids = engine.tokenize(text_or_ids)
+    values = engine.encode(ids, [chosen])[0][0].cpu()
+    return Activations(
+        tokens=engine.token_strings(ids),
+        token_ids=ids,
+        values=values,
+        sae=chosen,
+        text=text_or_ids if isinstance(text_or_ids, str) else None,
+        bos_mask=ids == bos_id(engine.tokenizer),
+        stats_source=stats_provider(chosen, engine),
+    )

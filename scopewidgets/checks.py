@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
+from .activations import activations_of
 from .core import sites
 from .core import validate as checked
 from .core.display import Displayable, present
@@ -21,7 +22,7 @@ from .core.sae import SAE
 from .features.columns import density_column, label_column
 
 if TYPE_CHECKING:
-    from .scope import Scope
+    from .core.engine import Engine
     from .widgets.search import SearchWidget
 
 
@@ -155,7 +156,7 @@ def _barh(labels: list[str], values: list[float], xlabel: str, ax: Any, title: s
     return ax
 
 
-def token_id(scope: Scope, token: str | int) -> int:
+def token_id(scope: Engine, token: str | int) -> int:
     """A single token id from an id or a string that tokenizes to exactly one token (e.g. `" Paris"`)."""
     vocab = sites.vocab_size(scope.model)
     if isinstance(token, str):
@@ -172,7 +173,7 @@ def token_id(scope: Scope, token: str | int) -> int:
 
 
 def search(
-    scope: Scope,
+    scope: Engine,
     query: str | None,
     k: int,
     sae: SAE,
@@ -199,7 +200,7 @@ def search(
     if query is None or (isinstance(query, str) and not query):
         raise ValueError("search needs a text query, or logit=' token'")
     query = checked.text(query, "query")
-    acts = scope.activations(query, sae)
+    acts = activations_of(scope, query, sae)
     rows = torch.ones(len(acts), dtype=torch.bool)
     if token is not None:
         rows = torch.tensor([t == token for t in acts.tokens])
@@ -240,7 +241,7 @@ def _minus_features(sae: SAE, features: torch.Tensor, keep: torch.Tensor, scale:
 
 
 @torch.inference_mode()
-def _last_logits(scope: Scope, ids: torch.Tensor, sae: SAE | None = None, edit: Any = None) -> torch.Tensor:
+def _last_logits(scope: Engine, ids: torch.Tensor, sae: SAE | None = None, edit: Any = None) -> torch.Tensor:
     ids = ids[None].to(scope.device)
     if edit is None:
         return scope.model(input_ids=ids, use_cache=False).logits[0, -1].float()
@@ -248,7 +249,7 @@ def _last_logits(scope: Scope, ids: torch.Tensor, sae: SAE | None = None, edit: 
         return scope.model(input_ids=ids, use_cache=False).logits[0, -1].float()
 
 
-def ablate(scope: Scope, prompt: str, features: Sequence[int], sae: SAE, k: int) -> AblationResult:
+def ablate(scope: Engine, prompt: str, features: Sequence[int], sae: SAE, k: int) -> AblationResult:
     """See `Scope.ablate`."""
     wanted = checked.feature_list(features, "features", sae.cfg.d_sae)
     chosen = torch.tensor(wanted, dtype=torch.long, device=sae.device)
@@ -272,7 +273,7 @@ def ablate(scope: Scope, prompt: str, features: Sequence[int], sae: SAE, k: int)
     return AblationResult(table, features=tuple(int(f) for f in chosen))
 
 
-def attribute(scope: Scope, prompt: str, target: str | int, sae: SAE, k: int, check: int) -> Attribution:
+def attribute(scope: Engine, prompt: str, target: str | int, sae: SAE, k: int, check: int) -> Attribution:
     """See `Scope.attribute`."""
     from .features import feature_stats
 
@@ -310,7 +311,7 @@ def attribute(scope: Scope, prompt: str, target: str | int, sae: SAE, k: int, ch
 
 
 def compare(
-    scope: Scope,
+    scope: Engine,
     prompt_a: str,
     prompt_b: str,
     sae: SAE,
@@ -325,7 +326,7 @@ def compare(
     ranking.check_rank(rank)
     k = checked.integer(k, "k", minimum=1)
     prompt_a, prompt_b = checked.text(prompt_a, "prompt_a"), checked.text(prompt_b, "prompt_b")
-    acts_a, acts_b = scope.activations(prompt_a, sae), scope.activations(prompt_b, sae)
+    acts_a, acts_b = activations_of(scope, prompt_a, sae), activations_of(scope, prompt_b, sae)
     stats = acts_a.stats
     a, b = acts_a.values.max(dim=0).values, acts_b.values.max(dim=0).values
     score = ranking.scores(b, stats, rank) - ranking.scores(a, stats, rank)

@@ -27,7 +27,7 @@ from .core.hooks import capture, patch
 from .core.sae import SAE
 
 if TYPE_CHECKING:
-    from .scope import Scope
+    from .core.engine import Engine
 
 
 @dataclass
@@ -74,7 +74,7 @@ def _writer(values: torch.Tensor, keep: torch.Tensor) -> Callable[[torch.Tensor]
 
 @torch.inference_mode()
 def evaluate(
-    scope: Scope, texts: Any, saes: Sequence[SAE], *, seq_len: int = 128, batch_size: int = 8
+    scope: Engine, texts: Any, saes: Sequence[SAE], *, seq_len: int = 128, batch_size: int = 8
 ) -> pd.DataFrame:
     """One row per SAE with l0, fvu, ce_clean, ce_spliced, ce_ablated, frac_loss_recovered (see module doc).
 

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
-from torch import nn
 
-from .activations import Activations, ActivationsSet
-from .core import sites
-from .core import validate as checked
-from .core.corpus import bos_id
-from .core.hooks import capture
+from .activations import Activations, ActivationsSet, activations_of
+from .core.engine import Engine, SaeRef
 from .core.sae import SAE
-from .features.lookup import stats_provider
 
 if TYPE_CHECKING:
     from .features import FeatureStats
     from .steering.result import Steering
 
-SaeRef = int | SAE | None
 
-
-class Scope:
+class Scope(Engine):
     """A hooked view of a Gemma model and one or more SAEs. The model is used as is (no weight processing).
 
     Example:
@@ -36,15 +28,6 @@ class Scope:
         >>> scope.activations("The Eiffel Tower").top_features(3).columns[:3].tolist()
         ['feature', 'score', 'max_activation']
     """
-
-    def __init__(self, model: nn.Module, tokenizer: Any, saes: Sequence[SAE] | SAE = ()) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        device = self.device
-        saes = [saes] if isinstance(saes, SAE) else list(saes)
-        for index, sae in enumerate(saes):
-            self._validate_sae(sae, index)
-        self.saes: list[SAE] = [sae.to(device) for sae in saes]
 
     @classmethod
     def from_pretrained(
@@ -69,104 +52,6 @@ class Scope:
         model, tokenizer = load_model(model_id_or_path, device=device, dtype=dtype, **model_kwargs)
         return cls(model, tokenizer, saes)
 
-    def __repr__(self) -> str:
-        names = ", ".join(f"{s.cfg.site}@{s.cfg.layer} ({s.cfg.d_sae})" for s in self.saes) or "no SAEs"
-        return f"Scope({type(self.model).__name__}, {sites.n_layers(self.model)} layers, SAEs: {names})"
-
-    @property
-    def device(self) -> torch.device:
-        """The device of the model's parameters."""
-        return next(self.model.parameters()).device
-
-    # ----------------------------------------------------------------------------------------- SAEs
-    def _validate_sae(self, sae: SAE, index: int) -> None:
-        if not isinstance(sae, SAE):
-            raise ValueError(f"saes[{index}] is a {type(sae).__name__}, expected scopewidgets.SAE")
-        cfg = sae.cfg
-        if cfg.site is None or cfg.layer is None:
-            raise ValueError(
-                f"SAE {index} ({cfg.source}) does not say where it reads; load it with "
-                "load_sae(..., site=..., layer=...)"
-            )
-        sites.check_layer(self.model, cfg.layer)
-        for site in (cfg.site, cfg.site_out):
-            if site is not None:
-                width = sites.site_width(self.model, site)
-                if cfg.d_in != width:
-                    raise ValueError(
-                        f"SAE {index} has d_in={cfg.d_in} but {site} at layer {cfg.layer} of this model has "
-                        f"width {width}; an SAE for this site must have d_in={width}"
-                    )
-
-    def sae(self, sae: SaeRef = None) -> SAE:
-        """The SAE named by `sae`: an index into `scope.saes`, an SAE object, or None for the first."""
-        if not self.saes and not isinstance(sae, SAE):
-            raise ValueError("This Scope has no SAEs; pass saes=[...] when creating it")
-        if sae is None:
-            return self.saes[0]
-        if isinstance(sae, SAE):
-            if not any(sae is s for s in self.saes):
-                self._validate_sae(sae, len(self.saes))
-                return sae.to(self.device)
-            return sae
-        try:
-            index = operator.index(sae)
-        except TypeError:
-            raise ValueError(f"sae must be an index or an SAE, got {sae!r}") from None
-        if not 0 <= index < len(self.saes):
-            raise ValueError(f"SAE index {index} is out of range: this Scope has SAEs [0, {len(self.saes)})")
-        return self.saes[index]
-
-    # ----------------------------------------------------------------------------------------- tokens
-    def tokenize(self, text_or_ids: str | Sequence[int] | torch.Tensor) -> torch.Tensor:
-        """`[n_tokens]` ids: text gets BOS prepended; ids are used as given (include BOS yourself).
-
-        Raises a `ValueError` for empty input, ids outside the vocabulary and inputs longer than the
-        model's context.
-        """
-        if isinstance(text_or_ids, str):
-            text = checked.text(text_or_ids, "text")
-            body = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            ids = torch.tensor([bos_id(self.tokenizer), *body], dtype=torch.long)
-        else:
-            ids = checked.token_ids(text_or_ids, "text_or_ids")
-            if ids.numel() == 0:
-                raise ValueError(f"text_or_ids is empty ({text_or_ids!r}); give at least one token id")
-            vocab = sites.vocab_size(self.model)
-            bad = ids[(ids < 0) | (ids >= vocab)]
-            if bad.numel():
-                raise ValueError(
-                    f"Token id {int(bad[0])} is outside the vocabulary: ids must be in [0, {vocab})"
-                )
-        limit = sites.context_length(self.model)
-        if ids.numel() > limit:
-            raise ValueError(
-                f"The input has {ids.numel()} tokens; this model's context allows at most {limit}"
-            )
-        return ids
-
-    def token_strings(self, ids: torch.Tensor | Sequence[int]) -> list[str]:
-        """Each id decoded on its own (leading spaces kept), for display."""
-        ids = [int(i) for i in ids]
-        return [self.tokenizer.decode([i], skip_special_tokens=False) for i in ids]
-
-    # ----------------------------------------------------------------------------------------- features
-    @torch.inference_mode()
-    def encode(self, ids: torch.Tensor, saes: Sequence[SaeRef] | None = None) -> list[torch.Tensor]:
-        """Feature activations `[batch, pos, d_sae]` for each SAE, from ONE forward stopped after the
-        deepest SAE's site. BOS positions are set to zero.
-        """
-        chosen = [self.sae(s) for s in saes] if saes is not None else self.saes
-        if not chosen:
-            raise ValueError("This Scope has no SAEs; pass saes=[...] when creating it")
-        ids = ids.to(self.device)
-        if ids.ndim == 1:
-            ids = ids[None]
-        with capture(self.model, [(s.cfg.site, s.cfg.layer) for s in chosen]) as acts:
-            self.model(input_ids=ids, use_cache=False)
-        not_bos = (ids != bos_id(self.tokenizer))[..., None]
-        return [s.encode(acts[s.cfg.site, s.cfg.layer]).float() * not_bos for s in chosen]
-
     def activations(
         self, text_or_ids: str | Sequence[int] | torch.Tensor | Sequence[str], sae: SaeRef = None
     ) -> Activations | ActivationsSet:
@@ -176,21 +61,7 @@ class Scope:
             >>> acts = scope.activations("The Eiffel Tower is in Paris")          # doctest: +SKIP
             >>> acts.top_features(5)                                             # doctest: +SKIP
         """
-        chosen = self.sae(sae)
-        if isinstance(text_or_ids, list | tuple) and any(isinstance(item, str) for item in text_or_ids):
-            texts = checked.texts(text_or_ids, "text_or_ids")
-            return ActivationsSet(tuple(self.activations(text, chosen) for text in texts))
-        ids = self.tokenize(text_or_ids)
-        values = self.encode(ids, [chosen])[0][0].cpu()
-        return Activations(
-            tokens=self.token_strings(ids),
-            token_ids=ids,
-            values=values,
-            sae=chosen,
-            text=text_or_ids if isinstance(text_or_ids, str) else None,
-            bos_mask=ids == bos_id(self.tokenizer),
-            stats_source=stats_provider(chosen, self),
-        )
+        return activations_of(self, text_or_ids, sae)
 
     def feature_stats(self, sae: SaeRef = None, *, progress: bool = True) -> FeatureStats:
         """Density, max and mean activation of every feature (`FeatureStats`), as rankings use them: from

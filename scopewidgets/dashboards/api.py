@@ -22,9 +22,7 @@ from .shard import feature_slice
 from .state import DashboardState, PassSettings
 
 if TYPE_CHECKING:
-    from ..scope import Scope
-
-_REMEMBERED = 8  # passes kept on a Scope for `scope.dashboard(f)` to reuse
+    from ..core.engine import Engine
 
 
 def feature_ids(sae: SAE, features: Any) -> torch.Tensor:
@@ -78,7 +76,7 @@ def _shard(shard: Any, name: str = "shard") -> tuple[int, int] | None:
 
 
 def build_dashboards(
-    scope: Scope,
+    scope: Engine,
     features: Any,
     corpus: Any = None,
     sae: int | SAE | None = None,
@@ -94,8 +92,9 @@ def build_dashboards(
     progress: bool = True,
     shard: tuple[int, int] | None = None,
     feature_shard: tuple[int, int] | None = None,
+    tag: object = None,
 ) -> DashboardSet:
-    """See `Scope.dashboards`."""
+    """See `Scope.dashboards`. The pass is remembered in `scope.passes` (with `tag`: see `remembered`)."""
     chosen = scope.sae(sae)
     ids = feature_ids(chosen, features)
     if feature_shard is not None:
@@ -113,7 +112,7 @@ def build_dashboards(
 
         evidence = evidence_dashboards(scope, chosen, ids, settings, n_bins)
         if evidence is not None:
-            return _remember(scope, evidence)
+            return scope.passes.remember(evidence, None, tag)
     shard = _shard(shard)
     batch_size = _positive("batch_size", batch_size) if batch_size is not None else _default_batch(scope)
     run = functools.partial(_cached_pass, batch_size=batch_size, cache=cache, progress=progress, shard=shard)
@@ -122,11 +121,11 @@ def build_dashboards(
     same = dict(seq_len=seq_len, batch_size=batch_size, n_examples=n_examples, context=context,
                 n_quantile_groups=n_quantile_groups, per_group=per_group, n_bins=n_bins, cache=cache)  # fmt: skip
     dashes._shared["rerun"] = None if shard else rerun(scope, corpus, chosen, same)
-    return _remember(scope, dashes, pass_fingerprint(scope.model, chosen))
+    return scope.passes.remember(dashes, pass_fingerprint(scope.model, chosen), tag)
 
 
 def rerun(
-    scope: Scope, corpus: Any, sae: SAE, settings: dict[str, Any]
+    scope: Engine, corpus: Any, sae: SAE, settings: dict[str, Any]
 ) -> Callable[..., DashboardSet] | None:
     """`run(features)`: the same pass (corpus, settings) for other features, e.g. a dashboard's similar
     features opened on click; None when the corpus cannot be read again (a one-shot iterator)."""
@@ -136,7 +135,7 @@ def rerun(
 
 
 def _cached_pass(
-    scope: Scope,
+    scope: Engine,
     sae: SAE,
     ids: torch.Tensor,
     corpus: Any,
@@ -162,12 +161,12 @@ def _cached_pass(
     return state, corpus_key
 
 
-def _default_batch(scope: Scope) -> int:
+def _default_batch(scope: Engine) -> int:
     return 32 if scope.device.type == "cuda" else 8
 
 
 def _cache_key(
-    scope: Scope,
+    scope: Engine,
     sae: SAE,
     ids: torch.Tensor,
     settings: PassSettings,
@@ -186,39 +185,15 @@ def _cache_key(
     )
 
 
-def _remember(scope: Scope, dashes: DashboardSet, weights: str | None = None) -> DashboardSet:
-    """Keep `dashes` for `scope.dashboard(f)`, with the fingerprint of the weights it was computed from
-    (None: it does not depend on them, e.g. Gemma Scope evidence files)."""
-    passes: list[DashboardSet] = scope.__dict__.setdefault("_dashboard_sets", [])
-    passes.append(dashes)
-    del passes[:-_REMEMBERED]
-    fingerprints = scope.__dict__.setdefault("_dashboard_weights", {})
-    fingerprints[id(dashes)] = weights
-    for stale in set(fingerprints) - {id(d) for d in passes}:
-        del fingerprints[stale]
-    return dashes
-
-
-def remembered(scope: Scope, sae: SAE) -> list[DashboardSet]:
-    """The passes over `sae` that the scope remembers and that are still valid for the current weights
-    (an in-place edit of the model up to the SAE's layer, or of the SAE, retires them), newest first."""
-    fingerprints = scope.__dict__.get("_dashboard_weights", {})
-    current = None
-    valid = []
-    for dashes in reversed(scope.__dict__.get("_dashboard_sets", [])):
-        if dashes.sae is not sae:
-            continue
-        weights = fingerprints.get(id(dashes))
-        if weights is not None:
-            current = current or pass_fingerprint(scope.model, sae)
-            if weights != current:
-                continue
-        valid.append(dashes)
-    return valid
+def remembered(scope: Engine, sae: SAE, tag: object = None) -> list[DashboardSet]:
+    """The passes over `sae` that the engine remembers (`Engine.passes`; with `tag`: those asked for
+    with it) and that are still valid for the current weights (an in-place edit of the model up to the
+    SAE's layer, or of the SAE, retires them), newest first."""
+    return scope.passes.valid(sae, lambda: pass_fingerprint(scope.model, sae), tag)
 
 
 def feature_dashboard(
-    scope: Scope, feature: int, sae: int | SAE | None = None, corpus: Any = None
+    scope: Engine, feature: int, sae: int | SAE | None = None, corpus: Any = None
 ) -> FeatureDashboard:
     """See `Scope.dashboard`."""
     chosen = scope.sae(sae)

@@ -20,7 +20,7 @@ from .encode import encode_batch, site_activations
 from .state import DashboardState, PassSettings
 
 if TYPE_CHECKING:
-    from ..scope import Scope
+    from ..core.engine import Engine
 
 Shard = tuple[int, int]
 _MAX_SEQUENCES = 2**32
@@ -156,7 +156,7 @@ def bookkeeping_threads(device: torch.device) -> Iterator[None]:
 
 
 def run_pass(
-    scope: Scope,
+    scope: Engine,
     sae: SAE,
     features: torch.Tensor,
     windows: CorpusRows,

@@ -37,7 +37,7 @@ from .select import sample_keys
 from .state import PassSettings
 
 if TYPE_CHECKING:
-    from ..scope import Scope
+    from ..core.engine import Engine
 
 EVIDENCE_FILE = "examples.safetensors"
 _REQUIRED = ("activations", "seq_ids", "positions", "tokens")
@@ -222,7 +222,7 @@ class EvidenceRows:
 
 
 def evidence_dashboards(
-    scope: Scope, sae: SAE, features: torch.Tensor, settings: PassSettings, n_bins: int
+    scope: Engine, sae: SAE, features: torch.Tensor, settings: PassSettings, n_bins: int
 ) -> DashboardSet | None:
     """A `DashboardSet` from `sae`'s evidence file, or None when its folder has none."""
     path = evidence_path(sae)

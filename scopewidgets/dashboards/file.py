@@ -21,8 +21,8 @@ from .effect_table import EffectTable
 from .state import DashboardState, PassSettings
 
 if TYPE_CHECKING:
+    from ..core.engine import Engine
     from ..core.sae import SAE
-    from ..scope import Scope
     from .result import DashboardSet
 
 FORMAT = "scopewidgets-dashboards/1"
@@ -84,7 +84,11 @@ def save(dashes: DashboardSet, path: str | Path) -> Path:
 
 
 def load(
-    kind: type[DashboardSet], path: str | Path, scope: Scope, sae: int | SAE | None = None, check: bool = True
+    kind: type[DashboardSet],
+    path: str | Path,
+    scope: Engine,
+    sae: int | SAE | None = None,
+    check: bool = True,
 ) -> DashboardSet:
     """The `DashboardSet` (of class `kind`) saved at `path`, over `scope`'s model and `sae` (checked by fingerprint)."""
     from safetensors import safe_open
@@ -113,7 +117,7 @@ def load(
     return dashes
 
 
-def _check_weights(path: Path, metadata: dict[str, Any], scope: Scope, sae: SAE) -> None:
+def _check_weights(path: Path, metadata: dict[str, Any], scope: Engine, sae: SAE) -> None:
     if metadata.get("d_sae") != str(sae.cfg.d_sae):
         raise ValueError(
             f"{path} was saved for an SAE of width {metadata.get('d_sae')}, this one has {sae.cfg.d_sae}"

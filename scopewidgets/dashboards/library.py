@@ -11,18 +11,17 @@ import torch
 
 from ..core import corpus as corpus_module
 from ..core.effects import similar_features
-from ..core.fingerprint import pass_fingerprint
+from .api import build_dashboards, remembered
 
 if TYPE_CHECKING:
+    from ..core.engine import Engine
     from ..core.sae import SAE
-    from ..scope import Scope
     from .result import DashboardSet
 
 #: Settings of `scope.dashboards` that an explorer passes on (the corpus and features are its own).
 SETTINGS = frozenset(
     {"seq_len", "batch_size", "n_examples", "context", "n_quantile_groups", "per_group", "n_bins", "cache"}
 )
-_KEPT = 4  # passes an explorer keeps (each ~35 KB per feature with the default settings)
 
 
 class DashboardLibrary:
@@ -45,7 +44,7 @@ class DashboardLibrary:
 
     def __init__(
         self,
-        scope: Scope,
+        scope: Engine,
         sae: SAE,
         corpus: Any = None,
         *,
@@ -64,8 +63,6 @@ class DashboardLibrary:
         self.scope, self.sae, self.max_windows = scope, sae, max_windows
         self._corpus, self._settings = corpus, settings
         self._windows: torch.Tensor | None = None
-        self._passes: list[DashboardSet] = []
-        self._weights: str | None = None  # fingerprint of the weights the kept passes were computed from
         self.report = report or (lambda _message: None)
 
     @property
@@ -84,10 +81,9 @@ class DashboardLibrary:
 
     @property
     def passes(self) -> list[DashboardSet]:
-        """The kept passes, oldest first (none once the weights they read were edited in place)."""
-        if self._passes and pass_fingerprint(self.scope.model, self.sae) != self._weights:
-            self._passes.clear()
-        return list(self._passes)
+        """The passes this library built that the engine still remembers (`Engine.passes`), oldest first
+        (none once the weights they read were edited in place)."""
+        return remembered(self.scope, self.sae, tag=self)[::-1]
 
     def find(self, feature: int) -> DashboardSet | None:
         """The newest kept pass covering `feature`, else None."""
@@ -119,10 +115,9 @@ class DashboardLibrary:
         self.report(f"Building dashboards for {len(features)} features over {where}…")
         start = time.perf_counter()
         settings = {**self._settings, "seq_len": int(windows.shape[1])}
-        dashes = self.scope.dashboards(features, corpus=windows, sae=self.sae, progress=False, **settings)
-        self._weights = pass_fingerprint(self.scope.model, self.sae)
-        self._passes.append(dashes)
-        del self._passes[:-_KEPT]
+        dashes = build_dashboards(
+            self.scope, features, corpus=windows, sae=self.sae, progress=False, tag=self, **settings
+        )
         self.report(
             f"Dashboards ready for {len(features)} features over {where} ({time.perf_counter() - start:.1f} s)."
         )

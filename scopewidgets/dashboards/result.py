@@ -35,7 +35,7 @@ from .examples import Example, Histogram, QuantileGroup
 from .materialize import TokenTexts, effect_rows
 
 if TYPE_CHECKING:
-    from ..scope import Scope
+    from ..core.engine import Engine
     from ..widgets.dashboard import DashboardWidget
     from .rows import FeatureRows
 
@@ -146,7 +146,7 @@ class DashboardSet(Displayable):
     """
 
     rows: FeatureRows
-    scope: Scope = field(repr=False)
+    scope: Engine = field(repr=False)
     sae: SAE = field(repr=False)
     n_bins: int = 50
     corpus_key: str | None = field(default=None, repr=False)
@@ -243,7 +243,7 @@ class DashboardSet(Displayable):
         return save(self, path)
 
     @classmethod
-    def load(cls, path: str | Path, scope: Scope, sae: Any = None, check: bool = True) -> DashboardSet:
+    def load(cls, path: str | Path, scope: Engine, sae: Any = None, check: bool = True) -> DashboardSet:
         """A saved pass over `scope`'s model and `sae` (default its first); a `ValueError` when the file
         was saved with other weights (by fingerprint; `check=False` skips that).
 

@@ -18,13 +18,13 @@ from ..core.sae import SAE
 from .stats import STATS_FILE, FeatureStats
 
 if TYPE_CHECKING:
-    from ..scope import Scope
+    from ..core.engine import Engine
 
 FORMAT = "scopewidgets-feature-stats/1"
 SEQ_LEN = 128
 
 
-def without_pass(sae: SAE, scope: Scope | None, *, shipped: bool = True) -> FeatureStats | None:
+def without_pass(sae: SAE, scope: Engine | None, *, shipped: bool = True) -> FeatureStats | None:
     """Statistics found without running the model, or None."""
     if shipped:
         folder = Path(sae.cfg.source) if sae.cfg.source else None
@@ -75,7 +75,7 @@ def from_evidence(sae: SAE) -> FeatureStats | None:
     )
 
 
-def from_dashboards(sae: SAE, scope: Scope) -> FeatureStats | None:
+def from_dashboards(sae: SAE, scope: Engine) -> FeatureStats | None:
     """From a corpus pass over every feature of `sae` that the scope remembers (`scope.dashboards(None)`)
     and that is still valid for the current weights."""
     from ..dashboards.api import remembered
@@ -104,7 +104,7 @@ def cache_folder() -> Path:
     return cache_dir() / "feature_stats"
 
 
-def _cache_key(scope: Scope, sae: SAE, n_windows: int) -> str:
+def _cache_key(scope: Engine, sae: SAE, n_windows: int) -> str:
     from ..core.fingerprint import pass_fingerprint
     from ..dashboards.cache import tokenizer_fingerprint
 
@@ -119,7 +119,7 @@ def _cache_key(scope: Scope, sae: SAE, n_windows: int) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def from_pass(scope: Scope, sae: SAE, *, n_windows: int = 256, progress: bool = True) -> FeatureStats:
+def from_pass(scope: Engine, sae: SAE, *, n_windows: int = 256, progress: bool = True) -> FeatureStats:
     """A pass over the first `n_windows` windows of the default corpus, read from / stored in the disk cache."""
     path = cache_folder() / f"{_cache_key(scope, sae, n_windows)}.safetensors"
     if path.is_file():
@@ -145,7 +145,7 @@ def from_pass(scope: Scope, sae: SAE, *, n_windows: int = 256, progress: bool = 
 
 @torch.inference_mode()
 def run_stats_pass(
-    scope: Scope, sae: SAE, *, n_windows: int = 256, batch_size: int = 8, progress: bool = True, texts=None
+    scope: Engine, sae: SAE, *, n_windows: int = 256, batch_size: int = 8, progress: bool = True, texts=None
 ) -> FeatureStats:
     """Density, max and mean (over active tokens) of every feature over `texts` (default: the default
     corpus), cut into at most `n_windows` windows of 128 tokens; BOS excluded."""

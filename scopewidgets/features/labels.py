@@ -29,8 +29,8 @@ from ..core.effects import feature_logits
 from ..dashboards.result import DashboardSet
 
 if TYPE_CHECKING:
+    from ..core.engine import Engine
     from ..core.sae import SAE
-    from ..scope import Scope
 
 NEVER_FIRES = "(never fires on the corpus)"
 ARROW, SEP = " → ", " · "
@@ -40,7 +40,7 @@ _WHITESPACE = {"\n": "newline", " ": "space", "\t": "tab"}
 
 
 def label_features(
-    source: Scope | DashboardSet,
+    source: Engine | DashboardSet,
     features: Any = None,
     *,
     corpus: Any = None,
@@ -80,7 +80,7 @@ def label_features(
     return labels
 
 
-def _pass(scope: Scope, features: Any, corpus: Any) -> DashboardSet:
+def _pass(scope: Engine, features: Any, corpus: Any) -> DashboardSet:
     from ..dashboards.api import build_dashboards
 
     return build_dashboards(scope, features, corpus, n_quantile_groups=0)

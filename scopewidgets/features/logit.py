@@ -16,10 +16,10 @@ from .ranking import hidden_mask
 from .stats import FeatureStats
 
 if TYPE_CHECKING:
-    from ..scope import Scope
+    from ..core.engine import Engine
 
 
-def token_forms(scope: Scope, token: str | int) -> tuple[list[int], str]:
+def token_forms(scope: Engine, token: str | int) -> tuple[list[int], str]:
     """The single-token ids a logit query stands for, and a sentence saying which were used.
 
     An id is used as given. A string is used as typed when it is one token; a string without a leading
@@ -53,7 +53,7 @@ def token_forms(scope: Scope, token: str | int) -> tuple[list[int], str]:
 
 @torch.inference_mode()
 def logit_search(
-    scope: Scope,
+    scope: Engine,
     sae: SAE,
     token: str | int,
     k: int,

@@ -26,7 +26,7 @@ from . import _sources
 from .stats import FeatureStats
 
 if TYPE_CHECKING:
-    from ..scope import Scope
+    from ..core.engine import Engine
 
 WINDOWS_VARIABLE = "SCOPEWIDGETS_STATS_WINDOWS"
 
@@ -59,7 +59,7 @@ def register_feature_stats(sae: SAE, stats: FeatureStats) -> None:
 
 def feature_stats(
     sae: SAE,
-    scope: Scope | None = None,
+    scope: Engine | None = None,
     *,
     compute: bool = True,
     progress: bool = True,
@@ -113,7 +113,7 @@ class StatsSource:
     """A no-argument callable returning `feature_stats(sae, scope)`: what results keep, to rank later.
     A pickled or deep-copied one forgets the scope (it then finds statistics from the SAE alone)."""
 
-    def __init__(self, sae: SAE, scope: Scope | None) -> None:
+    def __init__(self, sae: SAE, scope: Engine | None) -> None:
         self.sae, self.scope = sae, scope
 
     def __call__(self) -> FeatureStats:
@@ -123,6 +123,6 @@ class StatsSource:
         return {"sae": self.sae, "scope": None}
 
 
-def stats_provider(sae: SAE, scope: Scope | None) -> StatsSource:
+def stats_provider(sae: SAE, scope: Engine | None) -> StatsSource:
     """`StatsSource(sae, scope)`."""
     return StatsSource(sae, scope)

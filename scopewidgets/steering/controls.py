@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..activations import activations_of
 from ..core.sae import SAE
 
 if TYPE_CHECKING:
-    from ..scope import Scope
+    from ..core.engine import Engine
 
 POWER = 2.0
 FIXED_LIMITS: dict[str, float] = {"add": 600.0, "add_scaled": 2.0, "ablate": 0.0}
@@ -66,12 +67,12 @@ def nice_ceiling(value: float) -> float:
 
 
 def strength_limits(
-    scope: Scope, sae: SAE, features: Sequence[int], method: str, prompt: str
+    scope: Engine, sae: SAE, features: Sequence[int], method: str, prompt: str
 ) -> dict[int, float]:
     """`{feature: limit}`: each slider's range is `[-limit, limit]` (0 for `ablate`)."""
     if method in FIXED_LIMITS:
         return dict.fromkeys((int(f) for f in features), FIXED_LIMITS[method])
-    values = scope.activations(prompt, sae).values[1:]  # no BOS
+    values = activations_of(scope, prompt, sae).values[1:]  # no BOS
     fallback = float(values.max()) if values.numel() else 0.0
     limits = {}
     for feature in features:
@@ -82,7 +83,7 @@ def strength_limits(
 
 
 @torch.inference_mode()
-def top_logit_tokens(scope: Scope, sae: SAE, features: Sequence[int], k: int = 3) -> dict[int, list[str]]:
+def top_logit_tokens(scope: Engine, sae: SAE, features: Sequence[int], k: int = 3) -> dict[int, list[str]]:
     """`{feature: [token, ...]}`: the `k` tokens each feature's decoder row promotes most, through the final
     norm's gain and the unembedding (`W_U @ (w_dec[f] * gain)`; an `attn_out` row goes through `o_proj`
     first): the dashboards' logit effects (`core.effects`), one formula for both.
@@ -99,7 +100,7 @@ def top_logit_tokens(scope: Scope, sae: SAE, features: Sequence[int], k: int = 3
     return {int(f): scope.token_strings(row) for f, row in zip(features, top, strict=True)}
 
 
-def feature_captions(scope: Scope, sae: SAE, features: Sequence[int], k: int = 3) -> dict[int, str]:
+def feature_captions(scope: Engine, sae: SAE, features: Sequence[int], k: int = 3) -> dict[int, str]:
     """`{feature: caption}` shown beside a slider: the SAE's label, else its top `k` promoted tokens.
 
     Example:

@@ -24,7 +24,7 @@ from .generate import PairCursor, generate_pair
 from .hook import SteeringEdit
 
 if TYPE_CHECKING:
-    from ..scope import SaeRef, Scope
+    from ..core.engine import Engine, SaeRef
     from ..widgets.steering import SteeringPanel
 
 TokenCallback = Callable[[str | None, str | None], None]
@@ -203,7 +203,7 @@ def steer_code(
     return f"{scope_name}.steer({', '.join(parts)})"
 
 
-def eos_ids(scope: Scope) -> set[int]:
+def eos_ids(scope: Engine) -> set[int]:
     """The ids that end a completion: the generation config's EOS id(s) and the tokenizer's."""
     found: set[int] = set()
     config_eos = getattr(getattr(scope.model, "generation_config", None), "eos_token_id", None)
@@ -216,7 +216,7 @@ def eos_ids(scope: Scope) -> set[int]:
 
 
 def steer(
-    scope: Scope,
+    scope: Engine,
     prompt: str | Sequence[int] | torch.Tensor,
     features: Mapping[int, float] | Sequence[int],
     *,
@@ -266,7 +266,7 @@ def steer(
 
 
 def run_pair(
-    scope: Scope,
+    scope: Engine,
     ids: torch.Tensor,
     edit: SteeringEdit,
     *,

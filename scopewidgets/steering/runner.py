@@ -22,8 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .result import steer
+
 if TYPE_CHECKING:
-    from ..scope import Scope
+    from ..core.engine import Engine
 
 Event = dict[str, Any]
 
@@ -57,7 +59,7 @@ class SteeringRunner:
         >>> runner.close()
     """
 
-    def __init__(self, scope: Scope, on_event: Callable[[Event], None]) -> None:
+    def __init__(self, scope: Engine, on_event: Callable[[Event], None]) -> None:
         self.scope, self.on_event = scope, on_event
         self._lock = threading.Condition()
         self._next_id = 0
@@ -139,7 +141,7 @@ class SteeringRunner:
 
         try:
             self._emit(job, {"kind": "start"})
-            result = self.scope.steer(**job.request, on_token=on_token)
+            result = steer(self.scope, **job.request, on_token=on_token)
             self._emit(job, {"kind": "done", "result": result})
         except _Superseded:
             return

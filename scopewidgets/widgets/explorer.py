@@ -22,8 +22,8 @@ from .dashboard import DashboardWidget
 from .search import SearchWidget
 
 if TYPE_CHECKING:
+    from ..core.engine import Engine
     from ..core.sae import SAE
-    from ..scope import Scope
     from .steering import SteeringPanel
 
 STEER = {"name": "steer", "label": "steer with this feature"}
@@ -77,7 +77,7 @@ class ExplorerWidget(ipywidgets.VBox):
 
     def __init__(
         self,
-        scope: Scope,
+        scope: Engine,
         text: str | None = None,
         *,
         sae: SAE,

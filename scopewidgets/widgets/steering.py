@@ -22,8 +22,8 @@ from ..steering.runner import SteeringRunner
 from ._base import Widget, shows_errors
 
 if TYPE_CHECKING:
+    from ..core.engine import Engine
     from ..core.sae import SAE
-    from ..scope import Scope
 
 METHODS = ["add", "add_scaled", "clamp", "ablate"]
 POSITIONS = ["all", "prompt", "generated"]
@@ -55,7 +55,7 @@ class SteeringPanel(Widget):
         "", help="What produced a shown result (features, method, ...); from Python."
     ).tag(sync=True)
 
-    def __init__(self, scope: Scope | None = None, sae: SAE | None = None, **kwargs: Any) -> None:
+    def __init__(self, scope: Engine | None = None, sae: SAE | None = None, **kwargs: Any) -> None:
         self._scope, self._sae = scope, sae
         self._captions: dict[int, str] = {}
         self._runner: SteeringRunner | None = None
