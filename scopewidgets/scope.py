@@ -191,20 +191,13 @@ class Scope(Engine):
         Example:
             >>> scope.steering_panel("I think", features=[1234, 77])       # doctest: +SKIP
         """
-        from .steering.args import check_method, check_panel, check_positions
+        from .steering.args import SteeringSettings, check_panel
         from .widgets.steering import SteeringPanel, settings_traits
 
         chosen = self.sae(sae)
-        check_panel(self, chosen, prompt, features, method, (max_new_tokens, temperature, seed))
-        traits = settings_traits(
-            prompt,
-            features,
-            check_method(method),
-            max_new_tokens,
-            temperature,
-            seed,
-            check_positions(positions),
-        )
+        settings = SteeringSettings(method, max_new_tokens, temperature, seed, positions)
+        check_panel(self, chosen, prompt, features, settings)
+        traits = settings_traits(prompt, features, settings.plain())
         return SteeringPanel(scope=self, sae=chosen, live=live, **traits)
 
     # ----------------------------------------------------------------------------------------- explorer & checks

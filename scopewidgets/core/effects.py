@@ -6,6 +6,8 @@ Both are chunked so that a 262k vocabulary (or a 262k-wide SAE) times many featu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -30,6 +32,25 @@ def residual_directions(model: nn.Module, sae: SAE, features: torch.Tensor) -> t
         if post_norm is not None:
             direction = direction * (1.0 + post_norm.weight.detach().to(device).float())
     return direction * sites.final_norm_gain(model).to(device)
+
+
+def token_effects(
+    model: nn.Module, sae: SAE, token_ids: Sequence[int], features: torch.Tensor | None = None
+) -> torch.Tensor:
+    """`[n_features, n_tokens]` float32 (CPU): the logit effect of each feature (default: all) on each of
+    `token_ids`, its `residual_directions` read by those rows of the unembedding (what logit search ranks).
+
+    Example:
+        >>> from scopewidgets.testing import tiny_gemma3, random_sae
+        >>> model, _ = tiny_gemma3()
+        >>> token_effects(model, random_sae(model, d_sae=32), [5, 7]).shape
+        torch.Size([32, 2])
+    """
+    features = torch.arange(sae.cfg.d_sae) if features is None else features
+    directions = residual_directions(model, sae, features)
+    rows = torch.as_tensor(list(token_ids), dtype=torch.long)
+    unembed = sites.unembedding(model).detach()[rows].to(directions.device).float()
+    return (directions @ unembed.T).cpu()
 
 
 @torch.inference_mode()

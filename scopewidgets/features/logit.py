@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from ..core import sites
-from ..core.effects import residual_directions
+from ..core.effects import token_effects
 from ..core.sae import SAE
 from .columns import density_column, label_column
 from .ranking import hidden_mask
@@ -69,9 +69,7 @@ def logit_search(
     `density`, `label`.
     """
     ids, caption = token_forms(scope, token)
-    directions = residual_directions(scope.model, sae, torch.arange(sae.cfg.d_sae))
-    unembed = sites.unembedding(scope.model).detach()[torch.tensor(ids)].to(directions.device).float()
-    effects = (directions @ unembed.T).cpu()  # [d_sae, n_forms]
+    effects = token_effects(scope.model, sae, ids)  # [d_sae, n_forms]
     best, form = effects.max(dim=1)
     allowed = stats.live & ~hidden_mask(sae.cfg.d_sae, sae.reserved_features, include_reserved)
     candidates = torch.nonzero(allowed).flatten()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..core.sae import SAE
@@ -97,9 +98,9 @@ def check_generation(max_new_tokens: Any, temperature: Any, seed: Any, n_prompt:
         raise ValueError(f"seed must be an int in [0, 2**63 - 1], got {seed!r}")
 
 
-def check_panel(scope: Any, sae: SAE, prompt: Any, features: Any, method: str, generation: tuple) -> None:
+def check_panel(scope: Any, sae: SAE, prompt: Any, features: Any, settings: SteeringSettings) -> None:
     """What `steer` checks, for a steering panel: the prompt, its features (a list, or a dict with
-    strengths; empty is allowed), and `generation` = (max_new_tokens, temperature, seed)."""
+    strengths; empty is allowed), and the `settings`."""
     from ..core import validate as checked
     from ..core.sites import context_length
 
@@ -112,5 +113,49 @@ def check_panel(scope: Any, sae: SAE, prompt: Any, features: Any, method: str, g
     else:
         strengths = dict.fromkeys(checked.feature_list(features, "features", sae.cfg.d_sae), 0.0)
     if strengths:
-        check_features(strengths, sae, "add" if method == "ablate" else method)
+        check_features(strengths, sae, "add" if settings.method == "ablate" else settings.method)
+    generation = (settings.max_new_tokens, settings.temperature, settings.seed)
     check_generation(*generation, n_prompt, context_length(scope.model))
+
+
+@dataclass(frozen=True)
+class SteeringSettings:
+    """How a steered pair is generated, besides the prompt, the features and the SAE: the one list of these
+    names, used by `steer`, `Steering` (`result.settings`; `result.method` etc. read through), the steering
+    panel's request and traits, and "copy as code". `method` and `positions` are checked here; the length
+    and sampling settings against the prompt by `check_generation`.
+
+    Example:
+        >>> SteeringSettings(method="clamp", max_new_tokens=8)
+        SteeringSettings(method='clamp', max_new_tokens=8, temperature=0.0, seed=0, positions='all')
+        >>> SteeringSettings.names()
+        ('method', 'max_new_tokens', 'temperature', 'seed', 'positions')
+    """
+
+    method: str = "add"
+    max_new_tokens: int = 32
+    temperature: float = 0.0
+    seed: int = 0
+    positions: str = "all"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", check_method(self.method))
+        object.__setattr__(self, "positions", check_positions(self.positions))
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The settings' names, in order."""
+        return tuple(f.name for f in fields(cls))
+
+    def as_dict(self) -> dict[str, Any]:
+        """`{name: value}`, e.g. the keyword arguments of `scope.steer`."""
+        return {name: getattr(self, name) for name in self.names()}
+
+    def plain(self) -> SteeringSettings:
+        """A copy holding Python numbers (numpy ints accepted by `check_generation` become ints)."""
+        return replace(
+            self,
+            max_new_tokens=int(self.max_new_tokens),
+            temperature=float(self.temperature),
+            seed=int(self.seed),
+        )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..activations import activations_of
+from ..core.effects import feature_logits
 from ..core.sae import SAE
 
 if TYPE_CHECKING:
@@ -93,10 +94,7 @@ def top_logit_tokens(scope: Engine, sae: SAE, features: Sequence[int], k: int = 
         {12: [' Paris', ' France', ' Lyon']}
     """
     chosen = torch.tensor([sae.check_feature(f) for f in features], dtype=torch.long, device=sae.device)
-    from ..core.effects import logit_effects, residual_directions
-
-    _, top, _, _ = logit_effects(scope.model, residual_directions(scope.model, sae, chosen), k=k)
-    top = top.cpu()
+    _, top, _, _ = feature_logits(scope.model, sae, chosen, k=k, progress=False)
     return {int(f): scope.token_strings(row) for f, row in zip(features, top, strict=True)}
 
 

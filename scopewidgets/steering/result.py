@@ -19,7 +19,7 @@ from ..core import sites
 from ..core.display import Displayable, present
 from ..core.hooks import patch
 from ..core.sae import SAE
-from .args import check_features, check_generation, check_method, check_positions, check_steerable
+from .args import SteeringSettings, check_features, check_generation, check_steerable
 from .generate import PairCursor, generate_pair
 from .hook import SteeringEdit
 
@@ -34,8 +34,8 @@ TokenCallback = Callable[[str | None, str | None], None]
 class Steering(Displayable):
     """A default and a steered completion of one prompt, generated in one batch with the same noise.
 
-    Fields: the settings (`prompt`, `features` `{feature: strength}`, `method`, `positions`,
-    `max_new_tokens`, `temperature`, `seed`, the `sae`), the prompt's `prompt_tokens`/`prompt_ids`, and for
+    Fields: `prompt`, `features` `{feature: strength}`, `settings` (`SteeringSettings`: `method`,
+    `max_new_tokens`, `temperature`, `seed`, `positions`, also read as `result.method`...), the `sae`, the prompt's `prompt_tokens`/`prompt_ids`, and for
     each completion its new token ids (`default_ids`, `steered_ids`, `[n]` long, EOS kept when reached),
     display strings (`default_tokens`, `steered_tokens`), text (`default_text`, `steered_text`, special
     tokens skipped) and `*_activations` `[n, n_features]` float32: the SAE's activation of each steered
@@ -57,11 +57,7 @@ class Steering(Displayable):
 
     prompt: str
     features: dict[int, float]
-    method: str
-    positions: str
-    max_new_tokens: int
-    temperature: float
-    seed: int
+    settings: SteeringSettings
     prompt_tokens: list[str]
     prompt_ids: torch.Tensor
     default_ids: torch.Tensor
@@ -73,6 +69,12 @@ class Steering(Displayable):
     default_activations: torch.Tensor
     steered_activations: torch.Tensor
     sae: SAE | None = field(default=None, compare=False)
+
+    def __getattr__(self, name: str) -> Any:
+        """`result.method`, `result.seed`, ...: the fields of `settings`."""
+        if name in SteeringSettings.names() and "settings" in self.__dict__:
+            return getattr(self.settings, name)
+        raise AttributeError(f"'Steering' object has no attribute {name!r}")
 
     @property
     def feature_list(self) -> list[int]:
@@ -125,16 +127,7 @@ class Steering(Displayable):
             >>> out.code()                                              # doctest: +SKIP
             "scope.steer('Hello', {3: 0.0}, method='add', max_new_tokens=5, temperature=0.0, seed=0, ..."
         """
-        return steer_code(
-            self.prompt,
-            self.features,
-            method=self.method,
-            max_new_tokens=self.max_new_tokens,
-            temperature=self.temperature,
-            seed=self.seed,
-            positions=self.positions,
-            scope_name=scope_name,
-        )
+        return steer_code(self.prompt, self.features, scope_name=scope_name, **self.settings.as_dict())
 
     def widget(self) -> SteeringPanel:
         """A read-only steering panel showing this result (for layouts; `save_html` writes it offline).
@@ -220,31 +213,36 @@ def steer(
     prompt: str | Sequence[int] | torch.Tensor,
     features: Mapping[int, float] | Sequence[int],
     *,
-    method: str = "add",
     sae: SaeRef = None,
-    max_new_tokens: int = 32,
-    temperature: float = 0.0,
-    seed: int = 0,
-    positions: str = "all",
     on_token: TokenCallback | None = None,
+    **settings: Any,
 ) -> Steering:
-    """Check the arguments, generate both completions in one batch, return a `Steering` (`Scope.steer`)."""
+    """Check the arguments, generate both completions in one batch, return a `Steering` (`Scope.steer`).
+    `settings`: the fields of `SteeringSettings` (an unknown name raises a `TypeError`)."""
     chosen = scope.sae(sae)
     check_steerable(chosen)
-    method, positions = check_method(method), check_positions(positions)
-    strengths = check_features(features, chosen, method)
+    options = SteeringSettings(**settings)
+    strengths = check_features(features, chosen, options.method)
     ids = scope.tokenize(prompt)
-    check_generation(max_new_tokens, temperature, seed, ids.numel(), sites.context_length(scope.model))
+    limit = sites.context_length(scope.model)
+    check_generation(options.max_new_tokens, options.temperature, options.seed, ids.numel(), limit)
+    options = options.plain()
     edit = SteeringEdit(
-        chosen, list(strengths), list(strengths.values()), method, positions, ids.numel(), PairCursor()
+        chosen,
+        list(strengths),
+        list(strengths.values()),
+        options.method,
+        options.positions,
+        ids.numel(),
+        PairCursor(),
     )
     pair = run_pair(
         scope,
         ids,
         edit,
-        max_new_tokens=int(max_new_tokens),
-        temperature=float(temperature),
-        seed=int(seed),
+        max_new_tokens=options.max_new_tokens,
+        temperature=options.temperature,
+        seed=options.seed,
         on_token=on_token,
     )
     text = (
@@ -253,11 +251,7 @@ def steer(
     return Steering(
         prompt=text,
         features=strengths,
-        method=method,
-        positions=positions,
-        max_new_tokens=int(max_new_tokens),
-        temperature=float(temperature),
-        seed=int(seed),
+        settings=options,
         prompt_tokens=scope.token_strings(ids),
         prompt_ids=ids.cpu(),
         sae=chosen,

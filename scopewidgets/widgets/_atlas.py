@@ -15,8 +15,6 @@ fetch or import from disk. Text is escaped by `script_json`, so no token can end
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import math
 from pathlib import Path
@@ -29,7 +27,7 @@ from ..dashboards.materialize import ensure_table
 from ..dashboards.result import DashboardSet
 from ._bundle import bundle_text
 from ._dashboard_view import dashboard_state
-from ._export import _PAGE_CSS, _encode, script_json
+from ._export import _PAGE_CSS, _encode, csp, script_json
 from ._tokens import display_text
 
 CHUNK = 64  # features per lazily loaded data file
@@ -45,11 +43,7 @@ atlas.mount(document.getElementById("sw-atlas"), window.SW_ATLAS_INDEX);
 
 
 def _csp() -> str:
-    digest = base64.b64encode(hashlib.sha256(_LOADER.encode()).digest()).decode()
-    return (
-        f"default-src 'none'; script-src 'self' file: 'sha256-{digest}' blob:; style-src 'unsafe-inline'; "
-        "img-src data: blob:; font-src data:; connect-src 'none'"
-    )
+    return csp(_LOADER, "'self' file:")  # the atlas's data and app scripts are files beside it
 
 
 def _page(title: str) -> str:

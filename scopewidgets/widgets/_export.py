@@ -36,14 +36,8 @@ body { margin: 16px; background: #fff; color: #1f2328; font-family: system-ui, s
     --jp-layout-color1: #1e1e1e; --jp-layout-color2: #2d2d2d; --jp-border-color2: #444; }
 }
 """
-_LOADER = """
-const data = JSON.parse(document.getElementById("sw-data").textContent);
-const url = URL.createObjectURL(new Blob([data.runtime], { type: "text/javascript" }));
-const runtime = await import(url);
-await runtime.mount(data, document.getElementById("sw-root"));
-"""
-# A page of several widgets (e.g. the explorer's parts): each mounted in its own section, in order.
-_PARTS_LOADER = """
+# The one loader: each part (one widget, or the explorer's several) mounted in its own section, in order.
+LOADER = """
 const data = JSON.parse(document.getElementById("sw-data").textContent);
 const url = URL.createObjectURL(new Blob([data.runtime], { type: "text/javascript" }));
 const runtime = await import(url);
@@ -52,12 +46,12 @@ for (const part of data.parts) await runtime.mount(part, root.appendChild(docume
 """
 
 
-def _csp(loader: str) -> str:
-    """Only the page's loader (by hash) and Blob modules may run: inline event handlers and all network
-    are blocked."""
+def csp(loader: str, scripts: str = "") -> str:
+    """The page's Content Security Policy: only `loader` (by hash), Blob modules and `scripts` (e.g. the
+    atlas's own files) may run; inline event handlers and all network are blocked."""
     digest = base64.b64encode(hashlib.sha256(loader.encode()).digest()).decode()
     return (
-        f"default-src 'none'; script-src 'sha256-{digest}' blob:; style-src 'unsafe-inline'; "
+        f"default-src 'none'; script-src {scripts + ' ' if scripts else ''}'sha256-{digest}' blob:; style-src 'unsafe-inline'; "
         "img-src data: blob:; font-src data:"
     )
 
@@ -111,21 +105,18 @@ def to_html(widget: Widget | Sequence[Widget], title: str | None = None) -> str:
         >>> page = to_html([acts.widget(), dashes.widget(3)])   # doctest: +SKIP
     """
     runtime = bundle_text("standalone.js")
-    if isinstance(widget, Sequence):
-        widgets = list(widget)
-        if not widgets:
-            raise ValueError("to_html needs at least one widget")
-        data, loader = {"runtime": runtime, "parts": [_part(w) for w in widgets]}, _PARTS_LOADER
-        name = title or " + ".join(type(w).__name__ for w in widgets)
-    else:
-        data, loader, name = {"runtime": runtime, **_part(widget)}, _LOADER, title or type(widget).__name__
+    widgets = list(widget) if isinstance(widget, Sequence) else [widget]
+    if not widgets:
+        raise ValueError("to_html needs at least one widget")
+    data = {"runtime": runtime, "parts": [_part(w) for w in widgets]}
+    name = title or " + ".join(type(w).__name__ for w in widgets)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{_csp(loader)}">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp(LOADER)}">\n'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{html.escape(name)}</title>\n'
         f'<style>{_PAGE_CSS}</style>\n</head>\n<body>\n<div id="sw-root"></div>\n'
         f'<script type="application/json" id="sw-data">{script_json(data)}</script>\n'
-        f'<script type="module">{loader}</script>\n</body>\n</html>\n'
+        f'<script type="module">{LOADER}</script>\n</body>\n</html>\n'
     )
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import traitlets
 
 from ..core.display import presents
+from ..steering.args import SteeringSettings
 from ..steering.controls import POWER, feature_captions, strength_limits
 from ..steering.display import settings_line
 from ..steering.result import Steering, significant, steer_code
@@ -70,15 +71,7 @@ class SteeringPanel(Widget):
         panel = cls(
             sae=result.sae,
             interactive=False,
-            **settings_traits(
-                result.prompt,
-                result.features,
-                result.method,
-                result.max_new_tokens,
-                result.temperature,
-                result.seed,
-                result.positions,
-            ),
+            **settings_traits(result.prompt, result.features, result.settings),
         )
         panel.summary = f"Steering: {settings_line(result)}"
         panel.result = result_trait(result, generation=0)
@@ -102,7 +95,7 @@ class SteeringPanel(Widget):
     @traitlets.observe("strengths", "max_new_tokens", "temperature", "seed", "positions")
     @shows_errors
     def _on_settings(self, _change: dict[str, Any]) -> None:
-        self.code = steer_code(self.prompt, self._strengths(), **self._settings())
+        self.code = steer_code(self.prompt, self._strengths(), **self._settings().as_dict())
 
     def _refresh_controls(self) -> None:
         if self._sae is None and self._scope is not None:
@@ -121,20 +114,14 @@ class SteeringPanel(Widget):
             for f in features
         ]
         self.strengths = {str(f): float(self.strengths.get(str(f), 0.0)) for f in features}
-        self.code = steer_code(self.prompt, self._strengths(), **self._settings())
+        self.code = steer_code(self.prompt, self._strengths(), **self._settings().as_dict())
 
     def _strengths(self) -> dict[int, float]:
         zero = self.method == "ablate"
         return {int(f): 0.0 if zero else float(self.strengths.get(str(f), 0.0)) for f in self.features}
 
-    def _settings(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "max_new_tokens": self.max_new_tokens,
-            "temperature": self.temperature,
-            "seed": self.seed,
-            "positions": self.positions,
-        }
+    def _settings(self) -> SteeringSettings:
+        return SteeringSettings(**{name: getattr(self, name) for name in SteeringSettings.names()})
 
     @shows_errors
     def generate(self) -> int:
@@ -143,7 +130,12 @@ class SteeringPanel(Widget):
             raise ValueError("This is a read-only view of a result; use scope.steering_panel(...) to steer")
         if self._runner is None:
             self._runner = SteeringRunner(self._scope, self._on_event)
-        request = {"prompt": self.prompt, "features": self._strengths(), "sae": self._sae, **self._settings()}
+        request = {
+            "prompt": self.prompt,
+            "features": self._strengths(),
+            "sae": self._sae,
+            **self._settings().as_dict(),
+        }
         self._started = time.perf_counter()
         self.error = ""
         # Publish the id first: the worker may send this generation's first messages before submit returns,
@@ -195,25 +187,15 @@ class SteeringPanel(Widget):
 
 
 def settings_traits(
-    prompt: str,
-    features: Mapping[int, float] | Sequence[int],
-    method: str,
-    max_new_tokens: int,
-    temperature: float,
-    seed: int,
-    positions: str,
+    prompt: str, features: Mapping[int, float] | Sequence[int], settings: SteeringSettings
 ) -> dict[str, Any]:
     """Trait values for a panel with these settings (`features`: a list, or a dict with strengths)."""
     strengths = dict(features) if isinstance(features, Mapping) else dict.fromkeys(features, 0.0)
     return {
         "prompt": prompt,
         "features": [int(f) for f in strengths],
-        "method": method,
         "strengths": {str(int(f)): float(s) for f, s in strengths.items()},
-        "max_new_tokens": int(max_new_tokens),
-        "temperature": float(temperature),
-        "seed": int(seed),
-        "positions": positions,
+        **settings.as_dict(),
     }
 
 

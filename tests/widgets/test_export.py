@@ -39,17 +39,18 @@ def test_export_inlines_state_buffers_and_offline_answers(tmp_path) -> None:
     assert "http:" not in page and "https:" not in page
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     data = page_data(page)
-    assert data["state"]["tokens"][:4] == [
+    part = data["parts"][0]  # the one widget of the page
+    assert part["state"]["tokens"][:4] == [
         "<bos>",
         "<img src=x onerror=alert(1)>",
         "</script>",
         "<b>bold</b>",
     ]
-    assert buffer(data["state"]["topk_scale"], "float32")[:4].tolist() == [0.0, 3.0, 1.0, 2.0]
-    assert buffer(data["state"]["topk_values"], "uint8").tolist() == [255, 255, 255]
-    assert "render" in data["module"] and "mount" in data["runtime"] and ".scopewidgets" in data["css"]
-    assert data["state"]["labels"] == {"2": "<i>label</i>"}  # no kernel to ask: every listed label inlined
-    reply = data["responses"]["selected_feature"]["2"]["selected_column"]
+    assert buffer(part["state"]["topk_scale"], "float32")[:4].tolist() == [0.0, 3.0, 1.0, 2.0]
+    assert buffer(part["state"]["topk_values"], "uint8").tolist() == [255, 255, 255]
+    assert "render" in part["module"] and "mount" in data["runtime"] and ".scopewidgets" in part["css"]
+    assert part["state"]["labels"] == {"2": "<i>label</i>"}  # no kernel to ask: every listed label inlined
+    reply = part["responses"]["selected_feature"]["2"]["selected_column"]
     assert buffer(reply, "float32").tolist() == values[:, 2].tolist() and reply["limits"] == [0.0, 3.0]
 
 
@@ -57,8 +58,9 @@ def test_export_keeps_the_current_selection(tmp_path) -> None:
     acts = fake_activations(["<bos>", "a", "b"], [[0, 0], [1.0, 0.5], [0, 2.0]])
     acts._view.selected_feature = 1
     data = page_data(acts.save_html(tmp_path / "sel.html").read_text(encoding="utf-8"))
-    assert data["state"]["selected_feature"] == 1
-    assert buffer(data["state"]["selected_column"], "float32").tolist() == [0.0, 0.5, 2.0]
+    part = data["parts"][0]  # the one widget of the page
+    assert part["state"]["selected_feature"] == 1
+    assert buffer(part["state"]["selected_column"], "float32").tolist() == [0.0, 0.5, 2.0]
 
 
 def test_export_inlines_labels_the_kernel_would_send_on_hover(tmp_path) -> None:
@@ -68,13 +70,15 @@ def test_export_inlines_labels_the_kernel_would_send_on_hover(tmp_path) -> None:
     view = acts.widget(n_features=1)
     assert view.labels == {}  # the side list holds feature 0 only, which has no label
     data = page_data(view.save_html(tmp_path / "labels.html").read_text(encoding="utf-8"))
-    assert data["state"]["labels"] == {"1": "one", "2": "two"}
+    part = data["parts"][0]  # the one widget of the page
+    assert part["state"]["labels"] == {"1": "one", "2": "two"}
 
 
 def test_several_widgets_share_one_page_with_their_own_state(tmp_path) -> None:
     import hashlib
 
     from scopewidgets.widgets import save_html, to_html
+    from scopewidgets.widgets._export import LOADER
 
     first = fake_activations(["<bos>", "a"], np.array([[0, 0], [1, 0]], dtype=np.float32)).widget()
     second = fake_activations(["<bos>", "</script>"], np.array([[0, 0], [0, 2]], dtype=np.float32)).widget()
@@ -90,6 +94,6 @@ def test_several_widgets_share_one_page_with_their_own_state(tmp_path) -> None:
     assert f"script-src 'sha256-{digest}' blob:" in page  # the CSP admits exactly this page's loader
     assert "data.parts" in loader
     single = to_html(first)
-    assert "data.parts" not in single and "parts" not in page_data(single)
+    assert LOADER in single and len(page_data(single)["parts"]) == 1  # one loader for one widget or several
     with pytest.raises(ValueError, match="at least one widget"):
         to_html([])
