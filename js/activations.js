@@ -32,8 +32,8 @@ import "./lib/style.css";
 import { offsets, unpack } from "./lib/array.js";
 import { format, scale } from "./lib/color.js";
 import { h, replaceChildren } from "./lib/dom.js";
-import { errorBanner, guarded } from "./lib/error.js";
 import { fontOf, shownText } from "./lib/glyphs.js";
+import { widgetView } from "./lib/widget.js";
 
 const DATA_TRAITS = ["tokens", "row_lengths", "special", "feature_table", "topk_features", "topk_values", "topk_scale", "topk_counts", "color_values", "color_features"];
 
@@ -154,7 +154,7 @@ function tokenRows(data, special, font) {
 }
 
 function render({ model, el }) {
-  const banner = errorBanner(model);
+  const view = widgetView(model);
   const status = h("span", { "data-testid": "status" });
   const clear = h("button", { class: "sw-chip", type: "button", dataset: { action: "clear" }, "data-testid": "clear" }, "clear ×");
   const reservedBox = h("input", { type: "checkbox", "data-testid": "include-reserved" });
@@ -168,13 +168,13 @@ function render({ model, el }) {
   const root = h(
     "div",
     { class: "scopewidgets sw-acts", "data-testid": "token-view" },
-    banner.el,
+    view.banner.el,
     h("div", { class: "sw-bar" }, status, clear, reservedToggle),
     h("div", { class: "sw-body" }, tokensEl, h("div", { class: "sw-side" },
       h("section", {}, detailTitle, detailList),
       h("section", {}, listTitle, featureList))),
   );
-  el.appendChild(root);
+  view.mount(el, root);
 
   let data = null;
   let spans = [];
@@ -226,7 +226,7 @@ function render({ model, el }) {
     }) : h("div", { class: "sw-empty" }, "No feature fires on this text"));
   };
 
-  const recolour = guarded(banner, () => {
+  const recolour = view.guard(() => {
     if (!data) return; // the data failed to load: its error stays in the banner
     current = colouring(model, data);
     const colour = scale(current.limits);
@@ -248,7 +248,7 @@ function render({ model, el }) {
     showToken(shown);
   });
 
-  const rebuild = guarded(banner, () => {
+  const rebuild = view.guard(() => {
     data = readData(model);
     pinned = shown = null;
     tokensEl.textContent = "";
@@ -262,7 +262,7 @@ function render({ model, el }) {
     model.set("selected_feature", feature);
     model.save_changes();
   };
-  const onClick = guarded(banner, (event) => {
+  const onClick = view.guard((event) => {
     const target = event.target;
     if (target.closest("[data-action=clear]")) return select(null);
     const button = target.closest(".sw-feat");
@@ -279,44 +279,42 @@ function render({ model, el }) {
       showToken(i);
     }
   });
-  const onOver = guarded(banner, (event) => {
+  const onOver = view.guard((event) => {
     const token = event.target.closest(".sw-tok");
     if (token && pinned == null) showToken(Number(token.dataset.i));
   });
-  const onLeave = guarded(banner, () => showToken(pinned));
-  const onToggle = guarded(banner, () => {
+  const onLeave = view.guard(() => showToken(pinned));
+  const onToggle = view.guard(() => {
     model.set("include_reserved", reservedBox.checked);
     model.save_changes();
   });
 
-  const subscriptions = [
-    ...DATA_TRAITS.map((name) => [`change:${name}`, rebuild]),
-    ["change:top_features", guarded(banner, () => { drawFeatureList(); recolour(); })],
-    ["change:labels", guarded(banner, () => { mergeLabels(model.get("labels")); drawFeatureList(); recolour(); })],
-    ["msg:custom", guarded(banner, (message) => {
-      if (message?.kind !== "labels") return;
-      mergeLabels(message.labels);
-      showToken(shown);
-    })],
-    ...["densities", "rank"].map((name) => [`change:${name}`, guarded(banner, () => { drawFeatureList(); recolour(); })]),
-    ...["selected_feature", "selected_column", "color_limits", "include_reserved", "reserved"].map((name) => [`change:${name}`, recolour]),
-  ];
-  for (const [event, handler] of subscriptions) model.on(event, handler);
-  root.addEventListener("click", onClick);
-  tokensEl.addEventListener("mouseover", onOver);
-  tokensEl.addEventListener("mouseleave", onLeave);
-  reservedBox.addEventListener("change", onToggle);
+  // One redraw per action: new data changes ten traits, a selection three (feature, column, limits).
+  const redraw = view.coalesce((reasons) => {
+    if (reasons.has("data")) return rebuild();
+    if (reasons.has("list")) drawFeatureList();
+    recolour();
+  });
+  for (const name of DATA_TRAITS) view.on(`change:${name}`, () => redraw("data"));
+  for (const name of ["top_features", "densities", "rank"]) view.on(`change:${name}`, () => redraw("list"));
+  view.on("change:labels", () => {
+    mergeLabels(model.get("labels"));
+    redraw("list");
+  });
+  view.on("msg:custom", (message) => {
+    if (message?.kind !== "labels") return;
+    mergeLabels(message.labels);
+    showToken(shown);
+  });
+  for (const name of ["selected_feature", "selected_column", "color_limits", "include_reserved", "reserved"]) {
+    view.on(`change:${name}`, () => redraw("colour"));
+  }
+  view.listen(root, "click", onClick);
+  view.listen(tokensEl, "mouseover", onOver);
+  view.listen(tokensEl, "mouseleave", onLeave);
+  view.listen(reservedBox, "change", onToggle);
   rebuild();
-
-  return () => {
-    for (const [event, handler] of subscriptions) model.off(event, handler);
-    banner.cleanup();
-    root.removeEventListener("click", onClick);
-    tokensEl.removeEventListener("mouseover", onOver);
-    tokensEl.removeEventListener("mouseleave", onLeave);
-    reservedBox.removeEventListener("change", onToggle);
-    root.remove();
-  };
+  return view.cleanup;
 }
 
 export default { render };

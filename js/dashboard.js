@@ -26,8 +26,8 @@ import { offsets, unpack } from "./lib/array.js";
 import { countOf, niceTicks } from "./lib/axis.js";
 import { format, scale } from "./lib/color.js";
 import { h, replaceChildren } from "./lib/dom.js";
-import { errorBanner, guarded } from "./lib/error.js";
 import { fontOf, shownText } from "./lib/glyphs.js";
+import { widgetView } from "./lib/widget.js";
 
 const DATA = ["header", "histogram", "logits", "examples", "similar", "offline_features"];
 const CONTEXTS = [5, 10, 20, 40];
@@ -195,7 +195,7 @@ function contextSelect(examples, context) {
 }
 
 function render({ model, el }) {
-  const banner = errorBanner(model);
+  const view = widgetView(model);
   const back = h("button", { class: "sw-chip", type: "button", dataset: { action: "back" }, "data-testid": "back", hidden: true }, "← back");
   const status = h("span", { "data-testid": "status" });
   const actions = h("span", { class: "sw-dash-actions" });
@@ -204,8 +204,8 @@ function render({ model, el }) {
   const side = h("div", { class: "sw-side" });
   const main = h("div", { class: "sw-dash-examples", "data-testid": "examples" });
   const root = h("div", { class: "scopewidgets sw-dash", "data-testid": "dashboard" },
-    banner.el, h("div", { class: "sw-bar" }, back, status, contextBox, actions), header, h("div", { class: "sw-body" }, main, side));
-  el.appendChild(root);
+    view.banner.el, h("div", { class: "sw-bar" }, back, status, contextBox, actions), header, h("div", { class: "sw-body" }, main, side));
+  view.mount(el, root);
 
   const history = [];
   let data = null;
@@ -217,15 +217,15 @@ function render({ model, el }) {
     back.hidden = !history.length;
   };
 
-  const drawExamples = guarded(banner, () => {
+  const drawExamples = () => {
     const context = model.get("context") ?? 5;
     spans = [];
-    const view = examplesView(model.get("examples"), spans, context, fontOf(main));
-    data = view.data;
-    replaceChildren(main, view.sections);
+    const shownExamples = examplesView(model.get("examples"), spans, context, fontOf(main));
+    data = shownExamples.data;
+    replaceChildren(main, shownExamples.sections);
     replaceChildren(contextBox, contextSelect(model.get("examples"), context));
-  });
-  const draw = guarded(banner, () => {
+  };
+  const draw = () => {
     const offline = model.get("offline_features") ?? [];
     replaceChildren(header, headerView(model.get("header") ?? {}));
     const logits = model.get("logits") ?? { top: [], bottom: [] };
@@ -235,16 +235,13 @@ function render({ model, el }) {
       h("section", {}, similarView(model.get("similar") ?? [], offline, shown())));
     drawExamples();
     idle();
-  });
-  const onContext = guarded(banner, (event) => {
-    model.set("context", Number(event.target.value));
-    model.save_changes();
-  });
-
-  const drawActions = guarded(banner, () => {
+  };
+  // One redraw per action: a new feature changes six traits, a wider context one; each draws once.
+  const redraw = view.coalesce((reasons) => (reasons.has("data") ? draw() : drawExamples()));
+  const drawActions = () => {
     replaceChildren(actions, (model.get("actions") ?? []).map(({ name, label }) => h("button",
       { class: "sw-chip", type: "button", dataset: { command: name }, "data-testid": `action-${name}` }, label ?? name)));
-  });
+  };
 
   const open = (feature, remember) => {
     if (remember) history.push(shown());
@@ -252,14 +249,18 @@ function render({ model, el }) {
     model.save_changes();
     idle();
   };
-  const onClick = guarded(banner, (event) => {
+  view.listen(root, "click", (event) => {
     if (event.target.closest("[data-action=back]") && history.length) return open(history.pop(), false);
     const command = event.target.closest("[data-command]");
     if (command) return model.send({ kind: "action", name: command.dataset.command, feature: shown() });
     const button = event.target.closest(".sw-feat");
     if (button && !button.disabled) open(Number(button.dataset.feature), true);
   });
-  const onOver = guarded(banner, (event) => {
+  view.listen(contextBox, "change", (event) => {
+    model.set("context", Number(event.target.value));
+    model.save_changes();
+  });
+  view.listen(main, "mouseover", (event) => {
     const token = event.target.closest(".sw-tok");
     if (!token || !data) return;
     const t = Number(token.dataset.t);
@@ -268,26 +269,15 @@ function render({ model, el }) {
     const where = `seq ${data.seqIndex[e]}, position ${data.position[e] - data.focus[e] + (t - data.starts[e])}`;
     status.textContent = `“${data.tokens[t]}” ${Number.isNaN(value) ? "value unknown" : format(value)} · ${where}`;
   });
+  view.listen(main, "mouseleave", idle);
 
-  const subscriptions = [...DATA.map((name) => [`change:${name}`, draw]), ["change:feature", guarded(banner, idle)],
-    ["change:actions", drawActions], ["change:context", drawExamples]];
-  for (const [event, handler] of subscriptions) model.on(event, handler);
-  root.addEventListener("click", onClick);
-  contextBox.addEventListener("change", onContext);
-  main.addEventListener("mouseover", onOver);
-  main.addEventListener("mouseleave", idle);
-  draw();
-  drawActions();
-
-  return () => {
-    for (const [event, handler] of subscriptions) model.off(event, handler);
-    banner.cleanup();
-    root.removeEventListener("click", onClick);
-    contextBox.removeEventListener("change", onContext);
-    main.removeEventListener("mouseover", onOver);
-    main.removeEventListener("mouseleave", idle);
-    root.remove();
-  };
+  for (const name of DATA) view.on(`change:${name}`, () => redraw("data"));
+  view.on("change:context", () => redraw("context"));
+  view.on("change:feature", idle);
+  view.on("change:actions", drawActions);
+  view.guard(draw)();
+  view.guard(drawActions)();
+  return view.cleanup;
 }
 
 export default { render };

@@ -12,7 +12,7 @@
 import "./lib/style.css";
 import "./explorer.css";
 import { h } from "./lib/dom.js";
-import { errorBanner, guarded } from "./lib/error.js";
+import { widgetView } from "./lib/widget.js";
 
 const MODES = [["text", "features firing on a text"], ["logit", "features promoting a token"]];
 
@@ -22,7 +22,7 @@ function commit(model, changes) {
 }
 
 function render({ model, el }) {
-  const banner = errorBanner(model);
+  const view = widgetView(model);
   const textBox = h("textarea", { class: "sw-ex-text", rows: 2, "data-testid": "text-input",
     placeholder: "Type a text, then Enter (Shift+Enter: new line)" });
   const showButton = h("button", { type: "button", "data-testid": "show" }, "show tokens");
@@ -31,10 +31,10 @@ function render({ model, el }) {
   const mode = h("select", { "data-testid": "search-by" }, MODES.map(([value, label]) => h("option", { value }, label)));
   const searchButton = h("button", { type: "button", "data-testid": "search" }, "search");
   const status = h("div", { class: "sw-ex-status", "data-testid": "explorer-status", role: "status" });
-  const root = h("div", { class: "scopewidgets sw-explorer", "data-testid": "explorer" }, banner.el,
+  const root = h("div", { class: "scopewidgets sw-explorer", "data-testid": "explorer" }, view.banner.el,
     h("div", { class: "sw-ex-row" }, textBox, showButton),
     h("div", { class: "sw-ex-row" }, queryBox, mode, searchButton), status);
-  el.appendChild(root);
+  view.mount(el, root);
 
   const submitText = () => commit(model, { text: textBox.value });
   const submitQuery = () => commit(model, { query: queryBox.value, search_by: mode.value });
@@ -50,24 +50,19 @@ function render({ model, el }) {
       submitQuery();
     }
   };
-  const sync = guarded(banner, () => {
+  const sync = () => {
     if (document.activeElement !== textBox) textBox.value = model.get("text") ?? "";
     if (document.activeElement !== queryBox) queryBox.value = model.get("query") ?? "";
     mode.value = model.get("search_by") ?? "text";
     status.textContent = model.get("status") ?? "";
-  });
-  const listeners = [[textBox, "keydown", guarded(banner, onTextKey)], [queryBox, "keydown", guarded(banner, onQueryKey)],
-    [showButton, "click", guarded(banner, submitText)], [searchButton, "click", guarded(banner, submitQuery)]];
-  for (const [target, event, handler] of listeners) target.addEventListener(event, handler);
-  const events = ["change:text", "change:query", "change:search_by", "change:status"];
-  for (const event of events) model.on(event, sync);
-  sync();
-  return () => {
-    for (const event of events) model.off(event, sync);
-    for (const [target, event, handler] of listeners) target.removeEventListener(event, handler);
-    banner.cleanup();
-    root.remove();
   };
+  view.listen(textBox, "keydown", onTextKey);
+  view.listen(queryBox, "keydown", onQueryKey);
+  view.listen(showButton, "click", submitText);
+  view.listen(searchButton, "click", submitQuery);
+  for (const name of ["text", "query", "search_by", "status"]) view.on(`change:${name}`, sync);
+  view.guard(sync)();
+  return view.cleanup;
 }
 
 export default { render };

@@ -11,8 +11,8 @@ import "./lib/style.css";
 import "./search.css";
 import { format } from "./lib/color.js";
 import { h, replaceChildren } from "./lib/dom.js";
-import { errorBanner, guarded } from "./lib/error.js";
 import { fontOf, shownText } from "./lib/glyphs.js";
+import { widgetView } from "./lib/widget.js";
 
 function cellText(value, kind, name, font) {
   if (value == null) return "";
@@ -30,19 +30,19 @@ function tableView(columns, rows, font) {
 }
 
 function render({ model, el }) {
-  const banner = errorBanner(model);
+  const view = widgetView(model);
   const caption = h("div", { class: "sw-bar", "data-testid": "search-caption" });
   const body = h("div", { class: "sw-search-body" });
-  const root = h("div", { class: "scopewidgets sw-search", "data-testid": "search-results" }, banner.el, caption, body);
-  el.appendChild(root);
+  const root = h("div", { class: "scopewidgets sw-search", "data-testid": "search-results" }, view.banner.el, caption, body);
+  view.mount(el, root);
 
-  const mark = guarded(banner, () => {
+  const mark = () => {
     const selected = model.get("selected_feature");
     for (const row of body.querySelectorAll(".sw-search-row")) {
       row.setAttribute("aria-selected", String(Number(row.dataset.feature) === selected));
     }
-  });
-  const draw = guarded(banner, () => {
+  };
+  const draw = () => {
     const columns = model.get("columns") ?? [];
     const rows = model.get("rows") ?? [];
     if (rows.length && columns[0]?.name !== "feature") throw new Error("search results need the feature column first");
@@ -51,35 +51,27 @@ function render({ model, el }) {
       (rows.length ? " · click a row to select it" : "");
     replaceChildren(body, rows.length ? tableView(columns, rows, fontOf(body)) : h("div", { class: "sw-empty" }, "No feature found"));
     mark();
-  });
+  };
+  const redraw = view.coalesce(draw); // new results change columns, rows and query together: one draw
   const select = (row) => {
     model.set("selected_feature", Number(row.dataset.feature));
     model.save_changes();
   };
-  const onClick = guarded(banner, (event) => {
+  view.listen(body, "click", (event) => {
     const row = event.target.closest(".sw-search-row");
     if (row) select(row);
   });
-  const onKey = guarded(banner, (event) => {
+  view.listen(body, "keydown", (event) => {
     const row = event.target.closest(".sw-search-row");
     if (row && (event.key === "Enter" || event.key === " ")) {
       event.preventDefault();
       select(row);
     }
   });
-
-  const subscriptions = [["change:columns", draw], ["change:rows", draw], ["change:query", draw], ["change:selected_feature", mark]];
-  for (const [event, handler] of subscriptions) model.on(event, handler);
-  body.addEventListener("click", onClick);
-  body.addEventListener("keydown", onKey);
-  draw();
-  return () => {
-    for (const [event, handler] of subscriptions) model.off(event, handler);
-    banner.cleanup();
-    body.removeEventListener("click", onClick);
-    body.removeEventListener("keydown", onKey);
-    root.remove();
-  };
+  for (const name of ["columns", "rows", "query"]) view.on(`change:${name}`, () => redraw());
+  view.on("change:selected_feature", mark);
+  view.guard(draw)();
+  return view.cleanup;
 }
 
 export default { render };

@@ -5,8 +5,8 @@ import "./lib/style.css";
 import "./steering.css";
 import { countOf } from "./lib/axis.js";
 import { h, replaceChildren } from "./lib/dom.js";
-import { errorBanner, guarded } from "./lib/error.js";
 import { fontOf, shownText } from "./lib/glyphs.js";
+import { widgetView } from "./lib/widget.js";
 
 const TICKS = 1000; // slider resolution per side
 
@@ -133,7 +133,7 @@ function drawResult(columns, result) {
 }
 
 function render({ model, el }) {
-  const banner = errorBanner(model);
+  const view = widgetView(model);
   const promptBox = h("textarea", { class: "sw-steer-promptbox", rows: 2, "data-testid": "prompt",
     placeholder: "A prompt to complete, e.g. I think that",
     onchange: (e) => commit(model, "prompt", e.target.value) });
@@ -157,30 +157,30 @@ function render({ model, el }) {
     navigator.clipboard?.writeText(model.get("code")).then(() => { copy.textContent = "copied"; }, () => {});
   } }, "copy");
   const summary = h("div", { class: "sw-steer-summary", "data-testid": "summary" });
-  const root = h("div", { class: "scopewidgets sw-steering", "data-testid": "steering" }, banner.el, controls, summary,
+  const root = h("div", { class: "scopewidgets sw-steering", "data-testid": "steering" }, view.banner.el, controls, summary,
     h("div", { class: "sw-steer-output" }, columns.default.el, columns.steered.el),
     h("details", { class: "sw-steer-codebox" }, h("summary", {}, "copy as code"), code, copy));
-  el.appendChild(root);
+  view.mount(el, root);
 
   let rows = [];
   let streaming = null; // id of the generation whose tokens are arriving
   const onSettle = () => { if (model.get("live") || model.get("running")) generate(); };
-  const drawControls = guarded(banner, () => {
+  const drawControls = view.guard(() => {
     controls.hidden = !model.get("interactive");
     if (document.activeElement !== promptBox) promptBox.value = model.get("prompt");
     settings.sync();
     rows = (model.get("controls") ?? []).map((c) => featureRow(model, c, onSettle));
     replaceChildren(features, rows.map((r) => r.el));
   });
-  const drawStrengths = guarded(banner, () => rows.forEach((r) => r.sync()));
-  const drawSummary = guarded(banner, () => { summary.textContent = model.get("summary") ?? ""; });
-  const drawCode = guarded(banner, () => { code.textContent = model.get("code"); copy.textContent = "copy"; });
-  const drawStatus = guarded(banner, () => {
+  const drawStrengths = view.guard(() => rows.forEach((r) => r.sync()));
+  const drawSummary = view.guard(() => { summary.textContent = model.get("summary") ?? ""; });
+  const drawCode = view.guard(() => { code.textContent = model.get("code"); copy.textContent = "copy"; });
+  const drawStatus = view.guard(() => {
     const result = model.get("result") ?? {};
     status.textContent = model.get("running") ? "generating…"
       : result.seconds != null ? `${countOf(result.default_tokens.length, "token")} in ${result.seconds.toFixed(1)} s` : "";
   });
-  const onResult = guarded(banner, () => {
+  const onResult = view.guard(() => {
     const result = model.get("result") ?? {};
     if (result.id != null && result.id === model.get("generation")) {
       streaming = null;
@@ -188,7 +188,7 @@ function render({ model, el }) {
     }
     drawStatus();
   });
-  const onMessage = guarded(banner, (msg) => {
+  const onMessage = view.guard((msg) => {
     if (msg.id !== model.get("generation")) return; // a superseded generation: never drawn
     if (msg.kind === "start") {
       streaming = msg.id;
@@ -204,23 +204,21 @@ function render({ model, el }) {
       }
     }
   });
-  const subscriptions = [
-    ["change:controls", drawControls], ["change:method", drawControls], ["change:interactive", drawControls],
-    ["change:prompt", drawControls], ["change:max_new_tokens", settings.sync], ["change:temperature", settings.sync],
-    ["change:seed", settings.sync], ["change:positions", settings.sync], ["change:live", settings.sync],
-    ["change:strengths", drawStrengths], ["change:code", drawCode], ["change:summary", drawSummary], ["change:result", onResult],
-    ["change:running", drawStatus], ["msg:custom", onMessage],
-  ];
-  for (const [event, callback] of subscriptions) model.on(event, callback);
+  // One redraw of the controls per action: a new method changes controls, method and strengths together.
+  const redrawControls = view.coalesce(drawControls);
+  for (const name of ["controls", "method", "interactive", "prompt"]) view.on(`change:${name}`, () => redrawControls());
+  for (const name of ["max_new_tokens", "temperature", "seed", "positions", "live"]) view.on(`change:${name}`, settings.sync);
+  view.on("change:strengths", drawStrengths);
+  view.on("change:code", drawCode);
+  view.on("change:summary", drawSummary);
+  view.on("change:result", onResult);
+  view.on("change:running", drawStatus);
+  view.on("msg:custom", onMessage);
   drawControls();
   drawCode();
   drawSummary();
   onResult();
-  return () => {
-    for (const [event, callback] of subscriptions) model.off(event, callback);
-    banner.cleanup();
-    root.remove();
-  };
+  return view.cleanup;
 }
 
 export default { render, sliderValue, sliderPosition, roundStrength, formatStrength };

@@ -30,6 +30,10 @@ const colours = (el) => tokens(el).map((span) => span.style.backgroundColor);
 const alpha = (level) => (0.12 + (0.78 * level) / 64).toFixed(3);
 const orange = (level, { cssColour }) => cssColour(`rgba(234, 88, 12, ${alpha(level)})`);
 
+
+/** Wait for the redraw a trait change queued (views draw once per action, after the change events). */
+const settled = () => new Promise((resolve) => setTimeout(resolve, 0));
+
 export async function test_renders_tokens_and_feature_list(ctx) {
   const { widget, el, fakeModel, assert, assertEqual } = ctx;
   widget.render({ model: fakeModel(state(ctx)), el });
@@ -55,6 +59,7 @@ export async function test_clicking_a_feature_sets_the_trait_and_saves(ctx) {
   const model = fakeModel(state(ctx));
   widget.render({ model, el });
   el.querySelector("[data-testid=feature-list] [data-feature='3']").click();
+  await settled();
   assertEqual(model.get("selected_feature"), 3, "selected_feature after click");
   assertEqual(model.saves, 1, "save_changes calls");
   assert(el.querySelector("[data-testid=feature-list] [data-feature='3']").getAttribute("aria-pressed") === "true", "pressed");
@@ -68,12 +73,12 @@ export async function test_kernel_column_recolours_exactly(ctx) {
   const model = fakeModel(state(ctx));
   widget.render({ model, el });
   // feature 5 is in token 3's top-k only, but Python's exact column also has it on token 1 (outside its top-k)
-  model.kernelSet("selected_column", { feature: 5, limits: [0, 2], ...array([0, 2, 0, 0.5, 0], "float32") });
-  model.kernelSet("selected_feature", 5);
+  await model.kernelSet("selected_column", { feature: 5, limits: [0, 2], ...array([0, 2, 0, 0.5, 0], "float32") });
+  await model.kernelSet("selected_feature", 5);
   assertEqual(colours(el), ["transparent", orange(64, ctx), "transparent", orange(16, ctx), "transparent"].map(cssColour), "colours");
   const status = el.querySelector("[data-testid=status]").textContent;
   assert(status.includes("#5") && !status.includes("top-k"), `status names the feature, exact: ${status}`);
-  model.kernelSet("selected_feature", null);
+  await model.kernelSet("selected_feature", null);
   assertEqual(colours(el)[1], cssColour(orange(64, ctx)), "back to the strongest colouring");
 }
 
@@ -82,6 +87,7 @@ export async function test_until_the_column_arrives_colours_come_from_top_k(ctx)
   const model = fakeModel(state(ctx));
   widget.render({ model, el });
   el.querySelector("[data-feature='7']").click();
+  await settled();
   // from top-k: token 1 = 4, token 3 = 1, limits [0, 4]
   assertEqual(colours(el), ["transparent", orange(64, ctx), "transparent", orange(16, ctx), "transparent"].map(cssColour), "colours");
   assert(el.querySelector("[data-testid=status]").textContent.includes("top-k"), "status says the colours are approximate");
@@ -113,20 +119,20 @@ export async function test_cleanup_unsubscribes(ctx) {
   cleanup();
   assertEqual(model.listenerCount(), 0, "listeners after cleanup");
   assertEqual(el.children.length, 0, "view removed");
-  model.kernelSet("selected_feature", 3); // must not throw or touch the detached view
+  await model.kernelSet("selected_feature", 3); // must not throw or touch the detached view
 }
 
 export async function test_error_is_shown_and_the_view_keeps_working(ctx) {
   const { widget, el, fakeModel, assert, assertEqual } = ctx;
   const model = fakeModel(state(ctx));
   widget.render({ model, el });
-  model.kernelSet("selected_feature", 99);
-  model.kernelSet("error", "Feature 99 is out of range: this SAE has features [0, 8)");
+  await model.kernelSet("selected_feature", 99);
+  await model.kernelSet("error", "Feature 99 is out of range: this SAE has features [0, 8)");
   const banner = el.querySelector("[data-testid=error]");
   assert(!banner.hidden && banner.textContent.includes("Feature 99 is out of range"), "banner shows the message");
   el.querySelector("[data-feature='7']").click();
   assertEqual(model.get("selected_feature"), 7, "clicks still select");
-  model.kernelSet("error", "");
+  await model.kernelSet("error", "");
   assert(banner.hidden, "banner hides when the error clears");
 }
 
@@ -136,9 +142,9 @@ export async function test_bad_payload_shows_an_error_until_fixed(ctx) {
   widget.render({ model, el });
   const banner = el.querySelector("[data-testid=error]");
   assert(!banner.hidden && banner.textContent.includes("topk_counts"), `banner explains: ${banner.textContent}`);
-  model.kernelSet("selected_feature", 7); // nothing to colour yet: the first message stays
+  await model.kernelSet("selected_feature", 7); // nothing to colour yet: the first message stays
   assert(banner.textContent.includes("topk_counts has 2 entries for 5 tokens"), `same message: ${banner.textContent}`);
-  model.kernelSet("topk_counts", array([0, 2, 1, 2, 0], "uint8"));
+  await model.kernelSet("topk_counts", array([0, 2, 1, 2, 0], "uint8"));
   assert(banner.hidden, "fixed data clears the message");
   assertEqual(tokens(el).length, 5, "tokens drawn");
 }
@@ -184,7 +190,7 @@ export async function test_labels_of_a_hovered_token_are_asked_for_once(ctx) {
   widget.render({ model, el });
   hover(tokens(el)[1]); // features 7 (labelled with the side list) and 3 (not yet)
   assertEqual(model.sent, [{ kind: "labels", features: [3] }], "asks only for the missing label");
-  model.kernelSend({ kind: "labels", labels: { 3: "the word <the>" } });
+  await model.kernelSend({ kind: "labels", labels: { 3: "the word <the>" } });
   const labels = () => [...el.querySelectorAll("[data-testid=token-detail] .sw-flabel")].map((s) => s.textContent);
   assertEqual(labels(), ["cats & <b>dogs</b>", "the word <the>"], "labels after the reply");
   hover(tokens(el)[2]);
@@ -275,11 +281,11 @@ export async function test_reserved_toggle_sets_the_trait_and_follows_python(ctx
   assertEqual(model.get("include_reserved"), true, "include_reserved after a click");
   assertEqual(model.saves, 1, "saved once");
   // Python answers with lists that include reserved feature 0
-  model.kernelSet("top_features", [{ feature: 0, max: 90, count: 4, density: 0.99, score: 0.01 }]);
+  await model.kernelSet("top_features", [{ feature: 0, max: 90, count: 4, density: 0.99, score: 0.01 }]);
   const items = [...el.querySelectorAll("[data-testid=feature-list] .sw-feat")].map((b) => b.dataset.feature);
   assertEqual(items, ["0"], "the side list follows Python");
   assert(!el.querySelector("[data-testid=status]").textContent.includes("left out"), "status no longer says left out");
-  model.kernelSet("reserved", []);
+  await model.kernelSet("reserved", []);
   assert(box.closest("label").hidden, "no toggle for an SAE without reserved features");
 }
 

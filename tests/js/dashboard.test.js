@@ -36,6 +36,10 @@ const q = (el, selector) => [...el.querySelectorAll(selector)];
 const alpha = (level) => (0.12 + (0.78 * level) / 64).toFixed(3);
 const orange = (level, { cssColour }) => cssColour(`rgba(234, 88, 12, ${alpha(level)})`);
 
+
+/** Wait for the redraw a trait change queued (views draw once per action, after the change events). */
+const settled = () => new Promise((resolve) => setTimeout(resolve, 0));
+
 export async function test_renders_every_part_as_text(ctx) {
   const { widget, el, fakeModel, assert, assertEqual } = ctx;
   widget.render({ model: fakeModel(state(ctx)), el });
@@ -104,7 +108,7 @@ export async function test_clicking_a_similar_feature_opens_it_and_back_returns(
   assertEqual(model.saves, 1, "saved");
   assertEqual(el.querySelector("[data-testid=status]").textContent, "Opening feature #9…", "waiting for the kernel");
   const next = state(ctx).header;
-  model.kernelSet("header", { ...next, feature: 9, label: "nine" });
+  await model.kernelSet("header", { ...next, feature: 9, label: "nine" });
   assert(el.querySelector("[data-testid=dash-title]").textContent.includes("#9"), "shows feature 9");
   assert(!el.querySelector("[data-testid=back]").hidden, "back is offered");
   el.querySelector("[data-testid=back]").click();
@@ -125,13 +129,13 @@ export async function test_errors_show_inline_and_cleanup_unsubscribes(ctx) {
   const model = fakeModel(state(ctx));
   const before = model.listenerCount();
   const cleanup = widget.render({ model, el });
-  model.kernelSet("error", "Feature 99 is out of range: this SAE has features [0, 16)");
+  await model.kernelSet("error", "Feature 99 is out of range: this SAE has features [0, 16)");
   const banner = el.querySelector("[data-testid=error]");
   assert(!banner.hidden && banner.textContent.includes("out of range"), "kernel error shown");
-  model.kernelSet("examples", { ...state(ctx).examples, lengths: array([1], "int32") });
+  await model.kernelSet("examples", { ...state(ctx).examples, lengths: array([1], "int32") });
   assert(banner.textContent.includes("lengths cover 1 token,"), `a malformed payload is reported: ${banner.textContent}`);
-  model.kernelSet("error", "");
-  model.kernelSet("examples", state(ctx).examples);
+  await model.kernelSet("error", "");
+  await model.kernelSet("examples", state(ctx).examples);
   assertEqual(q(el, ".sw-tok").length, 7, "recovers with good data");
   cleanup();
   assertEqual(model.listenerCount(), before, "listeners removed");
@@ -143,14 +147,14 @@ export async function test_action_buttons_send_the_shown_feature(ctx) {
   const model = fakeModel(state(ctx));
   const cleanup = widget.render({ model, el });
   assertEqual(q(el, "[data-command]").length, 0, "no action buttons by default");
-  model.kernelSet("actions", [{ name: "steer", label: "steer <b>it</b>" }]);
+  await model.kernelSet("actions", [{ name: "steer", label: "steer <b>it</b>" }]);
   const button = el.querySelector("[data-testid=action-steer]");
   assertEqual(button.textContent, "steer <b>it</b>", "label is text");
   button.click();
   assertEqual(model.sent, [{ kind: "action", name: "steer", feature: 7 }], "custom message");
   assertEqual(model.sets, [], "an action sets no trait");
-  model.kernelSet("header", { ...model.get("header"), feature: 9 });
-  model.kernelSet("feature", 9);
+  await model.kernelSet("header", { ...model.get("header"), feature: 9 });
+  await model.kernelSet("feature", 9);
   el.querySelector("[data-testid=action-steer]").click();
   assertEqual(model.sent[1], { kind: "action", name: "steer", feature: 9 }, "the feature shown now");
   cleanup();
@@ -170,7 +174,7 @@ export async function test_the_histogram_has_axes_with_round_ticks_and_counts(ct
   // a maximum of 395 reads "0 100 200 300", not "0 ... 4"; counts are grouped
   const edges = Array.from({ length: 41 }, (_, i) => (395 * i) / 40);
   const counts = Array.from({ length: 40 }, (_, i) => (i === 0 ? 12000 : 10));
-  model.kernelSet("histogram", { counts: array(counts, "float64"), edges: array(edges, "float64") });
+  await model.kernelSet("histogram", { counts: array(counts, "float64"), edges: array(edges, "float64") });
   assertEqual(ticks(el, "x").map(([text]) => text), ["0", "100", "200", "300"], "activation ticks up to 395");
   assertEqual(ticks(el, "y").map(([text]) => text), ["0", "5,000", "10,000"], "count ticks");
 }
@@ -203,6 +207,7 @@ export async function test_examples_are_one_line_centred_on_the_peak_and_the_con
   assertEqual([...select.options].map((o) => o.value), ["5", "10", "20"], "choices up to what was kept");
   select.value = "20";
   select.dispatchEvent(new Event("change", { bubbles: true }));
+  await settled();
   assertEqual(model.get("context"), 20, "context set");
   assertEqual(q(el, ".sw-tok").length, 41, "every kept token shown");
   assertEqual(el.querySelector("[data-testid=context]").value, "20", "the select shows it");
@@ -216,4 +221,26 @@ export async function test_a_token_no_font_can_draw_shows_its_code_point(ctx) {
   widget.render({ model: fakeModel(state(ctx, { examples, logits })), el });
   assertEqual(q(el, "[data-testid=top-examples] .sw-tok")[2].textContent, "⟨U+10FFFD⟩", "an example token");
   assertEqual(el.querySelector("[data-testid=top-logits] .sw-logit-token").textContent, "x⟨U+10FFFD⟩", "a logit token");
+}
+
+export async function test_a_new_feature_draws_once(ctx) {
+  const { widget, el, fakeModel, assertEqual } = ctx;
+  const model = fakeModel(state(ctx));
+  widget.render({ model, el });
+  const header = el.querySelector("[data-testid=dash-header]");
+  const examples = el.querySelector("[data-testid=examples]");
+  const records = [];
+  const observer = new MutationObserver((list) => records.push(...list));
+  observer.observe(header, { childList: true });
+  observer.observe(examples, { childList: true });
+  const next = state(ctx, { header: { ...state(ctx).header, feature: 9, label: "nine" } });
+  for (const name of ["header", "histogram", "logits", "examples", "similar", "offline_features"]) {
+    model.kernelSet(name, next[name]); // Python sends a new feature's six traits in one message
+  }
+  await model.kernelSet("context", 3);
+  records.push(...observer.takeRecords());
+  observer.disconnect();
+  const count = (target) => records.filter((r) => r.target === target && r.removedNodes.length).length;
+  assertEqual([count(header), count(examples)], [1, 1], "header and examples drawn once for seven changed traits");
+  assertEqual(el.querySelector("[data-testid=dash-title]").textContent, "Feature #9nine", "the new feature is shown");
 }

@@ -57,14 +57,14 @@ export async function test_the_kernel_never_overwrites_a_box_being_edited(ctx) {
   const box = el.querySelector("[data-testid=text-input]");
   box.focus();
   box.value = "half typ";
-  model.kernelSet("text", "From Python");
+  await model.kernelSet("text", "From Python");
   assertEqual(box.value, "half typ", "focused box kept");
   box.blur();
-  model.kernelSet("text", "From Python again");
+  await model.kernelSet("text", "From Python again");
   assertEqual(box.value, "From Python again", "unfocused box follows the kernel");
-  model.kernelSet("status", "Building dashboards…");
+  await model.kernelSet("status", "Building dashboards…");
   assertEqual(el.querySelector("[data-testid=explorer-status]").textContent, "Building dashboards…", "status");
-  model.kernelSet("error", "The text is empty; give at least one character");
+  await model.kernelSet("error", "The text is empty; give at least one character");
   const banner = el.querySelector("[data-testid=error]");
   assert(!banner.hidden && banner.textContent.startsWith("The text is empty"), "error shown");
   cleanup();

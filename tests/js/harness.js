@@ -12,7 +12,8 @@ export function array(values, dtype, shape) {
 
 /**
  * A stand-in for the anywidget model that records what the view does.
- * `set` fires change events like Backbone; `kernelSet` is a change coming from Python;
+ * `set` fires change events like Backbone; `kernelSet` is a change coming from Python; both (and
+ * `kernelSend`) return a promise to await before looking at the DOM: views coalesce redraws into a microtask;
  * `saves` counts save_changes(); `sent` holds model.send() contents; `kernelSend` is a custom message from
  * Python; `listenerCount()` counts live on() subscriptions.
  */
@@ -28,10 +29,12 @@ export function fakeModel(state) {
       model.sets.push([name, value]);
       values[name] = value;
       emit(name);
+      return settled();
     },
     kernelSet(name, value) {
       values[name] = value;
       emit(name);
+      return settled();
     },
     save_changes() {
       model.saves += 1;
@@ -48,6 +51,7 @@ export function fakeModel(state) {
     },
     kernelSend(content) {
       for (const callback of [...(listeners.get("msg:custom") ?? [])]) callback(content, []);
+      return settled();
     },
     listenerCount: () => [...listeners.values()].reduce((n, list) => n + list.length, 0),
   };
@@ -55,6 +59,11 @@ export function fakeModel(state) {
     for (const callback of [...(listeners.get(`change:${name}`) ?? [])]) callback();
   };
   return model;
+}
+
+/** Resolves once the redraws views queued (microtasks) have run. */
+export function settled() {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 export function assert(condition, message) {

@@ -34,7 +34,7 @@ export async function test_clicking_a_row_selects_its_feature(ctx) {
   assertEqual(q(el, "[data-testid=search-row]").map((tr) => tr.getAttribute("aria-selected")), ["false", "true"], "marked");
   q(el, "[data-testid=search-row]")[0].dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
   assertEqual(model.get("selected_feature"), 7, "keyboard selects too");
-  model.kernelSet("selected_feature", 99); // a feature not listed: nothing marked
+  await model.kernelSet("selected_feature", 99); // a feature not listed: nothing marked
   assertEqual(q(el, "[aria-selected=true]").length, 0, "no row marked");
 }
 
@@ -42,11 +42,11 @@ export async function test_new_rows_keep_the_selection_and_cleanup_unsubscribes(
   const { widget, el, fakeModel, assert, assertEqual } = ctx;
   const model = fakeModel(state({ selected_feature: 5 }));
   const cleanup = widget.render({ model, el });
-  model.kernelSet("rows", [[5, 1, "a", "five"]]);
+  await model.kernelSet("rows", [[5, 1, "a", "five"]]);
   assertEqual(q(el, "[aria-selected=true]").map((tr) => tr.dataset.feature), ["5"], "selected row of the new rows");
-  model.kernelSet("rows", []);
+  await model.kernelSet("rows", []);
   assertEqual(el.querySelector(".sw-empty").textContent, "No feature found", "empty");
-  model.kernelSet("error", "search needs a text query");
+  await model.kernelSet("error", "search needs a text query");
   assert(!el.querySelector("[data-testid=error]").hidden, "error shown");
   cleanup();
   assertEqual(model.listenerCount(), 0, "listeners removed");

@@ -85,12 +85,12 @@ export async function test_a_settled_slider_sets_the_strength_and_generates_only
   assertEqual(model.get("strengths")["12"], 300, "strength at the end of the slider");
   assert(model.saves >= 1, "saved");
   assertEqual(model.sent, [], "not live, nothing running: no generation");
-  model.kernelSet("running", true);
+  await model.kernelSet("running", true);
   moveSlider(el, 12, -1);
   assertEqual(model.get("strengths")["12"], -300, "negative end");
   assertEqual(model.sent, [{ type: "generate" }], "a slider moved during a generation supersedes it");
-  model.kernelSet("running", false);
-  model.kernelSet("live", true);
+  await model.kernelSet("running", false);
+  await model.kernelSet("live", true);
   moveSlider(el, 7, 0);
   assertEqual(model.sent.length, 2, "live mode regenerates when a slider settles");
   assertEqual(model.get("strengths")["7"], 0, "zero in the middle");
@@ -102,10 +102,10 @@ export async function test_streamed_tokens_of_the_newest_generation_only(ctx) {
   const { widget, el, fakeModel, assertEqual } = ctx;
   const model = fakeModel(state({ generation: 3, running: true }));
   widget.render({ model, el });
-  model.kernelSend({ kind: "start", id: 3 });
-  model.kernelSend({ kind: "token", id: 3, step: 0, default: " Paris", steered: " the" });
-  model.kernelSend({ kind: "token", id: 2, step: 1, default: " stale", steered: " stale" });
-  model.kernelSend({ kind: "token", id: 3, step: 1, default: ",", steered: null });
+  await model.kernelSend({ kind: "start", id: 3 });
+  await model.kernelSend({ kind: "token", id: 3, step: 0, default: " Paris", steered: " the" });
+  await model.kernelSend({ kind: "token", id: 2, step: 1, default: " stale", steered: " stale" });
+  await model.kernelSend({ kind: "token", id: 3, step: 1, default: ",", steered: null });
   assertEqual(generated(el, "default"), [" Paris", ","], "default column");
   assertEqual(generated(el, "steered"), [" the"], "steered column (ended: null)");
   assertEqual(el.querySelector("[data-testid=steered] .sw-steer-prompt").textContent, state().prompt, "prompt");
@@ -118,16 +118,16 @@ export async function test_the_result_marks_differing_tokens_and_stale_results_a
   const result = (id) => ({ id, prompt_tokens: ["The", " cat"], default_tokens: [" sat", " down"],
     steered_tokens: [" sat", " <i>up</i>"], differs: [false, true], default_text: " sat down",
     steered_text: " sat <i>up</i>", seconds: 1.24 });
-  model.kernelSet("result", result(2));
+  await model.kernelSet("result", result(2));
   assertEqual(generated(el, "steered"), [], "a result of a superseded generation is not drawn");
-  model.kernelSet("result", result(3));
-  model.kernelSet("running", false);
+  await model.kernelSet("result", result(3));
+  await model.kernelSet("running", false);
   assertEqual(generated(el, "steered"), [" sat", " <i>up</i>"], "steered tokens");
   assert(el.querySelector("[data-testid=steered] i") === null, "tokens are text");
   const marks = [...el.querySelectorAll("[data-testid=default] .sw-steer-tok")].map((t) => t.classList.contains("sw-steer-diff"));
   assertEqual(marks, [false, true], "differing tokens marked");
   assertEqual(el.querySelector("[data-testid=status]").textContent, "2 tokens in 1.2 s", "status");
-  model.kernelSet("result", { ...result(3), default_tokens: [" sat"], steered_tokens: [" up"], differs: [true] });
+  await model.kernelSet("result", { ...result(3), default_tokens: [" sat"], steered_tokens: [" up"], differs: [true] });
   assertEqual(el.querySelector("[data-testid=status]").textContent, "1 token in 1.2 s", "one token");
   assert(el.querySelector("[data-testid=steered] [data-testid=hint]").hidden, "no hint beside a completion");
 }
