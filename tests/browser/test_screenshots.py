@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,10 @@ def test_the_script_photographs_each_widget_in_the_light_and_the_dark_theme(tmp_
     script = load_script()
     scope, corpus = script.tiny_scope()
     pages = script.save_pages(scope, corpus, tmp_path, names=["tokens", "dashboard", "steering"])
-    written = script.shoot(pages, tmp_path / "png", chromium_path(), width=900)
+    # In a thread of its own: the session's Playwright (the `chromium` fixture of other browser tests) keeps
+    # an event loop running in this one, and the script's sync Playwright refuses to start inside it.
+    with ThreadPoolExecutor(1) as pool:
+        written = pool.submit(script.shoot, pages, tmp_path / "png", chromium_path(), width=900).result()
     assert sorted(p.name for p in written) == sorted(
         f"{name}-{theme}.png" for name in pages for theme in ("light", "dark")
     )
