@@ -1,0 +1,171 @@
+"""Held-out concept probe: each common word class scored as a token classifier by its best single feature.
+
+For the twelve word classes of `scopewidgets.demo.probe_text.CONCEPT_CLASSES` (cities, countries, months,
+colours, family, numbers, weekdays, animals, body parts, food, professions, metals), every token of the
+probe sentences (`concept_probe_sentences()`, written for this package) is labelled positive for a class
+when it is the first token of a class word (later tokens of a multi-token class word are left out for that
+class; BOS is left out). A feature predicts "positive" where its activation is > 0 (JumpReLU).
+
+Held out: the sentences are split in two (even / odd index); each class's best feature (highest F1, the
+SAE's reserved features excluded) is *chosen on the even half only*, and its F1, precision and recall are
+*reported on the odd half*. The baseline does the same with the raw residual dimensions at the SAE's input
+site: each dimension, either sign, thresholded at one of a small grid of quantiles (taken on the even half),
+the best (dimension, sign, threshold) chosen on the even half and reported on the odd half.
+
+    python benchmarks/concept_probe.py                      # the demo SAE
+    python benchmarks/concept_probe.py --sae PATH           # an SAE folder loadable by sw.load_sae
+
+From a script: `from concept_probe import probe_f1` (with benchmarks/ on sys.path), then
+`probe_f1(sw.demo())` or `probe_f1(scope, sw.load_sae(path))` -> one row per class.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+import scopewidgets as sw
+from scopewidgets.core.corpus import bos_id
+from scopewidgets.core.engine import Engine, SaeRef
+from scopewidgets.core.hooks import capture
+from scopewidgets.demo.probe_text import CONCEPT_CLASSES, concept_labels, concept_probe_sentences
+
+QUANTILES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.985, 0.99, 0.993, 0.996, 0.998)
+
+
+@dataclass(frozen=True)
+class ProbeTokens:
+    """Every non-BOS token of the probe sentences: `residual [n, d_in]`, `features [n, d_sae]` (activations),
+    `labels [n, n_classes]` (1 / 0 / -1 = left out), `selection [n]` (True on the half that chooses)."""
+
+    residual: torch.Tensor
+    features: torch.Tensor
+    labels: torch.Tensor
+    selection: torch.Tensor
+
+
+@torch.inference_mode()
+def probe_tokens(scope: Engine, sae: SaeRef = None, sentences: list[str] | None = None) -> ProbeTokens:
+    """Run each sentence (BOS first) to the SAE's site; keep residual, feature activations and labels."""
+    chosen = scope.sae(sae)
+    sentences = concept_probe_sentences() if sentences is None else sentences
+    residual, labels, selection = [], [], []
+    for index, sentence in enumerate(sentences):
+        ids, label = concept_labels(scope.tokenizer, sentence)
+        batch = torch.tensor([[bos_id(scope.tokenizer), *ids]], device=scope.device)
+        with capture(scope.model, [(chosen.cfg.site, chosen.cfg.layer)]) as acts:
+            scope.model(input_ids=batch, use_cache=False)
+        residual.append(acts[chosen.cfg.site, chosen.cfg.layer][0, 1:].float().cpu())
+        labels.append(label)
+        selection.append(torch.full((len(ids),), index % 2 == 0))
+    x = torch.cat(residual)
+    features = chosen.encode(x.to(chosen.device, chosen.dtype)).float().cpu()
+    return ProbeTokens(x, features, torch.cat(labels), torch.cat(selection))
+
+
+def f1_scores(fires: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """F1, precision and recall `[n_classes, n_predictors]` of every predictor for every class at once.
+
+    `fires [n, n_predictors]` bool; `labels [n, n_classes]` 1 / 0 / -1 (-1: the token is left out for that
+    class). A predictor that never fires on a class's scored tokens has precision 0; a class without
+    positives has recall 0.
+    """
+    scored = (labels >= 0).float()
+    positive = (labels == 1).float()
+    fires = fires.float()
+    true_pos = positive.T @ fires
+    predicted = scored.T @ fires
+    actual = positive.sum(0)[:, None]
+    precision = true_pos / predicted.clamp_min(1)
+    recall = true_pos / actual.clamp_min(1)
+    f1 = 2 * true_pos / (predicted + actual).clamp_min(1)
+    return f1, precision, recall
+
+
+def _best_features(tokens: ProbeTokens, reserved: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each class's best feature on the selection half, and its selection-half F1."""
+    fires = tokens.features[tokens.selection] > 0
+    f1, _, _ = f1_scores(fires, tokens.labels[tokens.selection])
+    if reserved:
+        f1[:, list(reserved)] = -1.0
+    best = f1.max(dim=1)
+    return best.indices, best.values
+
+
+def _best_dimensions(tokens: ProbeTokens) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each class's best raw (dimension, sign, threshold) on the selection half, and its selection F1."""
+    x, labels = tokens.residual[tokens.selection], tokens.labels[tokens.selection]
+    signed = torch.cat([x, -x], dim=1)  # [n, 2 * d_in]: column j < d_in is +x_j, else -x_(j - d_in)
+    thresholds = torch.quantile(signed, torch.tensor(QUANTILES), dim=0)  # [n_q, 2 * d_in]
+    n_classes = labels.shape[1]
+    best_f1 = torch.full((n_classes,), -1.0)
+    best_col = torch.zeros(n_classes, dtype=torch.long)
+    best_threshold = torch.zeros(n_classes)
+    for row in thresholds:
+        f1, _, _ = f1_scores(signed > row, labels)
+        value, col = f1.max(dim=1)
+        better = value > best_f1
+        best_f1 = torch.where(better, value, best_f1)
+        best_col = torch.where(better, col, best_col)
+        best_threshold = torch.where(better, row[col], best_threshold)
+    d_in = x.shape[1]
+    return best_col % d_in, torch.where(best_col < d_in, 1.0, -1.0), best_threshold, best_f1
+
+
+def probe_f1(scope: Engine, sae: SaeRef = None, sentences: list[str] | None = None) -> pd.DataFrame:
+    """One row per word class: the best single feature (chosen on the even sentences) and its held-out F1,
+    precision and recall (odd sentences); the same for the best raw residual dimension (`raw_*`).
+
+    `sae`: an SAE object (need not be registered on `scope`) or index; None = the scope's first SAE.
+    Example: `probe_f1(sw.demo())[["feature", "f1", "raw_f1"]].mean(numeric_only=True)`.
+    """
+    chosen = scope.sae(sae)
+    tokens = probe_tokens(scope, chosen, sentences)
+    held_out = ~tokens.selection
+    labels = tokens.labels[held_out]
+    features, feature_choice_f1 = _best_features(tokens, chosen.reserved_features)
+    f1, precision, recall = f1_scores(tokens.features[held_out][:, features] > 0, labels)
+    dims, signs, thresholds, dim_choice_f1 = _best_dimensions(tokens)
+    raw_fires = tokens.residual[held_out][:, dims] * signs > thresholds
+    raw_f1, raw_precision, raw_recall = f1_scores(raw_fires, labels)
+    diagonal = torch.arange(len(CONCEPT_CLASSES))
+    table = pd.DataFrame(
+        {
+            "class": list(CONCEPT_CLASSES),
+            "positives": (labels == 1).sum(0).tolist(),
+            "feature": features.tolist(),
+            "f1": f1[diagonal, diagonal].tolist(),
+            "precision": precision[diagonal, diagonal].tolist(),
+            "recall": recall[diagonal, diagonal].tolist(),
+            "f1_selection": feature_choice_f1.tolist(),
+            "raw_dim": dims.tolist(),
+            "raw_sign": ["+" if s > 0 else "-" for s in signs.tolist()],
+            "raw_f1": raw_f1[diagonal, diagonal].tolist(),
+            "raw_precision": raw_precision[diagonal, diagonal].tolist(),
+            "raw_recall": raw_recall[diagonal, diagonal].tolist(),
+            "raw_f1_selection": dim_choice_f1.tolist(),
+        }
+    )
+    return table.set_index("class")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sae", help="an SAE folder loadable by sw.load_sae (default: the demo SAE)")
+    args = parser.parse_args()
+    scope = sw.demo()
+    sae = sw.load_sae(args.sae) if args.sae else scope.sae()
+    table = probe_f1(scope, sae)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
+        print(table)
+    n_tokens = sum(len(concept_labels(scope.tokenizer, s)[0]) for s in concept_probe_sentences())
+    print(f"\nSAE: {args.sae or 'demo SAE'} ({sae.cfg.d_sae} features); {n_tokens} probe tokens")
+    print(f"mean held-out F1, best SAE feature:       {table['f1'].mean():.3f}")
+    print(f"mean held-out F1, best raw residual dim:  {table['raw_f1'].mean():.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Held-out probe text: labels, the concept probe's vectorised F1, and the spliced loss on short texts."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from scopewidgets.demo.probe_text import (
+    CONCEPT_CLASSES,
+    concept_labels,
+    concept_probe_sentences,
+    short_modern_texts,
+    spliced_loss_increase,
+)
+from scopewidgets.testing import tiny_scope, tiny_tokenizer
+
+BENCHMARK = Path(__file__).parents[1] / "benchmarks" / "concept_probe.py"
+
+
+@pytest.fixture(scope="module")
+def concept_probe():
+    spec = importlib.util.spec_from_file_location("concept_probe", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_texts_are_distinct_and_every_class_has_positives() -> None:
+    sentences, texts = concept_probe_sentences(), short_modern_texts()
+    assert len(set(sentences)) == len(sentences) and len(set(texts)) == len(texts)
+    assert not set(sentences) & set(texts)
+    tokenizer = tiny_tokenizer()
+    positives = sum((concept_labels(tokenizer, s)[1] == 1).sum(0) for s in sentences)
+    assert positives.min() >= 40, dict(zip(CONCEPT_CLASSES, positives.tolist(), strict=True))
+
+
+def test_labels_mark_the_first_token_of_each_class_word() -> None:
+    ids, labels = concept_labels(tiny_tokenizer(), "Two cats in Paris")  # one token per byte
+    cities, numbers = list(CONCEPT_CLASSES).index("cities"), list(CONCEPT_CLASSES).index("numbers")
+    assert len(ids) == len("Two cats in Paris") == labels.shape[0]
+    assert labels[:, numbers].tolist()[:4] == [1, -1, -1, 0]
+    assert labels[12:, cities].tolist() == [1, -1, -1, -1, -1]
+    assert (labels[:, cities][:12] == 0).all()
+
+
+def test_vectorised_f1_matches_a_brute_force_count(concept_probe) -> None:
+    generator = torch.Generator().manual_seed(0)
+    fires = torch.rand(200, 7, generator=generator) > 0.6
+    labels = torch.randint(-1, 2, (200, 3), generator=generator, dtype=torch.int8)
+    fires[:, 6] = False  # a predictor that never fires
+    f1, precision, recall = concept_probe.f1_scores(fires, labels)
+    for c in range(3):
+        for p in range(7):
+            scored = labels[:, c] >= 0
+            tp = int((fires[:, p] & (labels[:, c] == 1)).sum())
+            fp = int((fires[:, p] & (labels[:, c] == 0)).sum())
+            fn = int((~fires[:, p] & (labels[:, c] == 1)).sum())
+            assert int((fires[:, p] & scored).sum()) == tp + fp
+            expected = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+            assert math.isclose(float(f1[c, p]), expected, abs_tol=1e-6)
+            assert math.isclose(float(precision[c, p]), tp / (tp + fp) if tp + fp else 0.0, abs_tol=1e-6)
+            assert math.isclose(float(recall[c, p]), tp / (tp + fn) if tp + fn else 0.0, abs_tol=1e-6)
+
+
+def test_probe_f1_chooses_on_one_half_and_reports_on_the_other(concept_probe) -> None:
+    scope = tiny_scope(d_sae=32)
+    sentences = concept_probe_sentences()[:40]
+    table = concept_probe.probe_f1(scope, sentences=sentences)
+    assert list(table.index) == list(CONCEPT_CLASSES)
+    assert table[["f1", "raw_f1"]].stack().between(0, 1).all()
+    tokens = concept_probe.probe_tokens(scope, sentences=sentences)
+    held_out = (tokens.labels[~tokens.selection] == 1).sum(0)
+    assert table["positives"].tolist() == held_out.tolist()
+
+
+def test_spliced_loss_increase_is_spliced_minus_clean_over_each_text() -> None:
+    scope = tiny_scope()
+    texts = ["The cat sat.", "Hello there, friend!", "x"]  # "x" has one token: skipped
+    result = spliced_loss_increase(scope, texts)
+    assert result["texts"] == 2 and result["predictions"] == 11 + 19
+    assert math.isclose(result["increase"], result["ce_spliced"] - result["ce_clean"], rel_tol=1e-9)
+    losses = []  # each text on its own, BOS first; the prediction made from BOS left out
+    for text in texts[:2]:
+        ids = scope.tokenize(text)[None]
+        with torch.inference_mode():
+            logits = scope.model(input_ids=ids).logits[0, 1:-1]
+        losses.append(torch.nn.functional.cross_entropy(logits, ids[0, 2:], reduction="none"))
+    assert math.isclose(result["ce_clean"], float(torch.cat(losses).mean()), rel_tol=1e-5)
+    assert result["ce_spliced"] > result["ce_clean"]  # a random SAE loses information
