@@ -14,6 +14,7 @@ import base64
 import hashlib
 import html
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,6 +128,25 @@ def save_html(widget: Widget | Sequence[Widget], path: str | Path, title: str | 
     Example:
         >>> save_html(acts.widget(), "acts.html")               # doctest: +SKIP
     """
-    path = Path(path)
+    path = html_path(path)
     path.write_text(to_html(widget, title), encoding="utf-8")
     return path
+
+
+def html_path(path: object) -> Path:
+    """`path` as a `Path` to write a page to; a `ValueError` naming what is allowed for anything else.
+
+    Example:
+        >>> html_path(None)
+        Traceback (most recent call last):
+        ...
+        ValueError: save_html needs a file path (a str or an os.PathLike such as pathlib.Path), got None
+    """
+    if isinstance(path, os.PathLike) or (isinstance(path, str) and path.strip()):
+        return Path(path)
+    shown = (
+        "an empty string" if isinstance(path, str) else "None" if path is None else f"a {type(path).__name__}"
+    )
+    raise ValueError(
+        f"save_html needs a file path (a str or an os.PathLike such as pathlib.Path), got {shown}"
+    )

@@ -97,3 +97,12 @@ def test_several_widgets_share_one_page_with_their_own_state(tmp_path) -> None:
     assert LOADER in single and len(page_data(single)["parts"]) == 1  # one loader for one widget or several
     with pytest.raises(ValueError, match="at least one widget"):
         to_html([])
+
+
+@pytest.mark.parametrize(("path", "named"), [(None, "None"), ("", "an empty string"), (3, "a int")])
+def test_save_html_without_a_path_names_the_allowed_types(path, named, tmp_path) -> None:
+    acts = fake_activations(["<bos>", "a"], np.ones((2, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match=rf"a str or an os.PathLike such as pathlib.Path\), got {named}$"):
+        acts.save_html(path)
+    assert acts.save_html(tmp_path / "ok.html").is_file()  # a Path still works
+    assert acts.save_html(str(tmp_path / "ok2.html")).is_file()  # and a str
