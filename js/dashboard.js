@@ -15,7 +15,7 @@
 //                limits: [lo, hi]}
 //                max_context?: tokens kept each side of the focus (default: all)
 //   context     number   two-way: tokens shown each side of an example's focus (the select widens it)
-//   similar     [{feature, cosine, label, covered}]
+//   similar     [{feature, cosine, density, label, covered}]   density: fraction of corpus tokens (null: unknown)
 //   offline_features  number[]   in an exported page, the features it can open; [] with a kernel
 //   actions     [{name, label}]   extra buttons (e.g. the explorer's "steer"): a click sends the custom message
 //                                 {kind: "action", name, feature} with the shown feature
@@ -89,15 +89,22 @@ function logitList(title, items, testid, font) {
       : h("div", { class: "sw-empty" }, "none")));
 }
 
+/** A similar feature's density (fraction of corpus tokens where it fires) as a percentage; "–" when unknown. */
+function densityCell(density) {
+  const known = density != null && !Number.isNaN(density);
+  return h("span", { class: "sw-fdens", "data-testid": "density",
+    title: known ? `fires on ${percent(density)} of corpus tokens` : "density unknown" }, known ? percent(density) : "–");
+}
+
 function similarView(similar, offline, shown) {
-  const buttons = similar.map(({ feature, cosine, label, covered }) => {
+  const buttons = similar.map(({ feature, cosine, density, label, covered }) => {
     const reachable = covered && (!offline.length || offline.includes(feature));
     const why = !covered ? "not in this pass" : reachable ? null : "not saved in this file";
     return h("button", { class: "sw-feat", type: "button", dataset: { feature }, disabled: !reachable || feature === shown, title: why },
-      h("span", { class: "sw-fid" }, `#${feature}`), h("span", { class: "sw-flabel" }, label),
-      h("span", { class: "sw-fval" }, format(cosine)));
+      h("span", { class: "sw-fid" }, `#${feature}`), h("span", { class: "sw-flabel", title: label || null }, label),
+      h("span", { class: "sw-fval", title: "decoder cosine" }, format(cosine)), densityCell(density));
   });
-  return [h("h4", {}, "Similar features (decoder cosine)"),
+  return [h("h4", {}, "Similar features (decoder cosine, density)"),
     h("div", { class: "sw-list", "data-testid": "similar" }, buttons.length ? buttons : h("div", { class: "sw-empty" }, "none"))];
 }
 

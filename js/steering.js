@@ -1,9 +1,11 @@
 // The steering panel: prompt, one slider per feature (a power curve: useful strengths span the track), settings, Generate; the default and steered
 // completions side by side, streamed token by token (custom messages), then drawn from the `result` trait
-// with the differing tokens marked. Python decides captions, ranges, code and every token's text.
+// with the differing tokens marked. Python decides captions, densities, ranges, code and every token's text.
+// controls: [{feature, caption, limit, density}] (density: fraction of corpus tokens, null when unknown).
 import "./lib/style.css";
 import "./steering.css";
 import { countOf } from "./lib/axis.js";
+import { format } from "./lib/color.js";
 import { h, replaceChildren } from "./lib/dom.js";
 import { fontOf, shownText } from "./lib/glyphs.js";
 import { widgetView } from "./lib/widget.js";
@@ -70,6 +72,14 @@ function settingsRow(model) {
   return { el, sync };
 }
 
+/** A feature's density (fraction of corpus tokens where it fires) as a percentage; "–" when unknown. */
+function densityCell(density, key) {
+  const known = density != null && !Number.isNaN(density);
+  const text = known ? `${format(100 * density)}%` : "–";
+  return h("span", { class: "sw-fdens", "data-testid": `density-${key}`,
+    title: known ? `density: fires on ${text} of corpus tokens` : "density unknown" }, text);
+}
+
 function featureRow(model, control, onSettle) {
   const key = String(control.feature);
   const power = model.get("power");
@@ -108,7 +118,7 @@ function featureRow(model, control, onSettle) {
       h("span", {}, limit && `-${limit}`), h("span", {}, limit && "0"), h("span", {}, limit)));
   const el = h("div", { class: "sw-steer-feature", dataset: { feature: key } },
     h("span", { class: "sw-steer-id" }, `#${key}`), h("span", { class: "sw-steer-caption", title: control.caption }, control.caption),
-    track, value, remove);
+    densityCell(control.density, key), track, value, remove);
   return { el, sync };
 }
 

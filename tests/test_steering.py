@@ -215,7 +215,15 @@ def test_add_scaled_scales_by_the_residual_norm(scope: sw.Scope) -> None:
 def test_result_table_and_code_reproduce(scope: sw.Scope) -> None:
     out = scope.steer(PROMPT, {5: 30.0, 9: -10.0}, max_new_tokens=6, temperature=0.5, seed=16)
     frame = out.to_dataframe()
-    assert frame.columns.tolist() == ["completion", "step", "token", "token_id", "feature", "activation"]
+    assert frame.columns.tolist() == [
+        "completion",
+        "step",
+        "token",
+        "token_id",
+        "feature",
+        "activation",
+        "density",
+    ]
     assert len(frame) == (len(out.default_ids) + len(out.steered_ids)) * 2
     again = eval(out.code(), {"scope": scope})
     assert again.steered_text == out.steered_text and again.default_text == out.default_text

@@ -10,7 +10,8 @@ returns a `DashboardSet`; `scope.dashboard(f)` (or `dashes[f]`) gives one `Featu
 - `histogram`: counts of the positive activations; `density`: the fraction of (non-BOS) tokens where the
   feature is > 0; `max_activation`, `mean_activation` (mean over the tokens where it fires);
 - `top_logits` / `bottom_logits`: `w_dec[f]` through the final norm's gain and the unembedding;
-- `similar`: features whose decoder rows have the highest cosine with this one.
+- `similar`: features whose decoder rows have the highest cosine with this one (`similar_table()` adds
+  each one's density and label, and leaves out the SAE's reserved features).
 
 Passes are cached on disk by content hash and mergeable across processes or GPUs (`shard=(rank, world)`,
 `DashboardSet.merge`): docs/dashboards.md has the definitions, a torchrun / accelerate example, the
@@ -36,6 +37,7 @@ from .materialize import TokenTexts, effect_rows
 
 if TYPE_CHECKING:
     from ..core.engine import Engine
+    from ..features.stats import FeatureStats
     from ..widgets.dashboard import DashboardWidget
     from .rows import FeatureRows
 
@@ -103,6 +105,36 @@ class FeatureDashboard(Displayable):
                 "seq_index": [e.seq_index for _, e in rows],
                 "position": [e.position for _, e in rows],
                 "text": [_marked_text(e) for _, e in rows],
+            }
+        )
+
+    def similar_table(
+        self, stats: FeatureStats | None = None, *, include_reserved: bool = False
+    ) -> pd.DataFrame:
+        """The similar features, most similar first: `feature`, `cosine` (of the decoder rows), `density` (from
+        this dashboard's pass where it covers the feature, else from `stats`, e.g. `scope.feature_stats()`;
+        NaN when neither knows it) and `label` ("" when none). The SAE's reserved features are left out
+        unless `include_reserved` or this feature is reserved itself.
+
+        Example:
+            >>> dash.similar_table(scope.feature_stats()).columns.tolist()      # doctest: +SKIP
+            ['feature', 'cosine', 'density', 'label']
+        """
+        reserved = set(self.sae.reserved_features) if self.sae is not None else set()
+        hidden = set() if include_reserved or self.feature in reserved else reserved
+        kept = [(int(f), float(c)) for f, c in self.similar if int(f) not in hidden]
+        ids = [f for f, _ in kept]
+        density = self.dashboards.densities(ids) if self.dashboards is not None else np.full(len(ids), np.nan)
+        if stats is not None:
+            known = stats.density[torch.as_tensor(ids, dtype=torch.long)].double().cpu().numpy()
+            density = np.where(np.isnan(density), known, density)
+        label = self.sae.label if self.sae is not None else lambda _f: None
+        return pd.DataFrame(
+            {
+                "feature": pd.Series(ids, dtype="int64"),
+                "cosine": pd.Series([c for _, c in kept], dtype="float64"),
+                "density": pd.Series(density, dtype="float64"),
+                "label": pd.Series([label(f) or "" for f in ids], dtype="object"),
             }
         )
 
@@ -205,6 +237,13 @@ class DashboardSet(Displayable):
                 f"({shown}{' ...' if len(self) > 8 else ''}); run scope.dashboards([{index}], corpus=...)"
             )
         return None
+
+    def densities(self, features: list[int]) -> np.ndarray:
+        """`[len(features)]` float64: each feature's density in this pass (NaN where it does not cover it,
+        or where the pass does not know it, as with evidence files lacking frequencies)."""
+        density = self.rows.stats()["density"]
+        cols = [self._column(f, strict=False) for f in features]
+        return np.array([np.nan if c is None else float(density[c]) for c in cols], dtype=np.float64)
 
     def __getitem__(self, feature: int) -> FeatureDashboard:
         col = self._column(feature)

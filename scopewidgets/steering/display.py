@@ -7,6 +7,7 @@ that differ between them marked. Every token is HTML-escaped; there is no script
 from __future__ import annotations
 
 import html
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,12 +28,42 @@ def settings_line(result: Steering) -> str:
     return f"{result.method} {result.features}{where} at {result.positions} positions, {sampling}"
 
 
+def percent(density: float | None) -> str:
+    """A density as the widgets show it: a percentage with 3 significant digits, "–" when unknown.
+
+    Example:
+        >>> percent(0.0042), percent(0.5), percent(float("nan")), percent(None)
+        ('0.42%', '50%', '–', '–')
+    """
+    if density is None or not math.isfinite(density):
+        return "–"
+    return f"{100 * density:.3g}%"
+
+
+def features_line(result: Steering) -> str:
+    """Each steered feature with its label (when it has one) and density:
+    `#12 'Paris' (density 0.42%), #7 (density –)`."""
+    parts = []
+    for feature in result.features:
+        label = result.sae.label(feature) if result.sae is not None else None
+        named = f"#{feature} {label!r}" if label else f"#{feature}"
+        parts.append(f"{named} (density {percent(result.densities.get(feature))})")
+    return ", ".join(parts)
+
+
+def summary_line(result: Steering) -> str:
+    """What produced a result, in one line: `Steering: <settings_line>; #12 'Paris' (density 0.42%)`."""
+    return f"Steering: {settings_line(result)}; {features_line(result)}"
+
+
 def text_summary(result: Steering) -> str:
-    """Plain-text form for front ends without HTML.
+    """Plain-text form for front ends without HTML (density: the fraction of corpus tokens where a feature
+    fires; "–" when unknown).
 
     Example:
         >>> print(text_summary(out))                                  # doctest: +SKIP
         Steering: add {12: 8.0} (resid_post@6) at all positions, greedy; differs from step 3
+          features: #12 'Paris' (density 0.42%)
           prompt:  'I think'
           default: ' that the best way to ...'
           steered: ' that the Eiffel Tower ...'
@@ -41,6 +72,7 @@ def text_summary(result: Steering) -> str:
     differs = "identical completions" if first is None else f"differs from step {first}"
     return (
         f"Steering: {settings_line(result)}; {differs}\n"
+        f"  features: {features_line(result)}\n"
         f"  prompt:  {result.prompt!r}\n"
         f"  default: {result.default_text!r}\n"
         f"  steered: {result.steered_text!r}"
@@ -71,7 +103,8 @@ def preview_html(result: Steering) -> str:
     ]
     return (
         f'<table style="{_STYLE}"><caption style="text-align:left;color:#555">'
-        f"Steering: {html.escape(settings_line(result))}</caption>"
+        f"Steering: {html.escape(settings_line(result))}<br>"
+        f"features: {html.escape(features_line(result))}</caption>"
         '<tr><th style="text-align:left">default</th><th style="text-align:left">steered</th></tr>'
         f"<tr>{''.join(cells)}</tr></table>"
     )

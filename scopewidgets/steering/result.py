@@ -8,6 +8,7 @@ between them is caused by the steering alone (`steering.generate`, `steering.hoo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from ..core import sites
 from ..core.display import Displayable, present
 from ..core.hooks import patch
 from ..core.sae import SAE
+from ..features.columns import density_column, known_stats
 from .args import SteeringSettings, check_features, check_generation, check_steerable
 from .generate import PairCursor, generate_pair
 from .hook import SteeringEdit
@@ -42,7 +44,9 @@ class Steering(Displayable):
     feature (columns in `features` order) on each generated token, as run — read at the SAE's site after
     the steering edit, i.e. the value the rest of the model saw. On steered positions that includes the
     edit (after `ablate` it is ~0); with `positions="prompt"` the generated tokens show whether the model
-    itself now expresses the feature. Equality is identity (the fields hold tensors). Displays itself as the
+    itself now expresses the feature. `densities` `{feature: density}`: each steered feature's density
+    (fraction of corpus tokens where it fires) from the SAE's statistics when known without a pass, else
+    NaN. Equality is identity (the fields hold tensors). Displays itself as the
     two completions side by side with the differing tokens marked (`widget()`, `save_html(path)`).
 
     Example:
@@ -69,6 +73,7 @@ class Steering(Displayable):
     default_activations: torch.Tensor
     steered_activations: torch.Tensor
     sae: SAE | None = field(default=None, compare=False)
+    densities: dict[int, float] = field(default_factory=dict, compare=False)
 
     def __getattr__(self, name: str) -> Any:
         """`result.method`, `result.seed`, ...: the fields of `settings`."""
@@ -95,11 +100,12 @@ class Steering(Displayable):
     def to_dataframe(self) -> pd.DataFrame:
         """Long form: one row per (completion, generated step, feature).
 
-        Columns: `completion` ("default" | "steered"), `step`, `token`, `token_id`, `feature`, `activation`.
+        Columns: `completion` ("default" | "steered"), `step`, `token`, `token_id`, `feature`, `activation`,
+        `density` (the feature's, NaN when unknown).
 
         Example:
             >>> out.to_dataframe().columns.tolist()                    # doctest: +SKIP
-            ['completion', 'step', 'token', 'token_id', 'feature', 'activation']
+            ['completion', 'step', 'token', 'token_id', 'feature', 'activation', 'density']
         """
         rows: list[dict[str, Any]] = []
         for name in ("default", "steered"):
@@ -115,9 +121,10 @@ class Steering(Displayable):
                             "token_id": token_id,
                             "feature": feature,
                             "activation": float(values[step, column]),
+                            "density": self.densities.get(feature, math.nan),
                         }
                     )
-        columns = ["completion", "step", "token", "token_id", "feature", "activation"]
+        columns = ["completion", "step", "token", "token_id", "feature", "activation", "density"]
         return pd.DataFrame(rows, columns=columns)
 
     def code(self, scope_name: str = "scope") -> str:
@@ -248,6 +255,7 @@ def steer(
     text = (
         prompt if isinstance(prompt, str) else scope.tokenizer.decode(ids.tolist(), skip_special_tokens=True)
     )
+    density = density_column(known_stats(chosen, scope), list(strengths))
     return Steering(
         prompt=text,
         features=strengths,
@@ -255,6 +263,7 @@ def steer(
         prompt_tokens=scope.token_strings(ids),
         prompt_ids=ids.cpu(),
         sae=chosen,
+        densities=dict(zip(strengths, density, strict=True)),
         **pair,
     )
 

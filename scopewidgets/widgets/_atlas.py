@@ -25,6 +25,8 @@ from tqdm.auto import tqdm
 from ..core.display import presents
 from ..dashboards.materialize import ensure_table
 from ..dashboards.result import DashboardSet
+from ..features.columns import known_stats
+from ..features.stats import FeatureStats
 from ._bundle import bundle_text
 from ._dashboard_view import dashboard_state
 from ._export import _PAGE_CSS, _encode, csp, script_json
@@ -66,9 +68,11 @@ class _Vocabulary:
         return self.ids.setdefault(token, len(self.ids))
 
 
-def _feature_state(dashes: DashboardSet, feature: int, vocab: _Vocabulary) -> dict[str, Any]:
+def _feature_state(
+    dashes: DashboardSet, feature: int, vocab: _Vocabulary, stats: FeatureStats | None
+) -> dict[str, Any]:
     bos = dashes.scope.tokenizer.bos_token_id
-    state = dashboard_state(dashes[feature], dashes.__contains__, dashes.sae.label, bos)
+    state = dashboard_state(dashes[feature], dashes.__contains__, bos, stats)
     state["examples"]["tokens"] = [vocab(t) for t in state["examples"]["tokens"]]
     return _encode(state)
 
@@ -88,9 +92,9 @@ def save_atlas(dashes: DashboardSet, path: str | Path, progress: bool = True) ->
         warm(dashes.text)
     features, vocab = dashes.features, _Vocabulary()
     bar = tqdm(total=len(features), desc="Atlas", unit="feature", disable=not progress)
-    kept = set(dashes._memo)
+    kept, known = set(dashes._memo), known_stats(dashes.sae, dashes.scope)
     for chunk, start in enumerate(range(0, len(features), CHUNK)):
-        states = {f: _feature_state(dashes, f, vocab) for f in features[start : start + CHUNK]}
+        states = {f: _feature_state(dashes, f, vocab, known) for f in features[start : start + CHUNK]}
         text = f"window.SW_ATLAS_CHUNK({chunk}, {script_json(states)});\n"
         (out / "data" / "features" / f"{chunk}.js").write_text(text, encoding="utf-8")
         for col in set(dashes._memo) - kept:  # memory stays one chunk of dashboards

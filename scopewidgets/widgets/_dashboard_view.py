@@ -13,6 +13,7 @@ import numpy as np
 from ..core.display import presents
 from ..dashboards.examples import Example
 from ..dashboards.result import FeatureDashboard
+from ..features.stats import FeatureStats
 from ._serialize import to_binary
 from ._tokens import display_text
 
@@ -77,10 +78,11 @@ def examples_of(dash: FeatureDashboard, bos: int | None) -> dict[str, Any]:
 def dashboard_state(
     dash: FeatureDashboard,
     covered: Callable[[int], bool],
-    label: Callable[[int], str | None],
     bos: int | None,
+    stats: FeatureStats | None = None,
 ) -> dict[str, Any]:
-    """Every data trait of the widget for one feature. `covered(f)`: can feature f be opened here."""
+    """Every data trait of the widget for one feature. `covered(f)`: can feature f be opened here;
+    `stats`: where the densities of similar features outside the pass come from."""
     counts, edges = dash.histogram
     return {
         "feature": dash.feature,
@@ -91,11 +93,21 @@ def dashboard_state(
             "bottom": [{"token": display_text(t), "value": v} for t, v in dash.bottom_logits],
         },
         "examples": examples_of(dash, bos),
-        "similar": [
-            {"feature": f, "cosine": c, "label": label(f) or "", "covered": covered(f)}
-            for f, c in dash.similar
-        ],
+        "similar": similar_of(dash, covered, stats),
     }
+
+
+def similar_of(
+    dash: FeatureDashboard, covered: Callable[[int], bool], stats: FeatureStats | None
+) -> list[dict[str, Any]]:
+    """`dash.similar_table(stats)` as `{feature, cosine, density, label, covered}` (density None: unknown)."""
+    table = dash.similar_table(stats)
+    return [
+        {"feature": f, "cosine": c, "density": _finite(d), "label": label, "covered": covered(f)}
+        for f, c, d, label in zip(
+            table.feature.tolist(), table.cosine.tolist(), table.density.tolist(), table.label, strict=True
+        )
+    ]
 
 
 @presents(FeatureDashboard, role="text")

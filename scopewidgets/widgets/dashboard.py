@@ -13,6 +13,7 @@ import traitlets
 from ..core.display import presents
 from ..core.effects import similar_features
 from ..dashboards.result import DashboardSet
+from ..features.columns import known_stats
 from ._base import Widget, shows_errors
 from ._dashboard_view import dashboard_state
 
@@ -20,7 +21,9 @@ from ._dashboard_view import dashboard_state
 class DashboardWidget(Widget):
     """Header (feature, label, density, max), activation histogram, top and bottom logits, top examples as
     token strips shaded by the feature (hover a token for its value), collapsible quantile groups, and
-    similar features: click one to open its dashboard here (`feature` follows both ways). Examples show
+    similar features with their density: click one to open its dashboard here (`feature` follows both
+    ways). A similar feature's density comes from the pass when it covers it, else from the SAE's feature
+    statistics when they are known without a pass (`features.columns.known_stats`). Examples show
     `context` tokens each side of their peak; the view can widen that up to what the pass kept.
 
     `opener(feature) -> DashboardSet` opens features outside the pass (every similar feature is then
@@ -58,7 +61,9 @@ class DashboardWidget(Widget):
         "seq_index/position, groups [{kind, first, count, ...}] and colour limits."
     ).tag(sync=True)
     similar = traitlets.List(
-        traitlets.Dict(), help="[{feature, cosine, label, covered}]: covered ones can be opened here."
+        traitlets.Dict(),
+        help="[{feature, cosine, density, label, covered}] (density None: unknown), reserved features left "
+        "out; covered ones can be opened here.",
     ).tag(sync=True)
     context = traitlets.Int(
         5, help="Tokens shown each side of an example's peak, two-way (the view offers up to what was kept)."
@@ -110,7 +115,7 @@ class DashboardWidget(Widget):
         dashes = self._dashes if dashes is None else dashes
         bos = dashes.scope.tokenizer.bos_token_id
         covered = dashes.__contains__ if self._opener is None else _anything
-        return dashboard_state(dashes[feature], covered, dashes.sae.label, bos)
+        return dashboard_state(dashes[feature], covered, bos, known_stats(dashes.sae, dashes.scope))
 
     @traitlets.observe("feature")
     @shows_errors

@@ -8,6 +8,7 @@ saved notebook or exported page shows it). A newer request supersedes a running 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -15,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import traitlets
 
 from ..core.display import presents
+from ..features.columns import density_column, known_stats
 from ..steering.args import SteeringSettings
 from ..steering.controls import POWER, feature_captions, strength_limits
-from ..steering.display import settings_line
+from ..steering.display import summary_line
 from ..steering.result import Steering, significant, steer_code
 from ..steering.runner import SteeringRunner
 from ._base import Widget, shows_errors
@@ -43,7 +45,9 @@ class SteeringPanel(Widget):
     live = traitlets.Bool(False, help="Regenerate when a slider settles, two-way.").tag(sync=True)
     features = traitlets.List(traitlets.Int(), help="Steered features in order, two-way.").tag(sync=True)
     strengths = traitlets.Dict(help="{'feature': strength} (JSON keys), two-way.").tag(sync=True)
-    controls = traitlets.List(help="Per feature: {feature, caption, limit}; from Python.").tag(sync=True)
+    controls = traitlets.List(
+        help="Per feature: {feature, caption, limit, density} (density None: unknown); from Python."
+    ).tag(sync=True)
     power = traitlets.Float(POWER, help="Slider mapping: strength = limit * |position| ** power.").tag(
         sync=True
     )
@@ -56,9 +60,17 @@ class SteeringPanel(Widget):
         "", help="What produced a shown result (features, method, ...); from Python."
     ).tag(sync=True)
 
-    def __init__(self, scope: Engine | None = None, sae: SAE | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Engine | None = None,
+        sae: SAE | None = None,
+        *,
+        densities: Mapping[int, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._scope, self._sae = scope, sae
         self._captions: dict[int, str] = {}
+        self._densities = {int(f): float(d) for f, d in (densities or {}).items()}  # a result's, kept
         self._runner: SteeringRunner | None = None
         self._started = 0.0
         super().__init__(**kwargs)
@@ -70,10 +82,11 @@ class SteeringPanel(Widget):
         """A read-only panel showing a finished `Steering` (no kernel needed to redraw it)."""
         panel = cls(
             sae=result.sae,
+            densities=result.densities,
             interactive=False,
             **settings_traits(result.prompt, result.features, result.settings),
         )
-        panel.summary = f"Steering: {settings_line(result)}"
+        panel.summary = summary_line(result)
         panel.result = result_trait(result, generation=0)
         return panel
 
@@ -109,12 +122,27 @@ class SteeringPanel(Widget):
             if self._scope is not None and self.prompt
             else {}
         )
+        density = self._density_of(features)
         self.controls = [
-            {"feature": f, "caption": self._captions.get(f, ""), "limit": limits.get(f, 0.0)}
+            {"feature": f, "caption": self._caption(f), "limit": limits.get(f, 0.0), "density": density[f]}
             for f in features
         ]
         self.strengths = {str(f): float(self.strengths.get(str(f), 0.0)) for f in features}
         self.code = steer_code(self.prompt, self._strengths(), **self._settings().as_dict())
+
+    def _caption(self, feature: int) -> str:
+        """The caption computed with the scope, else (a result's read-only view) the SAE's label."""
+        if feature in self._captions:
+            return self._captions[feature]
+        return (self._sae.label(feature) if self._sae is not None else None) or ""
+
+    def _density_of(self, features: Sequence[int]) -> dict[int, float | None]:
+        """Each feature's density: a shown result's, else the SAE's statistics known without a pass."""
+        missing = [f for f in features if f not in self._densities]
+        stats = known_stats(self._sae, self._scope) if missing and self._sae is not None else None
+        found = dict(zip(missing, density_column(stats, missing), strict=True))
+        density = {f: self._densities.get(f, found.get(f, math.nan)) for f in features}
+        return {f: d if math.isfinite(d) else None for f, d in density.items()}
 
     def _strengths(self) -> dict[int, float]:
         zero = self.method == "ablate"
@@ -169,7 +197,7 @@ class SteeringPanel(Widget):
             self.send({"kind": "start", "id": event["id"]})
         elif kind == "done":
             seconds = time.perf_counter() - self._started
-            self.summary = f"Steering: {settings_line(event['result'])}"  # before the result it describes
+            self.summary = summary_line(event["result"])  # before the result it describes
             self.result = result_trait(event["result"], generation=event["id"], seconds=seconds)
             self.running = False
         elif kind == "error":

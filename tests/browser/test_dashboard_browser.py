@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from sw_browser import Recorder
 
+from scopewidgets.features import feature_stats
+
 TITLE = "[data-testid=dash-title]"
 SIMILAR = "[data-testid=similar] .sw-feat:not([disabled])"
 
@@ -104,3 +106,76 @@ def test_exported_dashboard_opens_similar_features_offline(offline_page: Recorde
     page.locator("[data-testid=quantile-group] summary").first.click()
     assert page.locator("[data-testid=quantile-group]").first.get_attribute("open") is not None
     assert offline_page.non_local_requests() == [] and offline_page.page_errors == []
+
+
+def _reserved_dashboards():
+    """A pass over half the features of an SAE whose reserved features 0 and 1 are the most similar to every
+    other one; statistics registered for the SAE give the densities of the features outside the pass."""
+    import torch
+
+    import scopewidgets as sw
+    from scopewidgets.features import FeatureStats, register_feature_stats
+    from scopewidgets.testing import random_sae, tiny_gemma3
+
+    model, tok = tiny_gemma3()
+    sae = random_sae(model, "resid_post", 1, d_sae=24, threshold=0.3, seed=2)
+    sae.cfg.extra["training"] = {"reserved_direction": True}
+    with torch.no_grad():
+        sae.W_dec[:2] = sae.W_dec[2:].sum(dim=0)
+    sae.labels = {i: f"<i>label</i> {i}" for i in range(0, 24, 3)}
+    density = torch.linspace(0.00002, 0.6, 24)
+    register_feature_stats(sae, FeatureStats(density, torch.ones(24), torch.ones(24), 10_000, "test"))
+    scope = sw.Scope(model, tok, saes=[sae])
+    texts = ["The cat sat on the mat.\nThe dog sat on the log."] * 6
+    return scope.dashboards(range(0, 24, 2), corpus=texts, seq_len=24, cache=False, progress=False)
+
+
+def similar_rows(page) -> list[tuple[int, str, str]]:
+    """(feature, label, density text) of every row of the similar list."""
+    rows = page.locator("[data-testid=similar] .sw-feat")
+    return [
+        (
+            int(rows.nth(i).get_attribute("data-feature")),
+            rows.nth(i).locator(".sw-flabel").text_content(),
+            rows.nth(i).locator("[data-testid=density]").text_content(),
+        )
+        for i in range(rows.count())
+    ]
+
+
+@pytest.mark.browser
+def test_exported_similar_list_shows_each_density_and_no_reserved_feature(
+    offline_page: Recorder, tmp_path
+) -> None:
+    dashes = _reserved_dashboards()
+    view = dashes.widget(4)
+    assert {0, 1} <= {f for f, _ in dashes[4].similar}  # the raw list holds them
+    page = offline_page.page
+    page.goto(view.save_html(tmp_path / "dash.html").as_uri())
+    page.wait_for_selector("[data-testid=similar] [data-testid=density]")
+    rows = similar_rows(page)
+    table = dashes[4].similar_table(feature_stats(dashes.sae))
+    assert [f for f, _, _ in rows] == table.feature.tolist() and rows
+    assert not {0, 1} & {f for f, _, _ in rows}
+    for (feature, label, text), expected in zip(rows, table.density, strict=True):
+        assert text.endswith("%") and "NaN" not in text, rows
+        assert float(text.removesuffix("%")) == pytest.approx(100 * expected, rel=0.01), (feature, text)
+        assert label == (f"<i>label</i> {feature}" if feature % 3 == 0 else "")
+    assert any(f % 2 for f, _, _ in rows) and any(f % 2 == 0 for f, _, _ in rows)  # pass and statistics
+    for row in page.locator("[data-testid=similar] .sw-feat").all():  # one line: density beside the label
+        box, cell = row.bounding_box(), row.locator("[data-testid=density]").bounding_box()
+        assert cell["y"] >= box["y"] and cell["y"] + cell["height"] <= box["y"] + box["height"] + 1
+        assert cell["x"] + cell["width"] <= box["x"] + box["width"] + 1
+    assert page.locator("[data-testid=dashboard] i").count() == 0
+    assert offline_page.non_local_requests() == [] and offline_page.page_errors == []
+
+
+@pytest.mark.browser
+def test_a_reserved_features_dashboard_lists_its_reserved_sibling(offline_page: Recorder, tmp_path) -> None:
+    dashes = _reserved_dashboards()
+    page = offline_page.page
+    page.goto(dashes.widget(0).save_html(tmp_path / "dash0.html").as_uri())
+    page.wait_for_selector("[data-testid=similar] [data-testid=density]")
+    rows = similar_rows(page)
+    assert 1 in {f for f, _, _ in rows} and all(text.endswith("%") for _, _, text in rows), rows
+    assert offline_page.page_errors == []

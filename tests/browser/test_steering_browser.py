@@ -15,6 +15,9 @@ CELLS = [
     "torch.set_num_threads(1)\n"
     "model, tok = tiny_gemma3()\n"
     "scope = sw.Scope(model, tok, saes=[random_sae(model, 'resid_post', 1, d_sae=64)])\n"
+    "density = torch.linspace(0.0001, 0.5, 64)\n"
+    "from scopewidgets.features import FeatureStats, register_feature_stats\n"
+    "register_feature_stats(scope.sae(), FeatureStats(density, density, density, 1000, 'test'))\n"
     "panel = scope.steering_panel('The Eiffel Tower is in', features=[5, 9], max_new_tokens=12,"
     " temperature=0.5, seed=16)\n"
     "panel",
@@ -27,6 +30,16 @@ WATCH_STREAM = """() => {
   new MutationObserver(() => window.__counts.push(column.childElementCount))
     .observe(column, {childList: true});
 }"""
+
+
+DENSITY = [0.0001 + (0.5 - 0.0001) * i / 63 for i in range(64)]  # the registered statistics
+
+
+def density_shown(page, feature: int) -> float:
+    """The density beside feature `feature`'s slider, as a fraction (fails on "NaN" or "–")."""
+    text = page.locator(f"[data-testid=density-{feature}]").text_content()
+    assert text.endswith("%") and "NaN" not in text, text
+    return float(text.removesuffix("%")) / 100
 
 
 def texts(page, column: str) -> str:
@@ -46,6 +59,8 @@ def move_slider(page, feature: int, position: float) -> None:
 def test_slider_generate_and_streamed_text_equals_steer(lab_notebook) -> None:
     kernel = lab_notebook.open(CELLS, wait_for=f"{PANEL} [data-testid=slider-5]")
     page = lab_notebook.page
+    for feature in (5, 9):  # each steered feature shows its density
+        assert density_shown(page, feature) == pytest.approx(DENSITY[feature], rel=0.01)
     move_slider(page, 5, 0.9)
     kernel.wait_for("round(panel.strengths['5'], 3) > 100", "True")
     page.evaluate(WATCH_STREAM)
@@ -81,6 +96,7 @@ def test_errors_show_inline_and_the_panel_recovers(lab_notebook) -> None:
     page.fill("[data-testid=add-input]", "7")
     page.click("[data-testid=add]")
     page.wait_for_selector(f"{PANEL} [data-testid=slider-7]")
+    assert density_shown(page, 7) == pytest.approx(DENSITY[7], rel=0.01)  # an added feature's too
     kernel.wait_for("panel.error", "''")
     page.wait_for_selector("[data-testid=error]", state="hidden")
 
@@ -91,7 +107,13 @@ def test_a_saved_result_renders_offline_with_marks(offline_page, tmp_path) -> No
     from scopewidgets.testing import random_sae, tiny_gemma3
 
     model, tok = tiny_gemma3()
+    import torch
+
+    from scopewidgets.features import FeatureStats, register_feature_stats
+
     scope = sw.Scope(model, tok, saes=[random_sae(model, "resid_post", 1, d_sae=64)])
+    density = torch.tensor(DENSITY)
+    register_feature_stats(scope.sae(), FeatureStats(density, density, density, 1000, "test"))
     out = scope.steer("<b>The</b> Eiffel", {5: 60.0}, max_new_tokens=8)
     path = out.save_html(tmp_path / "steering.html")
     page = offline_page.page
@@ -102,5 +124,8 @@ def test_a_saved_result_renders_offline_with_marks(offline_page, tmp_path) -> No
     assert page.locator("[data-testid=steered] .sw-steer-diff").count() == sum(out.differs) > 0
     assert page.locator("[data-testid=steered] .sw-steer-prompt").text_content() == "<b>The</b> Eiffel"
     assert page.locator(".sw-steer-controls").is_hidden()
+    summary = page.locator("[data-testid=summary]").text_content()
+    assert summary == out.widget().summary and "NaN" not in summary
+    assert summary.endswith(f"#5 (density {100 * DENSITY[5]:.3g}%)"), summary
     assert page.locator("[data-testid=steering] b").count() == 0
     assert offline_page.non_local_requests() == [] and offline_page.page_errors == []

@@ -2,7 +2,8 @@
 // Each test gets { widget, el, fakeModel, array, assert, assertEqual, cssColour, hover, leave }.
 
 // Feature 7: two top examples (3 and 2 tokens), one quantile group with one example (2 tokens, one value
-// unknown), similar features 9 (covered), 4 (not in the pass) and 12 (covered).
+// unknown), similar features 9 (covered, density 0.42%), 4 (not in the pass, density 1.5e-6) and 12
+// (covered, density unknown).
 function state({ array }, extra = {}) {
   return {
     feature: 7,
@@ -24,8 +25,9 @@ function state({ array }, extra = {}) {
         { kind: "quantile", first: 2, count: 1, lower: 0, upper: 2, tokens: 30, fraction: 0.75 }],
       limits: [0, 4],
     },
-    similar: [{ feature: 9, cosine: 0.5, label: "", covered: true }, { feature: 4, cosine: 0.4, label: "four", covered: false },
-      { feature: 12, cosine: 0.3, label: "", covered: true }],
+    similar: [{ feature: 9, cosine: 0.5, density: 0.0042, label: "", covered: true },
+      { feature: 4, cosine: 0.4, density: 1.5e-6, label: "<i>four</i>", covered: false },
+      { feature: 12, cosine: 0.3, density: null, label: "", covered: true }],
     offline_features: [],
     error: "",
     ...extra,
@@ -114,6 +116,23 @@ export async function test_clicking_a_similar_feature_opens_it_and_back_returns(
   el.querySelector("[data-testid=back]").click();
   assertEqual(model.get("feature"), 7, "back to 7");
   assertEqual(model.saves, 2, "saved again");
+}
+
+export async function test_similar_features_show_label_cosine_and_density(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual } = ctx;
+  widget.render({ model: fakeModel(state(ctx)), el });
+  const rows = q(el, "[data-testid=similar] .sw-feat");
+  const cells = rows.map((row) => [...row.children].map((c) => c.textContent));
+  assertEqual(cells, [["#9", "", "0.5", "0.42%"], ["#4", "<i>four</i>", "0.4", "1.5e-4%"], ["#12", "", "0.3", "–"]],
+    "id, label, cosine, density");
+  assert(el.querySelector("[data-testid=similar] i") === null, "a label is text, not HTML");
+  const density = q(el, "[data-testid=similar] [data-testid=density]");
+  assertEqual(density.map((d) => d.title), ["fires on 0.42% of corpus tokens", "fires on 1.5e-4% of corpus tokens",
+    "density unknown"], "density titles");
+  assert(!el.querySelector("[data-testid=similar]").textContent.includes("NaN"), "never NaN");
+  const row = rows[0].getBoundingClientRect();
+  assert(density.every((d) => d.getBoundingClientRect().top < row.bottom && d.scrollWidth <= d.clientWidth + 1),
+    "the density fits on the row's line");
 }
 
 export async function test_offline_pages_only_open_saved_features(ctx) {

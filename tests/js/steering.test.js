@@ -14,8 +14,8 @@ function state(extra = {}) {
     features: [12, 7],
     strengths: { 12: 0, 7: 30 },
     controls: [
-      { feature: 12, caption: "<b>Paris</b> & co", limit: 300 },
-      { feature: 7, caption: "↑ ' the'", limit: 300 },
+      { feature: 12, caption: "<b>Paris</b> & co", limit: 300, density: 0.0042 },
+      { feature: 7, caption: "↑ ' the'", limit: 300, density: null },
     ],
     power: 2,
     interactive: true,
@@ -75,6 +75,22 @@ export async function test_renders_one_slider_per_feature_with_captions_as_text(
   const hint = el.querySelector("[data-testid=steered] [data-testid=hint]");
   assert(!hint.hidden && hint.textContent.startsWith("Press Generate"), "an empty completion box shows a hint");
   assertEqual(el.querySelector("[data-testid=code]").textContent, state().code, "code shown");
+}
+
+export async function test_each_feature_shows_its_density_beside_its_caption(ctx) {
+  const { widget, el, fakeModel, assert, assertEqual } = ctx;
+  const model = fakeModel(state());
+  widget.render({ model, el });
+  const density = (f) => el.querySelector(`[data-testid=density-${f}]`);
+  assertEqual([density(12).textContent, density(7).textContent], ["0.42%", "–"], "density, '–' when unknown");
+  assertEqual([density(12).title, density(7).title], ["density: fires on 0.42% of corpus tokens", "density unknown"],
+    "titles");
+  const row = el.querySelector(".sw-steer-feature[data-feature='12']");
+  assertEqual([...row.children].slice(0, 3).map((c) => c.textContent), ["#12", "<b>Paris</b> & co", "0.42%"],
+    "id, label, density");
+  assert(!el.querySelector("[data-testid=features]").textContent.includes("NaN"), "never NaN");
+  await model.kernelSet("controls", [{ feature: 12, caption: "Paris", limit: 300, density: 0.5 }]);
+  assertEqual(density(12).textContent, "50%", "redrawn from Python's controls");
 }
 
 export async function test_a_settled_slider_sets_the_strength_and_generates_only_when_live_or_running(ctx) {

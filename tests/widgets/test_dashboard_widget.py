@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import scopewidgets as sw
+from scopewidgets.features import FeatureStats, forget_feature_stats, register_feature_stats
 from scopewidgets.testing import random_sae, tiny_gemma3
 from scopewidgets.widgets import DashboardWidget, from_binary
 
@@ -156,3 +157,62 @@ def test_an_opener_opens_features_outside_the_pass(dashes):
     assert view._export_state()["offline_features"] == [4]  # only what the held pass covers
     view.feature = 99
     assert view.feature == 4 and "[0, 24)" in view.error
+
+
+def _stats(d_sae: int) -> FeatureStats:
+    density = torch.linspace(0.001, 0.5, d_sae)
+    return FeatureStats(density, torch.full((d_sae,), 3.0), torch.ones(d_sae), n_tokens=1000, source="test")
+
+
+def test_similar_features_carry_their_density_from_the_pass_else_the_statistics(dashes):
+    dash = dashes[4]
+    table = dash.similar_table()
+    assert table.columns.tolist() == ["feature", "cosine", "density", "label"]
+    assert table.feature.tolist() == [f for f, _ in dash.similar]  # no reserved feature in this SAE
+    density = dashes.rows.stats()["density"]
+    for feature, value in zip(table.feature, table.density, strict=True):
+        if feature in dashes:  # the pass covers every other feature: its own density, as the header shows
+            assert value == density[dashes.features.index(feature)] == dashes[feature].density
+        else:
+            assert math.isnan(value)  # no statistics known, none computed
+    assert any(f not in dashes for f in table.feature) and any(f in dashes for f in table.feature)
+    view = DashboardWidget(dashes, feature=4)
+    shown = [item["density"] for item in view.similar]
+    assert shown == [None if math.isnan(d) else d for d in table.density]  # JSON: None, never NaN
+
+    stats = _stats(dashes.sae.cfg.d_sae)
+    register_feature_stats(dashes.sae, stats)
+    try:
+        filled = dash.similar_table(stats).density.tolist()
+        view = DashboardWidget(dashes, feature=4)
+    finally:
+        forget_feature_stats(dashes.sae)
+    for feature, value, item in zip(table.feature, filled, view.similar, strict=True):
+        expected = dashes[feature].density if feature in dashes else float(stats.density[feature])
+        assert value == pytest.approx(expected) and item["density"] == pytest.approx(expected)
+    assert "NaN" not in json.dumps(view.similar)
+
+
+def test_similar_lists_leave_out_reserved_features_unless_the_dashboard_shows_one():
+    model, tokenizer = tiny_gemma3()
+    sae = random_sae(model, "resid_post", 1, d_sae=16, threshold=0.3, seed=3)
+    sae.cfg.extra["training"] = {"reserved_direction": True}  # features 0 and 1 are reserved
+    with torch.no_grad():  # make them the most similar to every other feature
+        sae.W_dec[:2] = sae.W_dec[2:].sum(dim=0)
+    sae.labels = {5: "fifth"}
+    scope = sw.Scope(model, tokenizer, saes=[sae])
+    texts = ["The cat sat on the mat."] * 4
+    dashes = scope.dashboards(None, corpus=texts, seq_len=16, cache=False, progress=False)
+    raw = {f: {g for g, _ in dashes[f].similar} for f in range(2, 16)}
+    dash = dashes[next(f for f in raw if {0, 1} <= raw[f])]
+    table = dash.similar_table()  # the raw list holds both reserved features; the table neither
+    assert table.feature.tolist() == [f for f, _ in dash.similar if f not in (0, 1)]
+    assert {0, 1} <= set(dash.similar_table(include_reserved=True).feature)
+    view = DashboardWidget(dashes, feature=dash.feature)
+    assert [item["feature"] for item in view.similar] == table.feature.tolist()
+    assert all(item["density"] is not None for item in view.similar)  # a pass over every feature
+    own = DashboardWidget(dashes, feature=0)  # a reserved feature's dashboard lists its reserved sibling
+    assert 1 in [item["feature"] for item in own.similar]
+    holder = next(f for f in raw if 5 in raw[f])  # a label is kept beside the density
+    item = next(i for i in DashboardWidget(dashes, feature=holder).similar if i["feature"] == 5)
+    assert item["label"] == "fifth" and item["density"] == dashes[5].density

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import math
 import time
 
 import pytest
+import torch
 
 import scopewidgets as sw
 from scopewidgets.core.hooks import hook_count
+from scopewidgets.features import FeatureStats, forget_feature_stats, register_feature_stats
 from scopewidgets.steering.runner import SteeringRunner
 from scopewidgets.testing import tiny_scope
 from scopewidgets.widgets.steering import SteeringPanel
@@ -100,7 +104,7 @@ def test_a_result_displays_as_a_read_only_panel(scope: sw.Scope) -> None:
     assert isinstance(view, SteeringPanel) and not view.interactive
     assert view.result["steered_tokens"] == out.steered_tokens and view.result["id"] == view.generation
     assert view.code == out.code()
-    assert view.summary == "Steering: add {5: 40.0} (resid_post@1) at all positions, greedy"
+    assert view.summary == "Steering: add {5: 40.0} (resid_post@1) at all positions, greedy; #5 (density –)"
     view.generate()
     assert "read-only" in view.error
     bundle, _ = out._repr_mimebundle_()
@@ -119,7 +123,10 @@ def test_copy_as_code_rounds_drops_zeros_and_reproduces_the_panels_generation(
     again = eval(panel.code, {"scope": scope})
     assert again.steered_tokens == result["steered_tokens"]
     assert again.default_tokens == result["default_tokens"]
-    assert panel.summary == "Steering: add {5: 90.0, 3: 0.0} (resid_post@1) at all positions, greedy"
+    assert panel.summary == (
+        "Steering: add {5: 90.0, 3: 0.0} (resid_post@1) at all positions, greedy; "
+        "#5 (density –), #3 'third <b>feature</b>' (density –)"
+    )
     panel.method = "ablate"
     assert "[5, 3], method='ablate'" in panel.code
 
@@ -148,3 +155,39 @@ def test_the_generation_id_is_published_before_any_of_its_messages(panel: Steeri
         panel.generate()
     assert panel._runner.wait_idle(timeout=120)
     assert seen and all(message_id == current for message_id, current in seen), seen
+
+
+def test_features_show_their_density_in_the_panel_the_result_and_its_summaries() -> None:
+    scope = tiny_scope(labels={3: "third"})
+    sae = scope.sae()
+    density = torch.linspace(0.0001, 0.5, sae.cfg.d_sae)
+    register_feature_stats(sae, FeatureStats(density, torch.ones(64), torch.ones(64), 1000, "test"))
+    try:
+        panel = scope.steering_panel(PROMPT, features={5: 40.0, 3: 0.0}, max_new_tokens=3)
+        out = scope.steer(PROMPT, {5: 40.0, 3: 0.0}, max_new_tokens=3)
+    finally:
+        forget_feature_stats(sae)
+    expected = {5: float(density[5]), 3: float(density[3])}
+    assert {c["feature"]: c["density"] for c in panel.controls} == pytest.approx(expected)
+    assert out.densities == pytest.approx(expected)
+    frame = out.to_dataframe()
+    assert frame.columns[-1] == "density"
+    assert frame.density.tolist() == pytest.approx([expected[f] for f in frame.feature])  # on every row
+    summary = out._repr_text()
+    assert f"#5 (density {100 * expected[5]:.3g}%), #3 'third' (density {100 * expected[3]:.3g}%)" in summary
+    view = out.widget()  # read-only, no scope: the result's densities and the SAE's label
+    assert view.summary.endswith(
+        f"#5 (density {100 * expected[5]:.3g}%), #3 'third' (density {100 * expected[3]:.3g}%)"
+    )
+    assert [(c["caption"], c["density"]) for c in view.controls] == [
+        ("", pytest.approx(expected[5])),
+        ("third", pytest.approx(expected[3])),
+    ]
+    panel.close()
+
+
+def test_unknown_densities_are_none_not_nan(scope: sw.Scope, panel: SteeringPanel) -> None:
+    assert [c["density"] for c in panel.controls] == [None, None]  # no statistics, none computed
+    out = scope.steer(PROMPT, {5: 1.0}, max_new_tokens=2)
+    assert math.isnan(out.densities[5]) and "#5 (density –)" in out._repr_text()
+    assert "NaN" not in json.dumps(out.widget().controls)
