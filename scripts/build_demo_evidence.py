@@ -1,21 +1,28 @@
-"""Build the demo SAE's shipped evidence: per-feature statistics and an automatic label for every feature.
+"""Build the demo SAE's shipped evidence: every feature's dashboard, statistics and automatic label.
 
-One dashboard pass of the demo SAE (all 8,192 features) over the first `--windows` 128-token windows of the
-package's default corpus (`scopewidgets.core.corpus.default()`, whose passages come interleaved across sources,
-so any prefix mixes genres), then writes into the SAE folder (default `scopewidgets/data/demo_sae`):
+One dashboard pass of the SAE in `--out` (default `scopewidgets/data/demo_sae`; all 8,192 features) on the
+offline demo model, over the package's default corpus (`scopewidgets.core.corpus.default()`, cut into
+128-token windows, BOS first; all of its windows unless `--windows N` asks for the first N), then writes into
+that folder:
 
+- `examples.safetensors`: every feature's dashboard in the Gemma Scope 2 layout plus this package's keys
+  (`scopewidgets.dashboards.shipped`): 20 top examples (token windows of +-20, activations within
+  `--act-context` tokens), 10 quantile groups of 5 samples, the histogram, exact statistics and the logit and
+  similar-feature table. Its metadata holds the corpus fingerprint and the fingerprints of the SAE and of the
+  model up to its layer: `scope.dashboard(f)` and `scope.dashboards(None)` then open from it instantly, and
+  fall back to a real pass when the weights or the default corpus change;
 - `feature_stats.safetensors`: float32 `density` (fraction of non-BOS tokens where the feature is > 0),
-  `max` (largest activation) and `mean` (mean activation over the tokens where it fires), each `[d_sae]`;
-  metadata `n_tokens` (non-BOS tokens seen) and `corpus` (what was read);
+  `max` and `mean` (over the tokens where it fires) `[d_sae]`; metadata `n_tokens`, `corpus` and `sae` (the
+  SAE's fingerprint);
 - `auto_labels.json`: `{"feature": "label"}` for every feature, from `scopewidgets.label_features`.
 
 The pass is split into `--shards` shards (`scope.dashboards(..., shard=(rank, world))`) that are saved in
-`--work` as they finish, so an interrupted build resumes where it stopped; the merged state equals one pass
-over all the windows (`DashboardState.merge` is exact). On a 2-core shared CPU the pass reads ~250-300
-tokens/s, so the whole corpus (~563 k tokens) would take over half an hour: the default reads a subset.
+`--work` as they finish, so an interrupted build resumes where it stopped (run the same command again); the
+merged state equals one pass over all the windows (`DashboardState.merge` is exact). Each shard file holds
+a whole pass state (~0.4 GB for 8,192 features).
 
-    python scripts/build_demo_evidence.py                 # pass (resumable), stats, labels
-    python scripts/build_demo_evidence.py --windows 64    # a quick trial (writes to --out, so point it away)
+    python scripts/build_demo_evidence.py                                 # whole corpus, resumable
+    python scripts/build_demo_evidence.py --windows 32 --out /tmp/sae     # a quick trial on a copy
 """
 
 from __future__ import annotations
@@ -34,18 +41,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the repository's scopewidgets, installed or not
 
 import scopewidgets as sw  # noqa: E402
+from scopewidgets.core.fingerprint import sae_fingerprint  # noqa: E402
 from scopewidgets.dashboards import DashboardSet  # noqa: E402
+from scopewidgets.dashboards.cache import corpus_fingerprint  # noqa: E402
+from scopewidgets.dashboards.evidence import EVIDENCE_FILE  # noqa: E402
 from scopewidgets.dashboards.rows import StateRows  # noqa: E402
+from scopewidgets.dashboards.shipped import write_evidence  # noqa: E402
 from scopewidgets.dashboards.state import DashboardState, PassSettings  # noqa: E402
 
 DEMO_SAE = ROOT / "scopewidgets" / "data" / "demo_sae"
-SEQ_LEN = 128
-PASS = {"n_examples": 20, "context": 5, "n_quantile_groups": 0}  # labels need top examples, not quantiles
+SEQ_LEN, N_BINS = 128, 50
+PASS = {"n_examples": 20, "context": 5, "n_quantile_groups": 10, "per_group": 5}  # a default dashboard
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--windows", type=int, default=2400, help="128-token windows of the corpus to read")
+    parser.add_argument(
+        "--windows", type=int, default=None, help="read the first N 128-token windows (default: all)"
+    )
     parser.add_argument("--shards", type=int, default=8, help="pieces the pass is saved in (resumable)")
     parser.add_argument(
         "--use-shards", type=int, default=None, help="merge only the first N shards (a smaller, even sample)"
@@ -53,24 +66,25 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("/tmp/sw_evidence"), help="where shards are kept")
     parser.add_argument("--out", type=Path, default=DEMO_SAE, help="SAE folder the files are written to")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument(
+        "--act-context", type=int, default=5, help="context activations kept each side of a top example"
+    )
     return parser.parse_args()
 
 
-def corpus_windows(scope: sw.Scope, n_windows: int) -> tuple[torch.Tensor, str]:
-    """The first `n_windows` windows of the default corpus, and a description of them."""
+def corpus_windows(scope: sw.Scope, n_windows: int | None) -> tuple[torch.Tensor, int, str]:
+    """The first `n_windows` windows of the default corpus (None: all), how many it has, a description."""
     texts = sw.corpus.default()
     every = sw.corpus.token_windows(scope.tokenizer, texts, SEQ_LEN)
     windows, total = every[:n_windows], every.shape[0]
-    described = (
-        f"scopewidgets.core.corpus.default(): the first {windows.shape[0]} of its {total} windows of {SEQ_LEN} "
-        f"tokens (BOS first)"
-    )
-    return windows, described
+    part = "all" if windows.shape[0] == total else f"the first {windows.shape[0]}"
+    described = f"scopewidgets.core.corpus.default(): {part} of its {total} windows of {SEQ_LEN} tokens"
+    return windows, total, described
 
 
 def run_shards(scope: sw.Scope, windows: torch.Tensor, args: argparse.Namespace) -> DashboardState:
     """Every shard's state (from `--work` when already there), merged."""
-    tag = f"w{windows.shape[0]}"
+    tag = f"w{windows.shape[0]}_q{PASS['n_quantile_groups']}x{PASS['per_group']}"
     args.work.mkdir(parents=True, exist_ok=True)
     merged = None
     for rank in range(args.use_shards or args.shards):
@@ -98,7 +112,8 @@ def saved_settings(tensors: dict[str, torch.Tensor]) -> PassSettings:
         "seq_len": SEQ_LEN,
         "n_examples": PASS["n_examples"],
         "context": PASS["context"],
-        "n_groups": 0,
+        "n_groups": PASS["n_quantile_groups"],
+        "per_group": PASS["per_group"],
     }
     if "top_context" in {f.name for f in dataclasses.fields(PassSettings)}:
         settings["top_context"] = (int(tensors["top.ids"].shape[1]) - 1) // 2
@@ -106,7 +121,8 @@ def saved_settings(tensors: dict[str, torch.Tensor]) -> PassSettings:
 
 
 def write_stats(dashes: DashboardSet, corpus: str, out: Path) -> Path:
-    """`feature_stats.safetensors`: density, max, mean (float32 [d_sae]) with n_tokens and corpus."""
+    """`feature_stats.safetensors`: density, max, mean (float32 [d_sae]) with n_tokens, corpus and the
+    SAE's fingerprint (the statistics are not used for edited weights)."""
     stats = dashes.rows.stats()
     tensors = {
         "density": torch.from_numpy(stats["density"]).float(),
@@ -117,7 +133,8 @@ def write_stats(dashes: DashboardSet, corpus: str, out: Path) -> Path:
         if not torch.isfinite(values).all():
             raise ValueError(f"{name} holds non-finite values")
     path = out / "feature_stats.safetensors"
-    save_file(tensors, path, metadata={"n_tokens": str(dashes.rows.n_tokens), "corpus": corpus})
+    metadata = {"n_tokens": str(dashes.rows.n_tokens), "corpus": corpus, "sae": sae_fingerprint(dashes.sae)}
+    save_file(tensors, path, metadata=metadata)
     return path
 
 
@@ -133,8 +150,9 @@ def write_labels(dashes: DashboardSet, out: Path) -> Path:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    scope = sw.demo()
-    windows, corpus = corpus_windows(scope, args.windows)
+    model, tokenizer = sw.demo_model()
+    scope = sw.Scope(model, tokenizer, saes=[sw.load_sae(args.out, dtype=torch.float32)])  # as sw.demo()
+    windows, total, corpus = corpus_windows(scope, args.windows)
     if args.use_shards and args.use_shards < args.shards:
         corpus += f", those whose index modulo {args.shards} is below {args.use_shards} (an even sample)"
     print(f"{corpus}: {windows.numel():,} tokens", flush=True)
@@ -143,9 +161,15 @@ def main() -> None:
     print(
         f"pass: {state.n_tokens:,} non-BOS tokens, {time.perf_counter() - start:.0f} s this run", flush=True
     )
-    dashes = DashboardSet(StateRows(state), scope, scope.saes[0])
-    args.out.mkdir(parents=True, exist_ok=True)
-    for write in (lambda: write_stats(dashes, corpus, args.out), lambda: write_labels(dashes, args.out)):
+    key = corpus_fingerprint(sw.corpus.default(), scope.tokenizer)
+    whole = windows.shape[0] == total and not (args.use_shards and args.use_shards < args.shards)
+    dashes = DashboardSet(StateRows(state), scope, scope.saes[0], N_BINS, key if whole else None)
+    read = windows if state.n_sequences == windows.shape[0] else None
+    writes = [lambda: write_stats(dashes, corpus, args.out), lambda: write_labels(dashes, args.out)]
+    if read is not None:  # an even sample of shards is not a run of windows: no evidence file
+        writes.append(lambda: write_evidence(dashes, read, args.out / EVIDENCE_FILE, corpus=corpus,
+                                             corpus_key=key, total_windows=total, act_context=args.act_context))  # fmt: skip
+    for write in writes:
         start = time.perf_counter()
         path = write()
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB) in {time.perf_counter() - start:.1f} s")

@@ -24,6 +24,8 @@ from .state import DashboardState, PassSettings
 if TYPE_CHECKING:
     from ..core.engine import Engine
 
+SEQ_LEN, N_BINS = 128, 50  # defaults of a pass (the others: `PassSettings`)
+
 
 def feature_ids(sae: SAE, features: Any) -> torch.Tensor:
     """Sorted unique int64 feature ids; a `ValueError` names the first bad one and `[0, d_sae)`.
@@ -81,13 +83,13 @@ def build_dashboards(
     corpus: Any = None,
     sae: int | SAE | None = None,
     *,
-    seq_len: int = 128,
+    seq_len: int = SEQ_LEN,
     batch_size: int | None = None,
     n_examples: int = 20,
     context: int = 5,
     n_quantile_groups: int = 10,
     per_group: int = 5,
-    n_bins: int = 50,
+    n_bins: int = N_BINS,
     cache: bool = True,
     progress: bool = True,
     shard: tuple[int, int] | None = None,
@@ -107,21 +109,40 @@ def build_dashboards(
         n_groups=_positive("n_quantile_groups", n_quantile_groups, 0),
         per_group=_positive("per_group", per_group),
     )
-    if corpus is None:
-        from .evidence import evidence_dashboards
-
-        evidence = evidence_dashboards(scope, chosen, ids, settings, n_bins)
-        if evidence is not None:
-            return scope.passes.remember(evidence, None, tag)
-    shard = _shard(shard)
     batch_size = _positive("batch_size", batch_size) if batch_size is not None else _default_batch(scope)
+    same = dict(seq_len=seq_len, batch_size=batch_size, n_examples=n_examples, context=context,
+                n_quantile_groups=n_quantile_groups, per_group=per_group, n_bins=n_bins, cache=cache)  # fmt: skip
+    if corpus is None and shard is None:
+        evidence = _from_evidence(scope, chosen, ids, settings, n_bins, same, tag)
+        if evidence is not None:
+            return evidence
+    shard = _shard(shard)
     run = functools.partial(_cached_pass, batch_size=batch_size, cache=cache, progress=progress, shard=shard)
     state, corpus_key = run(scope, chosen, ids, resolve_corpus(corpus), settings)
     dashes = DashboardSet(StateRows(state), scope, chosen, n_bins, corpus_key)
-    same = dict(seq_len=seq_len, batch_size=batch_size, n_examples=n_examples, context=context,
-                n_quantile_groups=n_quantile_groups, per_group=per_group, n_bins=n_bins, cache=cache)  # fmt: skip
     dashes._shared["rerun"] = None if shard else rerun(scope, corpus, chosen, same)
     return scope.passes.remember(dashes, pass_fingerprint(scope.model, chosen), tag)
+
+
+def _from_evidence(
+    scope: Engine,
+    sae: SAE,
+    ids: torch.Tensor,
+    settings: PassSettings,
+    n_bins: int,
+    same: dict[str, Any],
+    tag: object = None,
+) -> DashboardSet | None:
+    """Dashboards from the SAE folder's evidence file (remembered), or None when none serves them."""
+    from .evidence import evidence_dashboards
+
+    found = evidence_dashboards(scope, sae, ids, settings, n_bins)
+    if found is None:
+        return None
+    evidence, weights = found
+    if weights is not None:  # this package's file: other features come from it too
+        evidence._shared["rerun"] = rerun(scope, None, sae, same)
+    return scope.passes.remember(evidence, weights, tag)
 
 
 def rerun(
@@ -202,10 +223,15 @@ def feature_dashboard(
     for dashes in remembered(scope, chosen):
         if index in dashes and (corpus is None or (wanted and dashes.corpus_key == wanted)):
             return dashes[index]
-    if corpus is None and not has_default_corpus():
-        from .evidence import has_evidence
+    if corpus is None:
+        from .evidence import has_evidence, has_shipped_evidence
 
-        if not has_evidence(chosen):
+        if has_shipped_evidence(chosen):  # every feature at once costs nothing more: read lazily
+            settings = PassSettings(seq_len=SEQ_LEN)
+            dashes = _from_evidence(scope, chosen, feature_ids(chosen, None), settings, N_BINS, {})
+            if dashes is not None:
+                return dashes[index]
+        if not has_default_corpus() and not has_evidence(chosen):
             raise ValueError(
                 f"No dashboard pass covers feature {index}; pass corpus=... (texts or a token tensor), "
                 "or run scope.dashboards([...], corpus=...) first"

@@ -1,4 +1,8 @@
-"""Dashboards from Gemma Scope 2 evidence files, with no corpus pass.
+"""Dashboards from evidence files in an SAE folder, with no corpus pass.
+
+Two kinds of `examples.safetensors` share one layout: this package's own (`dashboards.shipped`, metadata
+`format` = `scopewidgets-evidence/1`: every feature's full dashboard, used only with the weights and the
+default corpus it was made from, see `shipped_mismatch`), and Gemma Scope 2's, described below.
 
 A Gemma Scope 2 SAE folder may hold `examples.safetensors`. The layout is known second-hand only
 (REFERENCE.md), so it is checked before anything is shown:
@@ -22,6 +26,7 @@ histogram covers the listed activations, not the whole corpus; the mean activati
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +35,7 @@ import torch
 
 from ..core import sites
 from ..core.sae import SAE
+from . import shipped
 from .examples import Example, Histogram, QuantileGroup
 from .result import DashboardSet
 from .rows import TokenText, make_example
@@ -223,10 +229,83 @@ class EvidenceRows:
 
 def evidence_dashboards(
     scope: Engine, sae: SAE, features: torch.Tensor, settings: PassSettings, n_bins: int
-) -> DashboardSet | None:
-    """A `DashboardSet` from `sae`'s evidence file, or None when its folder has none."""
+) -> tuple[DashboardSet, str | None] | None:
+    """Dashboards from `sae`'s evidence file and the fingerprint of the weights they hold (None: a Gemma
+    Scope file, which names none), or None when there is no file, or a file of this package
+    (`dashboards.shipped`) that does not serve this request (`shipped_mismatch` says why)."""
     path = evidence_path(sae)
     if path is None:
         return None
+    if file_format(path) == shipped.FORMAT:
+        return shipped_dashboards(scope, sae, path, features, settings, n_bins)
     evidence = Evidence(path, sae.cfg.d_sae, sites.vocab_size(scope.model))
-    return DashboardSet(EvidenceRows(evidence, features, settings), scope, sae, n_bins)
+    return DashboardSet(EvidenceRows(evidence, features, settings), scope, sae, n_bins), None
+
+
+def file_format(path: Path) -> str | None:
+    """The `format` named in a safetensors file's metadata (None for a Gemma Scope file)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return (handle.metadata() or {}).get("format")
+
+
+def shipped_mismatch(
+    scope: Engine, sae: SAE, meta: dict[str, str], settings: PassSettings, n_bins: int
+) -> tuple[str | None, str | None]:
+    """`(why the file does not serve this request or None, the current weights' fingerprint)`: it serves
+    the default corpus it was cut from, settings asking for at most what it holds, and the weights it was
+    made with (the SAE and the model up to its layer, by content: an in-place edit makes it stale)."""
+    from ..core.fingerprint import pass_fingerprint
+    from .cache import corpus_fingerprint
+    from .corpus_pass import has_default_corpus, resolve_corpus
+
+    held = PassSettings(**json.loads(meta["settings"]))
+    if (settings.seq_len, n_bins) != (held.seq_len, int(meta["n_bins"])) or settings.n_groups not in (
+        0,
+        held.n_groups,
+    ):
+        return f"it holds seq_len={held.seq_len}, n_bins={meta['n_bins']}, {held.n_groups} groups", None
+    asked = (settings.n_examples, settings.per_group, settings.context, settings.top_side)
+    kept = (held.n_examples, held.per_group, held.context, held.top_side)
+    if any(a > h for a, h in zip(asked, kept, strict=True)):
+        return (
+            f"it holds {held.n_examples} examples, {held.per_group} per group, context {held.context}",
+            None,
+        )
+    if meta.get("d_sae") != str(sae.cfg.d_sae):
+        return f"it covers {meta.get('d_sae')} features, the SAE has {sae.cfg.d_sae}", None
+    if not has_default_corpus() or meta.get("corpus_key") != corpus_fingerprint(
+        resolve_corpus(None), scope.tokenizer
+    ):
+        return "it was made on another default corpus or tokenizer", None
+    weights = pass_fingerprint(scope.model, sae)
+    if meta.get("weights") != weights:
+        return "it was made with other weights (the SAE or the model up to its layer)", weights
+    return None, weights
+
+
+def shipped_dashboards(
+    scope: Engine, sae: SAE, path: Path, features: torch.Tensor, settings: PassSettings, n_bins: int
+) -> tuple[DashboardSet, str] | None:
+    """A `DashboardSet` of `features` from a file written by `shipped.write_evidence`, or None when it does
+    not serve this request (see `shipped_mismatch`)."""
+    from safetensors import safe_open
+
+    handle = safe_open(str(path), framework="pt")
+    meta = handle.metadata() or {}
+    why, weights = shipped_mismatch(scope, sae, meta, settings, n_bins)
+    if why is not None or weights is None:
+        return None
+    evidence = shipped.ShippedEvidence(path, handle, meta)
+    whole = meta["windows"] == meta["total_windows"]
+    rows = shipped.ShippedRows(evidence, features, settings)
+    dashes = DashboardSet(rows, scope, sae, n_bins, meta["corpus_key"] if whole else None)
+    dashes._shared["effects"] = evidence.effect_table(features)
+    return dashes, weights
+
+
+def has_shipped_evidence(sae: SAE) -> bool:
+    """Whether `sae`'s folder holds an evidence file of this package (one that covers every feature)."""
+    path = evidence_path(sae)
+    return path is not None and file_format(path) == shipped.FORMAT

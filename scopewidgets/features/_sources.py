@@ -28,7 +28,7 @@ def without_pass(sae: SAE, scope: Engine | None, *, shipped: bool = True) -> Fea
     """Statistics found without running the model, or None."""
     if shipped:
         folder = Path(sae.cfg.source) if sae.cfg.source else None
-        if folder is not None and (folder / STATS_FILE).is_file():
+        if folder is not None and (folder / STATS_FILE).is_file() and made_with(folder / STATS_FILE, sae):
             return FeatureStats.load(folder / STATS_FILE, sae.cfg.d_sae)
         evidence = from_evidence(sae)
         if evidence is not None:
@@ -36,17 +36,42 @@ def without_pass(sae: SAE, scope: Engine | None, *, shipped: bool = True) -> Fea
     return from_dashboards(sae, scope) if scope is not None else None
 
 
+def made_with(path: Path, sae: SAE) -> bool:
+    """Whether a shipped file describes `sae`'s current weights: true when its metadata names no SAE
+    fingerprint (`sae`), else when that fingerprint is the SAE's (`core.fingerprint`, by content)."""
+    from safetensors import safe_open
+
+    from ..core.fingerprint import sae_fingerprint
+
+    with safe_open(str(path), framework="pt") as handle:
+        made = (handle.metadata() or {}).get("sae")
+    return made is None or made == sae_fingerprint(sae)
+
+
 def from_evidence(sae: SAE) -> FeatureStats | None:
-    """From a Gemma Scope `examples.safetensors` holding `feature_frequencies` (density). `max` and `mean`
-    come from the listed (strongest) activations, so `mean` is an upper estimate of the typical activation."""
+    """From an `examples.safetensors`: this package's (`dashboards.shipped`: exact, when made with these
+    weights), or Gemma Scope's holding `feature_frequencies` (density; `max` and `mean` come from the listed
+    (strongest) activations, so `mean` is an upper estimate of the typical activation)."""
     from ..dashboards.evidence import evidence_path
+    from ..dashboards.shipped import FORMAT as SHIPPED
 
     path = evidence_path(sae)
-    if path is None:
+    if path is None or not made_with(path, sae):
         return None
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata() or {}
+        if meta.get("format") == SHIPPED:
+            n_tokens = int(meta["n_tokens"])
+            return FeatureStats(
+                handle.get_tensor("scopewidgets.n_active").double() / max(n_tokens, 1),
+                handle.get_tensor("scopewidgets.max"),
+                handle.get_tensor("scopewidgets.mean"),
+                n_tokens=n_tokens,
+                source=str(path),
+                corpus=meta.get("corpus", ""),
+            )
         if "feature_frequencies" not in set(handle.keys()):
             return None
         density = handle.get_tensor("feature_frequencies").double().flatten()

@@ -5,8 +5,10 @@
 1. statistics the user registered with `register_feature_stats(sae, stats)`;
 2. statistics already loaded for this SAE (a memo, forgotten when the SAE's weights change in place);
 3. `feature_stats.safetensors` in the SAE's local folder (`FeatureStats.save` writes it: float32 `density`,
-   `max`, `mean` `[d_sae]`; metadata `n_tokens`, `corpus`);
-4. a Gemma Scope 2 `examples.safetensors` there with `feature_frequencies`;
+   `max`, `mean` `[d_sae]`; metadata `n_tokens`, `corpus`, and optionally `sae`, the fingerprint of the
+   weights it was made with: then used only while the SAE still has them);
+4. an `examples.safetensors` there: this package's (`dashboards.shipped`, exact, fingerprinted the same
+   way), or Gemma Scope 2's with `feature_frequencies`;
 5. a dashboard pass over every feature already held by the scope (`scope.dashboards(None, ...)`);
 6. else a short pass over the default corpus (`corpus.default()`, 256 windows of 128 tokens, or
    `SCOPEWIDGETS_STATS_WINDOWS`), with a progress bar, stored on disk under `cache_dir() / "feature_stats"`
