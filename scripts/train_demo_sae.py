@@ -30,6 +30,7 @@ from scopewidgets import SAEConfig, Scope, __version__, load_sae, save_sae
 from scopewidgets.core.hooks import run_truncated
 from scopewidgets.demo import demo_model, held_out_windows
 from scopewidgets.training.convert import to_jumprelu
+from scopewidgets.training.metric import covariance, metric_factor, metric_matrix, output_fisher, typical_rows
 from scopewidgets.training.train import fit
 from scopewidgets.training.trainer import Normalizer, TopKTrainer, dominant_direction
 
@@ -49,6 +50,18 @@ def cached_batches(
             data = torch.from_numpy(rows).float()[torch.from_numpy(rng.permutation(len(rows)))]
             for first in range(0, len(data) - batch_size + 1, batch_size):
                 yield data[first : first + batch_size]
+
+
+def cached_fisher(acts_dir: Path, n_windows: int, layer: int, batch: int = 4) -> torch.Tensor:
+    """The output metric's Fisher matrix on the first `n_windows` cached training windows (kept on disk)."""
+    path = acts_dir / f"fisher_{n_windows}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    model, _ = demo_model()
+    windows = torch.from_numpy(np.load(acts_dir / "tokens.npy", mmap_mode="r")[:n_windows].astype(np.int64))
+    fisher = output_fisher(model, windows.split(batch), "resid_post", layer)
+    torch.save(fisher, path)
+    return fisher
 
 
 def cached_metrics(sae, x: torch.Tensor) -> dict[str, float]:
@@ -119,6 +132,31 @@ def main() -> None:
         "--dump", type=Path, default=None, help="save trainer + normalizer tensors (for study)"
     )
     parser.add_argument(
+        "--metric",
+        choices=("mse", "output"),
+        default="output",
+        help="train in plain MSE or the output metric",
+    )
+    parser.add_argument("--beta", type=float, default=0.1, help="output metric: share left to plain MSE")
+    parser.add_argument(
+        "--fisher-windows",
+        type=int,
+        default=96,
+        help="cached training windows the output metric is estimated on",
+    )
+    parser.add_argument(
+        "--max-density",
+        type=float,
+        default=0.05,
+        help="BatchTopK: largest share of a batch one feature fires on",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="resumable training state (default: <acts>/train_ckpt.pt)",
+    )
+    parser.add_argument(
         "--notes", type=Path, default=None, help="a paragraph for the card (why a target is missed)"
     )
     args = parser.parse_args()
@@ -134,7 +172,14 @@ def main() -> None:
     val = torch.from_numpy(np.asarray(acts[n_cached - args.val_rows : n_cached])).float()
     sample_idx = np.sort(np.random.default_rng(1).choice(n_train, 65_536, replace=False))
     sample = torch.from_numpy(np.asarray(acts[sample_idx])).float()
-    norm = Normalizer.fit(sample)
+    metric = None
+    if args.metric == "output":
+        fisher = cached_fisher(args.acts, args.fisher_windows, layer=cache_meta.get("layer", 6))
+        typical = typical_rows(sample)
+        metric = metric_factor(metric_matrix(fisher, covariance(typical), args.beta))
+        norm = Normalizer.fit(typical, metric=metric)
+    else:
+        norm = Normalizer.fit(sample)
     dominant = dominant_direction(norm(sample))
     print("reserved direction:", None if dominant is None else dominant.abs().topk(3).indices.tolist())
     total = n_train * args.epochs
@@ -147,10 +192,12 @@ def main() -> None:
     start = TopKTrainer(acts.shape[1], args.width, args.k, method=args.method, seed=args.seed)
     if args.cap is not None:
         start.max_per_token = args.cap or None
+    start.max_density = args.max_density or None
     if dominant is not None and not args.no_reserve:
         start.reserve(dominant)
     trainer, norm, stats = fit(batches, acts.shape[1], args.width, k=args.k, tokens=total, method=args.method,
-                               lr=args.lr, seed=args.seed, norm=norm, trainer=start)  # fmt: skip
+                               lr=args.lr, seed=args.seed, norm=norm, trainer=start,
+                               checkpoint=args.checkpoint or args.acts / "train_ckpt.pt")  # fmt: skip
     seconds = round(time.time() - started, 1)
     cfg = SAEConfig(d_in=acts.shape[1], d_sae=args.width, architecture="jumprelu", site="resid_post", layer=6,
                     model_name="google/gemma-3-270m (Q4_K_M GGUF, dequantized)", source="scopewidgets demo SAE")  # fmt: skip
@@ -168,7 +215,10 @@ def main() -> None:
         "method": args.method, "batch_size": args.batch_size, "lr": stats["lr"], "seed": args.seed,
         "seq_len": cache_meta.get("seq_len", 128), "seconds_training": seconds,
         "seconds_activations": round(meta["seconds"], 1), "val_cached": val_metrics, "val_rows": args.val_rows,
-        "reserved_direction": start.n_reserved > 0,
+        "reserved_direction": start.n_reserved > 0, "metric": args.metric,
+        "beta": args.beta if args.metric == "output" else None,
+        "fisher_tokens": args.fisher_windows * (cache_meta.get("seq_len", 128) - 1) if metric is not None else 0,
+        "max_density": args.max_density,
         "corpus": "scopewidgets.core.corpus.training_mix() (seed 0), first windows; BOS excluded",
         "trainer": f"scopewidgets {__version__} (fit + to_jumprelu)", "date": date.today().isoformat(),
     }  # fmt: skip

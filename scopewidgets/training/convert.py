@@ -55,9 +55,11 @@ def to_jumprelu(
 ) -> SAE:
     """Fold normalization into the weights and calibrate thresholds: a JumpReLU `SAE` on RAW activations.
 
-    Raw codes are the normalized codes divided by `scale`, so with unit decoder rows:
-    `W_enc` unchanged, `b_enc = (b_enc - b_dec @ W_enc) / scale - mean @ W_enc`, `threshold = theta / scale`,
-    `b_dec = b_dec / scale + mean`.
+    With `z = (x - mean) @ A` (`A = norm.matrix()`, `scale * I` without a metric), the decoder maps codes to
+    `x = (c @ W_dec + b_dec) @ A^-1 + mean`; its rows `W_dec @ A^-1` are rescaled to unit norm (`n_f` the
+    norm of row f) and each feature's code by `n_f`, so: `W_dec' = (W_dec @ A^-1) / n`,
+    `W_enc' = (A @ W_enc) * n`, `b_enc' = (b_enc - b_dec @ W_enc - mean @ A @ W_enc) * n`,
+    `threshold = theta * n`, `b_dec' = b_dec @ A^-1 + mean`. For `A = scale * I`, `n = 1 / scale`.
     """
     calibrator = ThresholdCalibrator(trainer.width)
     for x in calibration:
@@ -65,16 +67,19 @@ def to_jumprelu(
     theta = calibrator.thresholds()
     theta[: trainer.n_reserved] = 0.0  # the reserved features fire whenever positive
     with torch.no_grad():
-        w_enc = trainer.W_enc.detach().float()
-        s, mean = norm.scale, norm.mean
-        b_enc = trainer._bias().float() / s - mean @ w_enc
+        a = norm.matrix().double()
+        a_inv = torch.linalg.inv(a)
+        w_enc = a @ trainer.W_enc.detach().double()
+        w_dec = trainer.W_dec.detach().double() @ a_inv
+        n = w_dec.norm(dim=-1).clamp_min(1e-12)
+        b_enc = (trainer._bias().double() - norm.mean.double() @ w_enc) * n
         finite_max = torch.finfo(torch.bfloat16).max / 2  # "never fires", and still finite in bf16
-        threshold = torch.where(theta.isfinite(), theta / s, torch.full_like(theta, finite_max))
+        threshold = torch.where(theta.isfinite(), theta * n.float(), torch.full_like(theta, finite_max))
         tensors = {
-            "W_enc": w_enc,
-            "W_dec": trainer.W_dec.detach().float(),
-            "b_enc": b_enc,
-            "b_dec": trainer.b_dec.detach() / s + mean,
+            "W_enc": (w_enc * n).float(),
+            "W_dec": (w_dec / n[:, None]).float(),
+            "b_enc": b_enc.float(),
+            "b_dec": (trainer.b_dec.detach().double() @ a_inv + norm.mean.double()).float(),
             "threshold": threshold,
         }
     sae = SAE.from_tensors(cfg, tensors)

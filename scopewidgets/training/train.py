@@ -19,11 +19,13 @@ from typing import Any
 
 import torch
 
+from ..core.corpus import token_windows
 from ..core.paths import VERSION as __version__
 from ..core.sae import SAE, SAEConfig
 from ..core.sae_io import save_sae
 from ..core.sites import check_layer, check_site, site_width
 from .convert import to_jumprelu
+from .metric import covariance, metric_factor, metric_matrix, output_fisher, typical_rows
 from .streams import model_activations, shuffled_batches
 from .trainer import METHODS, Normalizer, TopKTrainer, dominant_direction
 
@@ -47,6 +49,11 @@ def train_sae(
     calibration_tokens: int = 65_536,
     dead_after: int | None = None,
     aux_k: int | None = None,
+    metric: str = "mse",
+    beta: float = 0.1,
+    metric_windows: int = 32,
+    max_density: float | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
     save_to: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> SAE:
@@ -60,6 +67,15 @@ def train_sae(
     (~70% for per-token TopK). Where the model has massive activations (a few tokens with a huge value
     along one direction, e.g. Gemma's), features 0 and 1 are reserved for that direction and the other
     encoders ignore it, so such tokens do not light up thousands of features.
+
+    `metric="output"` trains in the model's output metric instead of plain squared error: errors are
+    weighed by how much they move the next-token predictions (the Fisher information at the site,
+    estimated on the first `metric_windows` windows of the corpus with a full forward and backward each,
+    mixed with a `beta` share of plain MSE; see `training.metric`), which lowers the loss increase when the
+    SAE is spliced in at the same L0. `max_density` (BatchTopK) lets no feature fire on more than that
+    share of a batch's tokens, against dense features. `checkpoint` (a file path) makes the run
+    resumable: the state is saved there as it goes, and a run started again with the same arguments
+    continues from it (the corpus stream is replayed up to that point).
     `save_to` writes it with `save_sae`. Training settings and final metrics are in
     `sae.cfg.extra["training"]`.
 
@@ -75,6 +91,10 @@ def train_sae(
     check_site(site)
     check_layer(model, layer)
     _check_settings(width=width, k=k, tokens=tokens, method=method, batch_size=batch_size, seq_len=seq_len)
+    if metric not in ("mse", "output"):
+        raise ValueError(f"metric must be 'mse' or 'output', got {metric!r}")
+    if max_density is not None and not 0.0 < max_density <= 1.0:
+        raise ValueError(f"max_density must be in (0, 1], got {max_density!r}")
     d_in = site_width(model, site)
     chunks = model_activations(model, tokenizer, site, layer, corpus, seq_len=seq_len)
     batches = shuffled_batches(chunks, batch_size, max(buffer_size, 2 * batch_size), seed=seed, limit=tokens)
@@ -82,7 +102,14 @@ def train_sae(
     if not sample:
         raise ValueError(f"The corpus holds fewer than batch_size={batch_size} tokens; give more text")
     rows = torch.cat(sample)
-    norm = Normalizer.fit(rows)
+    if metric == "output":
+        windows = token_windows(tokenizer, corpus, seq_len, max_windows=metric_windows)
+        fisher = output_fisher(model, windows.split(4), site, layer, seed=seed, progress=progress)
+        typical = typical_rows(rows)
+        factor = metric_factor(metric_matrix(fisher, covariance(typical), beta))
+        norm = Normalizer.fit(typical, metric=factor)
+    else:
+        norm = Normalizer.fit(rows)
     dominant = dominant_direction(norm(rows))
     started = time.time()
     trainer, norm, stats = fit(
@@ -98,7 +125,9 @@ def train_sae(
         aux_k=aux_k,
         norm=norm,
         dominant=dominant,
+        max_density=max_density,
         progress=progress,
+        checkpoint=checkpoint,
     )
     info = {
         "tokens": stats["tokens"],
@@ -112,6 +141,9 @@ def train_sae(
         "final_fvu_topk": stats["fvu"],
         "dead_fraction": stats["dead"],
         "reserved_direction": dominant is not None,
+        "metric": metric,
+        "beta": beta if metric == "output" else None,
+        "max_density": max_density,
         "trainer": f"scopewidgets {__version__} train_sae",
     }
     cfg = SAEConfig(
@@ -156,13 +188,20 @@ def fit(
     norm: Normalizer | None = None,
     dominant: torch.Tensor | None = None,
     trainer: TopKTrainer | None = None,
+    max_density: float | None = None,
     progress: bool = True,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 1_048_576,
 ) -> tuple[TopKTrainer, Normalizer, dict[str, float]]:
     """Fit a (Batch)TopK SAE on shuffled `[batch, d_in]` RAW activation batches (at most `tokens` rows).
 
     The normalizer is estimated from the first batch unless given; `dominant` (a direction of massive
     activations, see `training.trainer`) reserves features 0 and 1 for it; `trainer` continues from a state.
-    Returns the trainer (normalized space), the normalizer, and statistics (`tokens`, `lr`, `first_fvu`, and
+    With `checkpoint` (a file path), the whole training state (weights, Adam moments, dead-feature clocks,
+    random state, normalizer, tokens seen) is written there atomically every `checkpoint_every` tokens and at
+    the end; when the file exists at the start, training resumes from it, skipping the batches it had
+    already consumed (`batches` must then be the same deterministic stream, e.g. seeded shuffling), and
+    ends exactly as an uninterrupted run would. Returns the trainer (normalized space), the normalizer, and statistics (`tokens`, `lr`, `first_fvu`, and
     the last batch's `fvu`, `l0`, `dead`). `to_jumprelu` turns the trainer into an `SAE`. This is the loop
     behind `train_sae`; it also serves activations cached on disk.
 
@@ -181,11 +220,30 @@ def fit(
         trainer = TopKTrainer(d_in, width, k, method=method, seed=seed)
         if dominant is not None:
             trainer.reserve(dominant)
+    if max_density is not None:
+        trainer.max_density = max_density
     optimizer = torch.optim.Adam(trainer.parameters(), lr=lr, betas=(0.9, 0.999))
     since_fired = torch.zeros(width, dtype=torch.long)
-    bar = tqdm(total=tokens, unit="tok", desc="Training SAE", disable=not progress, mininterval=2)
     seen, first_fvu = 0, float("nan")
     stats = {"fvu": float("nan"), "l0": float("nan"), "dead": float("nan")}
+    settings = {"d_in": d_in, "width": width, "k": k, "tokens": tokens, "method": trainer.method, "lr": lr}
+    batches = iter(batches)
+    if checkpoint is not None and os.path.exists(checkpoint):
+        state = _load_checkpoint(checkpoint, settings, trainer, optimizer)
+        since_fired, seen, first_fvu, stats = (
+            state["since_fired"], state["seen"], state["first_fvu"], state["stats"]
+        )  # fmt: skip
+        norm = Normalizer(state["norm_mean"], state["norm_scale"], state.get("norm_metric"))
+        skipped = 0
+        while skipped < seen:  # the stream is deterministic: drop what the checkpoint already trained on
+            batch = next(batches, None)
+            if batch is None:
+                raise ValueError(f"The checkpoint has seen {seen} tokens but the batches end at {skipped}")
+            skipped += len(batch)
+    bar = tqdm(
+        total=tokens, initial=seen, unit="tok", desc="Training SAE", disable=not progress, mininterval=2
+    )
+    saved_at = seen
     for x in batches:
         if seen >= tokens:
             break
@@ -214,10 +272,70 @@ def fit(
             loss=f"{loss.item():.4f}", L0=stats["l0"], FVU=stats["fvu"], dead=stats["dead"], refresh=False
         )
         bar.update(len(x))
+        if checkpoint is not None and seen - saved_at >= checkpoint_every:
+            _save_checkpoint(
+                checkpoint, settings, trainer, optimizer, norm, since_fired, seen, first_fvu, stats
+            )
+            saved_at = seen
     bar.close()
     if norm is None:
         raise ValueError("No activation batches to train on")
+    if checkpoint is not None and seen > saved_at:
+        _save_checkpoint(checkpoint, settings, trainer, optimizer, norm, since_fired, seen, first_fvu, stats)
     return trainer.eval(), norm, {"tokens": seen, "lr": lr, "first_fvu": round(first_fvu, 4), **stats}
+
+
+def _save_checkpoint(
+    path: str | os.PathLike[str],
+    settings: dict[str, Any],
+    trainer: TopKTrainer,
+    optimizer: torch.optim.Optimizer,
+    norm: Normalizer,
+    since_fired: torch.Tensor,
+    seen: int,
+    first_fvu: float,
+    stats: dict[str, float],
+) -> None:
+    """Write the training state to `path` atomically (a crash mid-write leaves the previous checkpoint)."""
+    state = {
+        "settings": settings,
+        "trainer": trainer.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "sampler": trainer._sampler.get_state(),
+        "norm_mean": norm.mean,
+        "norm_scale": norm.scale,
+        "since_fired": since_fired,
+        "seen": seen,
+        "first_fvu": first_fvu,
+        "stats": stats,
+    }
+    if norm.metric is not None:
+        state["norm_metric"] = norm.metric
+    tmp = f"{os.fspath(path)}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(
+    path: str | os.PathLike[str],
+    settings: dict[str, Any],
+    trainer: TopKTrainer,
+    optimizer: torch.optim.Optimizer,
+) -> dict[str, Any]:
+    """Restore `trainer` and `optimizer` from a checkpoint written with the same settings; returns it."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("settings") != settings:
+        raise ValueError(
+            f"The checkpoint {os.fspath(path)!r} was written for other training settings "
+            f"({state.get('settings')}) than these ({settings}); delete it or pass another path"
+        )
+    weights = state["trainer"]
+    if weights.get("dominant") is not None and trainer.dominant is None:
+        trainer.dominant = weights["dominant"]
+    trainer.load_state_dict(weights)
+    optimizer.load_state_dict(state["optimizer"])
+    trainer._sampler.set_state(state["sampler"])
+    return state
 
 
 def _check_settings(*, width: int, k: int, tokens: int, method: str, batch_size: int, seq_len: int) -> None:

@@ -29,20 +29,39 @@ METHODS = ("topk", "batchtopk")
 
 @dataclass(frozen=True)
 class Normalizer:
-    """`z = (x - mean) * scale`; estimated once from a sample of activations."""
+    """`z = (x - mean) @ metric * scale` (no `metric`: `(x - mean) * scale`); estimated once from a sample.
+
+    With a `metric` A, squared distances in the normalized space are `(x - y)^T A A^T (x - y)` in raw
+    units, so an SAE trained on `z` minimizes its error in that metric (see `training.metric`).
+    """
 
     mean: torch.Tensor
     scale: float
+    metric: torch.Tensor | None = None
 
     @classmethod
-    def fit(cls, sample: torch.Tensor) -> Normalizer:
-        """Mean and scale from `[n, d_in]` activations."""
+    def fit(cls, sample: torch.Tensor, metric: torch.Tensor | None = None) -> Normalizer:
+        """Mean and scale from `[n, d_in]` activations (the scale makes the mean squared norm of `z` equal
+        `d_in`); `metric` is a `[d_in, d_in]` matrix applied after centring."""
         mean = sample.float().mean(0)
-        msq = (sample.float() - mean).pow(2).sum(-1).mean().item()
-        return cls(mean=mean, scale=math.sqrt(sample.shape[-1] / max(msq, 1e-12)))
+        centred = sample.float() - mean
+        if metric is not None:
+            metric = metric.float()
+            centred = centred @ metric
+        msq = centred.pow(2).sum(-1).mean().item()
+        return cls(mean=mean, scale=math.sqrt(sample.shape[-1] / max(msq, 1e-12)), metric=metric)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.float() - self.mean) * self.scale
+        z = x.float() - self.mean
+        if self.metric is not None:
+            z = z @ self.metric
+        return z * self.scale
+
+    def matrix(self) -> torch.Tensor:
+        """`[d_in, d_in]` the whole linear map `A` of `z = (x - mean) @ A`."""
+        if self.metric is None:
+            return torch.eye(len(self.mean)) * self.scale
+        return self.metric * self.scale
 
 
 def sparse_decode(
@@ -94,6 +113,7 @@ class TopKTrainer(nn.Module):
         self.b_dec = nn.Parameter(torch.zeros(d_in))
         self.k, self.method, self.width = k, method, width
         self.max_per_token: int | None = None  # BatchTopK: most features one token may take (None: no cap)
+        self.max_density: float | None = None  # BatchTopK: largest share of a batch one feature may fire on
         self._sampler = torch.Generator().manual_seed(seed + 1)
         self.register_buffer("dominant", None)  # unit [d_in]: the reserved direction (features 0 and 1)
 
@@ -132,8 +152,9 @@ class TopKTrainer(nn.Module):
 
     def select(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The active codes as `(rows, cols, values)`, rows sorted: per-token top-k, or (BatchTopK) every
-        pre-activation above the batch's threshold, so that `k` features fire per token on average (and
-        at most `max_per_token` on one, when set). Reserved features fire whenever positive, uncounted."""
+        pre-activation above the batch's threshold, so that `k` features fire per token on average (at
+        most `max_per_token` on one token, and on at most a `max_density` share of the batch's tokens,
+        when set). Reserved features fire whenever positive, uncounted."""
         r = self.n_reserved
         rows, cols = self._select_learned(pre[:, r:])
         cols = cols + r
@@ -163,6 +184,12 @@ class TopKTrainer(nn.Module):
             if len(crowded):
                 kth = pre[crowded].topk(self.max_per_token, dim=1).values[:, -1:]
                 active[crowded] &= pre[crowded] >= kth
+        if self.max_density is not None:
+            cap = max(1, math.ceil(self.max_density * len(pre)))
+            dense = (active.sum(0) > cap).nonzero().squeeze(1)
+            if len(dense):  # keep each over-dense feature's `cap` strongest tokens of the batch
+                kth = pre[:, dense].topk(cap, dim=0).values[-1:]
+                active[:, dense] &= pre[:, dense] >= kth
         return active.nonzero(as_tuple=True)
 
     def dense_codes(self, z: torch.Tensor) -> torch.Tensor:
