@@ -44,7 +44,7 @@ Gemma is provided under and subject to the Gemma Terms of Use found at ai.google
 | tokens | {tokens:,} ({epochs} epoch(s) over {unique:,} cached activations; BOS excluded; windows of {seq_len} tokens) |
 | batch, lr | {batch_size} tokens, Adam {lr:.2e} (linear decay over the last 20%) |
 | training time | {act_minutes:.0f} min to cache the activations (forward stopped after layer {layer}) + {sae_minutes:.0f} min of SAE training, on 2 CPU cores shared with other jobs |
-| files | `params.safetensors` (bf16, {size_mb:.1f} MB), `config.json` (Gemma Scope 2 layout; training details under `training`), `labels.json` (names the two reserved features) |
+| files | `params.safetensors` (bf16, {size_mb:.1f} MB), `config.json` (Gemma Scope 2 layout; training details under `training`), `labels.json` (names the two reserved features); evidence from `scripts/build_demo_evidence.py`: `examples.safetensors` (every feature's dashboard over the default corpus), `feature_stats.safetensors`, `auto_labels.json` |
 | trained | {date}, {trainer} |
 
 ## Data
