@@ -132,9 +132,6 @@ def main() -> None:
         default=None,
         help="resumable training state (default: <acts>/train_ckpt.pt)",
     )
-    parser.add_argument(
-        "--notes", type=Path, default=None, help="a paragraph for the card (why a target is missed)"
-    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
