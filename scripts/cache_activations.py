@@ -28,6 +28,25 @@ from scopewidgets.demo import demo_model
 FP16_MAX = 65504.0
 
 
+def extend(out: Path, previous: dict, n_windows: int, body: int, d_model: int, seq_len: int) -> None:
+    """Grow a finished or partial cache to `n_windows` in place of starting again: the mix and its windows are
+    deterministic, so the cached rows are the first rows of the larger cache (copied in chunks, then swapped)."""
+    done = previous["done"]
+    for name, shape, dtype in (
+        ("acts.npy", (n_windows * body, d_model), np.float16),
+        ("tokens.npy", (n_windows, seq_len), np.int32),
+    ):
+        old = np.load(out / name, mmap_mode="r")
+        new = np.lib.format.open_memmap(out / f"{name}.grow", mode="w+", dtype=dtype, shape=shape)
+        rows = done * body if name == "acts.npy" else done
+        for start in range(0, rows, 1 << 18):
+            new[start : min(rows, start + (1 << 18))] = old[start : min(rows, start + (1 << 18))]
+        new.flush()
+        del old, new
+        (out / f"{name}.grow").replace(out / name)
+    print(f"extended the cache from {previous['n_windows']} to {n_windows} windows ({done} already done)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=4_600_000, help="non-BOS tokens to cache")
@@ -44,7 +63,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     d_model = model.config.hidden_size
     progress_file = args.out / "progress.json"
-    resume = progress_file.is_file() and json.loads(progress_file.read_text())["n_windows"] == n_windows
+    previous = json.loads(progress_file.read_text()) if progress_file.is_file() else None
+    if previous is not None and previous["n_windows"] < n_windows:
+        extend(args.out, previous, n_windows, body, d_model, args.seq_len)
+        previous["n_windows"] = n_windows
+        progress_file.write_text(json.dumps(previous))
+    resume = previous is not None and previous["n_windows"] == n_windows
     mode = "r+" if resume else "w+"
     acts = np.lib.format.open_memmap(
         args.out / "acts.npy", mode=mode, dtype=np.float16, shape=(n_windows * body, d_model)
@@ -58,8 +82,14 @@ def main() -> None:
         else {"n_windows": n_windows, "done": 0, "seconds": 0.0, "clipped": 0}
     )
     windows = iter_token_windows(tokenizer, training_mix(), args.seq_len)
+    last = None
     for _ in range(state["done"]):
-        next(windows)  # the mix and its windows are deterministic: skip what is already cached
+        last = next(windows)  # the mix and its windows are deterministic: skip what is already cached
+    if last is not None and not np.array_equal(last.numpy(), tokens[state["done"] - 1]):
+        raise ValueError(
+            f"{args.out} was cached from a different training mix (window {state['done'] - 1} differs): "
+            "install the same sources (see training_mix) or cache into a new folder"
+        )
     start, done, clipped = time.time() - state["seconds"], state["done"], state["clipped"]
     bar = tqdm(
         total=n_windows * body,

@@ -16,6 +16,7 @@ CARD_TARGETS = (
      ".3f"),
     ("L0 (features per token, reserved included)", lambda t: t["eval"]["l0"], None, 80, ".1f"),
     ("FVU, plain", lambda t: t["density"]["fvu"], None, None, ".4f"),
+    ("FVU, plain (held-out windows, `scope.evaluate`)", lambda t: t["eval"]["fvu"], None, None, ".4g"),
     ("FVU with the reserved direction projected out", lambda t: t["density"]["fvu_without_reserved_direction"], None,
      0.35, ".4f"),
     ("frac_loss_recovered (held-out windows)", lambda t: t["eval"]["frac_loss_recovered"], 0.8, None, ".4f"),

@@ -177,6 +177,12 @@ def test_a_pass_is_cached_on_disk(gemma3, private_cache):
     sw.features.forget_feature_stats(scope.sae())
     cached = feature_stats(scope.sae(), scope, progress=False)
     assert str(private_cache) in cached.source and torch.equal(cached.density, computed.density)
+    sw.features.forget_feature_stats(scope.sae())
+    stored = feature_stats(scope.sae(), scope, compute=False)  # no pass may run, but the disk cache counts
+    assert torch.equal(stored.density, computed.density)
+    other = sw.Scope(model, tok, saes=[random_sae(model, "resid_post", 1, D_SAE, threshold=0.3, seed=9)])
+    with pytest.raises(ValueError, match="No feature statistics"):
+        feature_stats(other.sae(), other, compute=False)
 
 
 def test_without_a_scope_or_statistics_ranking_falls_back_with_a_warning(gemma3):

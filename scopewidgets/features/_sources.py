@@ -144,17 +144,30 @@ def _cache_key(scope: Engine, sae: SAE, n_windows: int) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
+def _cache_path(scope: Engine, sae: SAE, n_windows: int) -> Path:
+    return cache_folder() / f"{_cache_key(scope, sae, n_windows)}.safetensors"
+
+
+def from_disk_cache(scope: Engine, sae: SAE, *, n_windows: int = 256) -> FeatureStats | None:
+    """The statistics an earlier `from_pass` stored on disk for this model, SAE weights and `n_windows`, or
+    None (a damaged entry is deleted with a warning, never trusted)."""
+    path = _cache_path(scope, sae, n_windows)
+    if not path.is_file():
+        return None
+    try:
+        return FeatureStats.load(path, sae.cfg.d_sae)
+    except Exception as err:
+        warnings.warn(f"Feature statistics cache entry {path} is damaged ({err}); rebuilding it", stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+
+
 def from_pass(scope: Engine, sae: SAE, *, n_windows: int = 256, progress: bool = True) -> FeatureStats:
     """A pass over the first `n_windows` windows of the default corpus, read from / stored in the disk cache."""
-    path = cache_folder() / f"{_cache_key(scope, sae, n_windows)}.safetensors"
-    if path.is_file():
-        try:
-            return FeatureStats.load(path, sae.cfg.d_sae)
-        except Exception as err:  # a damaged entry is rebuilt, never trusted
-            warnings.warn(
-                f"Feature statistics cache entry {path} is damaged ({err}); rebuilding it", stacklevel=3
-            )
-            path.unlink(missing_ok=True)
+    cached = from_disk_cache(scope, sae, n_windows=n_windows)
+    if cached is not None:
+        return cached
+    path = _cache_path(scope, sae, n_windows)
     stats = run_stats_pass(scope, sae, n_windows=n_windows, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
