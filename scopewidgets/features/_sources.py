@@ -157,7 +157,9 @@ def from_disk_cache(scope: Engine, sae: SAE, *, n_windows: int = 256) -> Feature
     try:
         return FeatureStats.load(path, sae.cfg.d_sae)
     except Exception as err:
-        warnings.warn(f"Feature statistics cache entry {path} is damaged ({err}); rebuilding it", stacklevel=3)
+        warnings.warn(
+            f"Feature statistics cache entry {path} is damaged ({err}); rebuilding it", stacklevel=3
+        )
         path.unlink(missing_ok=True)
         return None
 
