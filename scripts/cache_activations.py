@@ -108,7 +108,7 @@ def main() -> None:
         tokens[done : done + len(rows)] = ids.numpy()
         done += len(rows)
         bar.update(len(flat))
-        if done % 256 == 0 or done == n_windows:
+        if done - state["done"] >= 256 or done == n_windows:  # not `done % 256`: a resumed count may be odd
             acts.flush()
             tokens.flush()
             state.update(done=done, seconds=time.time() - start, clipped=clipped)

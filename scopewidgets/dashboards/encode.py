@@ -1,8 +1,8 @@
 """One batch of a dashboard pass: the forward stopped after the SAE's site, and its features in sparse form.
 
 The pass never materialises more than one batch of activations, and touches the dense `[tokens, d_sae]`
-block only three times (the encoder's matmul, one comparison, one `nonzero`). Everything after that is
-proportional to the number of active (token, feature) pairs.
+block only three times (the encoder's matmul, one sum, one comparison + `nonzero` in cache-sized blocks).
+Everything after that is proportional to the number of active (token, feature) pairs.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class SparseBatch:
         bias = torch.zeros_like(threshold) if bias is None else bias.to(dtype)
         slack = 8 * torch.finfo(dtype).eps * (threshold.abs() + bias.abs()).float() + torch.finfo(dtype).tiny
         not_bos = ids.reshape(-1) != bos
-        row, col = torch.nonzero(scores > threshold.float() - bias.float() - slack, as_tuple=True)
+        row, col = _above(scores, threshold.float() - bias.float() - slack)
         batch = cls(ids, seq, row, col, row.float(), int(not_bos.sum()), scores, bias, threshold, not_bos)
         value = batch._activation(row, col)
         keep = (value > threshold.index_select(0, col)) & not_bos.index_select(0, row)
@@ -88,6 +88,24 @@ class SparseBatch:
         threshold = self.threshold.index_select(0, col.reshape(-1)).view(col.shape)
         active = (value > threshold) & self.not_bos.index_select(0, row.reshape(-1)).view(row.shape)
         return torch.where(active, value, torch.zeros_like(value)).float()
+
+
+def _above(
+    scores: torch.Tensor, bound: torch.Tensor, rows_per_chunk: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(row, col)` of the entries of `scores [N, n_f]` above `bound [n_f]`, in row-major order: the same
+    as `torch.nonzero(scores > bound, as_tuple=True)`, done in blocks of rows on flat masks (the mask of a
+    block stays in cache, and 1-D `nonzero` is cheaper: measured ~2x faster at [1024, 65536] on a CPU)."""
+    n_f = scores.shape[1]
+    rows, cols = [], []
+    for start in range(0, scores.shape[0], rows_per_chunk):
+        flat = torch.nonzero((scores[start : start + rows_per_chunk] > bound).view(-1)).flatten()
+        rows.append(flat // n_f + start)
+        cols.append(flat % n_f)
+    if not rows:
+        empty = torch.zeros(0, dtype=torch.long, device=scores.device)
+        return empty, empty.clone()
+    return torch.cat(rows), torch.cat(cols)
 
 
 def site_activations(model: torch.nn.Module, sae: SAE, ids: torch.Tensor) -> torch.Tensor:

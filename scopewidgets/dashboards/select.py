@@ -226,10 +226,19 @@ class Table:
         self.entries.put(groups[out_row] * self.slots + out_slot, records(source[in_row, in_rank]))
 
     def canonical(self) -> None:
-        """Sort every group's slots by key (empty slots last), so equal contents give equal tensors."""
-        order = self.keys().argsort(dim=1, stable=True)
-        base = torch.arange(self.n_groups, device=order.device)[:, None] * self.slots
-        self.entries = self.entries.take((order + base).flatten())
+        """Sort every group's slots by key (empty slots last), so equal contents give equal tensors.
+
+        Only the groups whose keys are out of order are rewritten (keys never tie within a group except
+        `EMPTY_KEY`, so an ordered group is already canonical): on a wide SAE most groups are untouched and
+        the whole table (gigabytes at 65k features) is not copied.
+        """
+        keys = self.keys()
+        unsorted = torch.nonzero((keys[:, 1:] < keys[:, :-1]).any(dim=1)).flatten()
+        if not unsorted.numel():
+            return
+        order = keys.index_select(0, unsorted).argsort(dim=1, stable=True)
+        source = (order + unsorted[:, None] * self.slots).flatten()
+        self.entries.put(self.flat(unsorted), self.entries.take(source))
 
     def column(self, name: str) -> torch.Tensor:
         """A field viewed as `[n_groups, slots, ...]`."""
