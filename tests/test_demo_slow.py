@@ -67,6 +67,27 @@ def test_demo_sae_metrics_match_its_model_card(gemma: tuple) -> None:
     assert row["ce_clean"] == pytest.approx(card["ce_clean"], abs=0.01)
 
 
+def test_demo_dashboards_open_from_the_shipped_evidence_without_a_pass() -> None:
+    scope = sw.demo()
+    sae = scope.sae()
+    calls: list[int] = []
+    handle = scope.model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        for feature in (2, sae.cfg.d_sae // 2, sae.cfg.d_sae - 1):
+            dash = scope.dashboard(feature)
+            assert "evidence file" in dash.source and dash.feature == feature
+            assert dash.density >= 0 and len(dash.top_logits) == 10
+        every = scope.dashboards(None, progress=False)
+    finally:
+        handle.remove()
+    assert not calls  # neither the model nor a corpus pass ran
+    assert every.features == list(range(sae.cfg.d_sae)) and "examples.safetensors" in every.rows.source
+    stats = scope.feature_stats()  # the ranking's statistics come from the same shipped pass
+    assert stats.n_tokens == every.rows.n_tokens
+    live = int((stats.density > 0).sum())
+    assert live >= 0.95 * sae.cfg.d_sae
+
+
 def _read_url(process: subprocess.Popen, timeout: float) -> str:
     """The URL the command prints once the server answers (read in a thread: the pipe blocks)."""
     lines: queue.Queue[str] = queue.Queue()
