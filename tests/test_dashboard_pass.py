@@ -265,3 +265,15 @@ def test_progress_bar_counts_tokens(scope, texts, capsys):
     scope.dashboards([1], corpus=texts[:5], cache=False, **{**SETTINGS, "progress": True})
     err = capsys.readouterr().err
     assert "tok" in err and "tok/s" in err.replace("it/s", "")
+
+
+@pytest.mark.parametrize("rows", [0, 1, 63, 64, 65, 200])
+def test_blocked_threshold_search_equals_one_nonzero(rows):
+    from scopewidgets.dashboards.encode import _above
+
+    gen = torch.Generator().manual_seed(rows)
+    scores = torch.randn(rows, 97, generator=gen)
+    bound = torch.randn(97, generator=gen) + 1.0
+    want = torch.nonzero(scores > bound, as_tuple=True)
+    got = _above(scores, bound, rows_per_chunk=64)
+    assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
