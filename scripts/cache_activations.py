@@ -40,7 +40,8 @@ def extend(out: Path, previous: dict, n_windows: int, body: int, d_model: int, s
         new = np.lib.format.open_memmap(out / f"{name}.grow", mode="w+", dtype=dtype, shape=shape)
         rows = done * body if name == "acts.npy" else done
         for start in range(0, rows, 1 << 18):
-            new[start : min(rows, start + (1 << 18))] = old[start : min(rows, start + (1 << 18))]
+            stop = min(rows, start + (1 << 18))
+            new[start:stop] = old[start:stop]
         new.flush()
         del old, new
         (out / f"{name}.grow").replace(out / name)

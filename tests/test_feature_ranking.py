@@ -183,6 +183,12 @@ def test_a_pass_is_cached_on_disk(gemma3, private_cache):
     other = sw.Scope(model, tok, saes=[random_sae(model, "resid_post", 1, D_SAE, threshold=0.3, seed=9)])
     with pytest.raises(ValueError, match="No feature statistics"):
         feature_stats(other.sae(), other, compute=False)
+    (entry,) = (private_cache / "feature_stats").glob("*.safetensors")
+    entry.write_bytes(b"not a safetensors file")
+    sw.features.forget_feature_stats(scope.sae())
+    with pytest.warns(UserWarning, match="is damaged"):
+        rebuilt = feature_stats(scope.sae(), scope, progress=False)  # deleted, then a pass stores it again
+    assert torch.equal(rebuilt.density, computed.density) and entry.stat().st_size > 100
 
 
 def test_without_a_scope_or_statistics_ranking_falls_back_with_a_warning(gemma3):

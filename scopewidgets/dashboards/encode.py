@@ -97,17 +97,14 @@ def _above(
     as `torch.nonzero(scores > bound, as_tuple=True)`, done in blocks of rows on flat masks (the mask of a
     block stays in cache, and 1-D `nonzero` is cheaper: measured ~2x faster at [1024, 65536] on a CPU;
     other devices take one call)."""
-    n_f = scores.shape[1]
-    if scores.device.type != "cpu":  # each `nonzero` syncs a GPU: one call there
+    if scores.device.type != "cpu" or scores.shape[0] <= rows_per_chunk:  # a GPU syncs on each `nonzero`
         return torch.nonzero(scores > bound, as_tuple=True)
+    n_f = scores.shape[1]
     rows, cols = [], []
     for start in range(0, scores.shape[0], rows_per_chunk):
         flat = torch.nonzero((scores[start : start + rows_per_chunk] > bound).view(-1)).flatten()
         rows.append(flat // n_f + start)
         cols.append(flat % n_f)
-    if not rows:
-        empty = torch.zeros(0, dtype=torch.long, device=scores.device)
-        return empty, empty.clone()
     return torch.cat(rows), torch.cat(cols)
 
 

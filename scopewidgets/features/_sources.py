@@ -144,14 +144,14 @@ def _cache_key(scope: Engine, sae: SAE, n_windows: int) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _cache_path(scope: Engine, sae: SAE, n_windows: int) -> Path:
+def cache_path(scope: Engine, sae: SAE, n_windows: int) -> Path:
+    """Where the statistics pass over `n_windows` windows is stored for this model and these SAE weights."""
     return cache_folder() / f"{_cache_key(scope, sae, n_windows)}.safetensors"
 
 
-def from_disk_cache(scope: Engine, sae: SAE, *, n_windows: int = 256) -> FeatureStats | None:
-    """The statistics an earlier `from_pass` stored on disk for this model, SAE weights and `n_windows`, or
-    None (a damaged entry is deleted with a warning, never trusted)."""
-    path = _cache_path(scope, sae, n_windows)
+def from_disk_cache(path: Path, sae: SAE) -> FeatureStats | None:
+    """The statistics `from_pass` stored at `path` (see `cache_path`), or None (a damaged entry is deleted
+    with a warning, never trusted)."""
     if not path.is_file():
         return None
     try:
@@ -164,12 +164,10 @@ def from_disk_cache(scope: Engine, sae: SAE, *, n_windows: int = 256) -> Feature
         return None
 
 
-def from_pass(scope: Engine, sae: SAE, *, n_windows: int = 256, progress: bool = True) -> FeatureStats:
-    """A pass over the first `n_windows` windows of the default corpus, read from / stored in the disk cache."""
-    cached = from_disk_cache(scope, sae, n_windows=n_windows)
-    if cached is not None:
-        return cached
-    path = _cache_path(scope, sae, n_windows)
+def from_pass(
+    scope: Engine, sae: SAE, path: Path, *, n_windows: int = 256, progress: bool = True
+) -> FeatureStats:
+    """A pass over the first `n_windows` windows of the default corpus, stored atomically at `path`."""
     stats = run_stats_pass(scope, sae, n_windows=n_windows, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

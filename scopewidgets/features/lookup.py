@@ -70,7 +70,8 @@ def feature_stats(
     """The statistics of `sae`'s features, from the first source that has them (see the module docstring).
 
     Without a `scope` (or with `compute=False`) no pass can run: a `ValueError` says how to get them
-    (`compute=False` still reads the disk cache of an earlier pass, source 6). The pass reads `n_windows` windows of 128 tokens (default: `SCOPEWIDGETS_STATS_WINDOWS`, else 256).
+    (`compute=False` still reads the disk cache of an earlier pass, source 6). The pass reads `n_windows`
+    windows of 128 tokens (default: `SCOPEWIDGETS_STATS_WINDOWS`, else 256).
 
     Example:
         >>> stats = feature_stats(scope.sae(), scope)                     # doctest: +SKIP
@@ -85,16 +86,18 @@ def feature_stats(
             return hit[1]
         _EDITED.add(sae)
     stats = _sources.without_pass(sae, scope, shipped=sae not in _EDITED)
-    if stats is None and scope is not None and not compute:  # a pass stored on disk earlier costs no pass
-        stats = _sources.from_disk_cache(scope, sae, n_windows=n_windows or default_windows())
+    if stats is None and scope is not None:  # a pass stored on disk earlier: read even when compute=False
+        windows = n_windows or default_windows()
+        path = _sources.cache_path(scope, sae, windows)
+        stats = _sources.from_disk_cache(path, sae)
+        if stats is None and compute:
+            stats = _sources.from_pass(scope, sae, path, n_windows=windows, progress=progress)
     if stats is None:
-        if scope is None or not compute:
-            raise ValueError(
-                f"No feature statistics for {sae!r}: rank='specific' needs them. Rank from a Scope "
-                "(scope.activations(...)) so they can be computed once, register some with "
-                "scopewidgets.features.register_feature_stats, or pass rank='activation'"
-            )
-        stats = _sources.from_pass(scope, sae, n_windows=n_windows or default_windows(), progress=progress)
+        raise ValueError(
+            f"No feature statistics for {sae!r}: rank='specific' needs them. Rank from a Scope "
+            "(scope.activations(...)) so they can be computed once, register some with "
+            "scopewidgets.features.register_feature_stats, or pass rank='activation'"
+        )
     _MEMO[sae] = (signature, stats)
     return stats
 
