@@ -171,3 +171,24 @@ def test_sparse_encode_is_bit_identical_to_sae_encode(architecture, dtype):
         assert torch.equal(batch.value, dense[row, col])
         every = torch.arange(60)[:, None].expand(60, dense.shape[1])
         assert torch.equal(batch.at(every, torch.arange(dense.shape[1])[None].expand_as(every)), dense)
+
+
+@pytest.mark.parametrize("side", [0, 2, 7, 40])
+def test_windows_from_active_pairs_equal_dense_reads(corpus, side):
+    """`SparseBatch.windows` (ranges of the pairs sorted by column) equals reading the dense activations at
+    every window slot (`at`), with -1 ids and 0 activations beyond the sequence, BOS included."""
+    tokens, acts = corpus
+    seq = torch.arange(5, 13)
+    batch = SparseBatch.from_scores(
+        tokens[seq], seq, acts[seq].reshape(-1, N_F), torch.full((N_F,), 0.1), BOS
+    )
+    gen = torch.Generator().manual_seed(side)
+    n = 300
+    b, pos, col = (torch.randint(0, hi, (n,), generator=gen) for hi in (len(seq), T, N_F))
+    ids, got = batch.windows(b, pos, col, side)
+    where = pos[:, None] + torch.arange(-side, side + 1)
+    inside = (where >= 0) & (where < T)
+    row = b[:, None] * T + where.clamp(0, T - 1)
+    want = torch.where(inside, batch.at(row, col[:, None]), 0.0)
+    assert torch.equal(got, want)
+    assert torch.equal(ids, torch.where(inside, tokens[seq].reshape(-1)[row], -1).int())

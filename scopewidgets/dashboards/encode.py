@@ -7,7 +7,7 @@ Everything after that is proportional to the number of active (token, feature) p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -35,6 +35,7 @@ class SparseBatch:
     bias: torch.Tensor
     threshold: torch.Tensor
     not_bos: torch.Tensor
+    _sorted: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
     @classmethod
     def from_scores(
@@ -81,6 +82,40 @@ class SparseBatch:
         flat = (row * self.scores.shape[1] + col).reshape(-1)
         score = self.scores.reshape(-1).index_select(0, flat).view(row.shape)
         return score + self.bias.index_select(0, col.reshape(-1)).view(col.shape)
+
+    def windows(
+        self, b: torch.Tensor, pos: torch.Tensor, col: torch.Tensor, side: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows of `side` tokens each side of tokens `(b, pos)`: `ids [N, 2*side+1]` int32 (-1 beyond the
+        sequence) and the activations of columns `col [N]` there, `acts [N, 2*side+1]` float32 (0 where
+        inactive). Read from the active pairs, not the dense scores: each window is a range of the pairs
+        sorted by (column, token), so the cost is the active entries inside the windows, not N x width
+        random reads of a `[B*T, n_f]` block. Equal to `at` on the same tokens.
+        """
+        n_t, width = self.shape[1], 2 * side + 1
+        ids = torch.nn.functional.pad(self.ids, (side, side), value=-1).unfold(1, width, 1)[b, pos].int()
+        keys, values = self._by_column()
+        span = self.ids.numel()
+        first = b * n_t
+        origin = col * span + first + pos - side  # key of the window's first slot
+        low = col * span + torch.maximum(first, first + pos - side)
+        high = col * span + torch.minimum(first + n_t - 1, first + pos + side) + 1
+        start = torch.searchsorted(keys, low)
+        count = torch.searchsorted(keys, high) - start
+        owner = torch.repeat_interleave(torch.arange(len(b), device=b.device), count)
+        source = torch.arange(owner.numel(), device=b.device) + (start - count.cumsum(0) + count)[owner]
+        acts = torch.zeros(len(b) * width, device=b.device)
+        slot = owner * width + keys.index_select(0, source) - origin.index_select(0, owner)
+        acts.index_put_((slot,), values.index_select(0, source))
+        return ids, acts.view(len(b), width)
+
+    def _by_column(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The active pairs' keys `col * B*T + row`, ascending, and their values (computed once)."""
+        if self._sorted is None:
+            order = torch.sort(self.col, stable=True).indices  # rows are already ascending within a column
+            keys = self.col.index_select(0, order) * self.ids.numel() + self.row.index_select(0, order)
+            self._sorted = (keys, self.value.index_select(0, order))
+        return self._sorted
 
     def at(self, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
         """Float32 activations at flat token indices `row [N, W]` of columns `col [N, 1]`; 0 at BOS."""

@@ -243,15 +243,7 @@ class DashboardState:
         key: torch.Tensor,
     ) -> Entries:
         """Records for tokens (b, pos) of feature columns `col`, with windows of `side` tokens each side."""
-        n_t = batch.shape[1]
-        offsets = torch.arange(-side, side + 1, device=self.device)
-        where = pos[:, None] + offsets
-        inside = (where >= 0) & (where < n_t)
-        row = b[:, None] * n_t + where.clamp(0, n_t - 1)
-        ids = torch.where(
-            inside, batch.ids.reshape(-1).index_select(0, row.reshape(-1)).view(row.shape), -1
-        ).int()
-        acts = torch.where(inside, batch.at(row, col[:, None]), 0.0)
+        ids, acts = batch.windows(b, pos, col, side)
         value = acts[:, side].clone()
         return Entries(key=key, value=value, seq=batch.seq.index_select(0, b), pos=pos, ids=ids, acts=acts)
 
