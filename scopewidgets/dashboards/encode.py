@@ -93,7 +93,7 @@ class SparseBatch:
         random reads of a `[B*T, n_f]` block. Equal to `at` on the same tokens.
         """
         n_t, width = self.shape[1], 2 * side + 1
-        ids = torch.nn.functional.pad(self.ids, (side, side), value=-1).unfold(1, width, 1)[b, pos].int()
+        ids = torch.nn.functional.pad(self.ids.int(), (side, side), value=-1).unfold(1, width, 1)[b, pos]
         keys, values = self._by_column()
         span = self.ids.numel()
         first = b * n_t
