@@ -192,3 +192,39 @@ def test_windows_from_active_pairs_equal_dense_reads(corpus, side):
     want = torch.where(inside, batch.at(row, col[:, None]), 0.0)
     assert torch.equal(got, want)
     assert torch.equal(ids, torch.where(inside, tokens[seq].reshape(-1)[row], -1).int())
+
+
+@pytest.mark.parametrize("slots", [1, 3, 8])
+def test_table_keeps_the_smallest_keys_of_each_group_over_many_inserts(slots):
+    """`Table.insert` against a brute force: after rounds that fill some groups only part way (records go
+    to free slots) and overflow others (keys merge), each group holds exactly its `slots` smallest keys,
+    each slot's record is the one offered with that key, and `canonical` orders them."""
+    from scopewidgets.dashboards.select import EMPTY_KEY, Entries, Table
+
+    gen = torch.Generator().manual_seed(slots)
+    n_groups, width = 40, 3
+    table = Table(Entries.empty(n_groups * slots, width), slots)
+    offered: dict[int, list[int]] = {g: [] for g in range(n_groups)}
+    keys = torch.randperm(10_000, generator=gen)
+    used = 0
+    for size in (5, 30, 200, 7, 400):  # small rounds leave groups part-full, large ones overflow them
+        key = keys[used : used + size]
+        used += size
+        group = torch.randint(0, n_groups // 2 if size < 10 else n_groups, (size,), generator=gen)
+
+        def records(i, key=key):
+            k = key.index_select(0, i)
+            return Entries(key=k, value=k.float(), seq=k, pos=k, ids=k[:, None].int().expand(-1, width),
+                           acts=k[:, None].float().expand(-1, width))  # fmt: skip
+
+        table.insert(group, key, records)
+        for g, k in zip(group.tolist(), key.tolist(), strict=True):
+            offered[g].append(k)
+    table.canonical()
+    for g in range(n_groups):
+        want = sorted(offered[g])[:slots]
+        want += [EMPTY_KEY] * (slots - len(want))
+        assert table.keys()[g].tolist() == want
+        used_slots = table.column("seq")[g] >= 0
+        assert torch.equal(table.column("value")[g][used_slots], table.keys()[g][used_slots].float())
+        assert torch.equal(table.column("ids")[g][used_slots][:, 0], table.keys()[g][used_slots].int())

@@ -25,6 +25,7 @@ EMPTY_KEY = (1 << 63) - 2  # larger than every key (sample keys < 2**56, order k
 _PAD_KEY = (1 << 63) - 1  # larger still: fills rows of the insert matrix that hold no candidate
 EMPTY_EXPONENT = -(1 << 20)  # the scale exponent of a feature that never fired
 _ROUND_SALTS = (0x3C6EF372, 0x1B873593, 0x5BD1E995, 0x27D4EB2F)
+_CANONICAL_BLOCK = 1 << 15  # groups sorted per step of `Table.canonical`
 
 
 def _mix(x: torch.Tensor) -> torch.Tensor:
@@ -218,11 +219,23 @@ class Table:
         source = torch.zeros_like(offered)
         offered[local, rank] = key[candidate[index]]
         source[local, rank] = candidate[index]
-        both = torch.cat([table.index_select(0, groups), offered], dim=1)
-        kept = torch.zeros(both.shape, dtype=torch.bool, device=key.device)
-        kept.scatter_(1, both.argsort(dim=1, stable=True)[:, : self.slots], True)
-        out_row, out_slot = torch.nonzero(~kept[:, : self.slots], as_tuple=True)  # as many per row as enter
-        in_row, in_rank = torch.nonzero(kept[:, self.slots :], as_tuple=True)
+        rows = table.index_select(0, groups)
+        # Groups with a free slot for every offered record take them all, the r-th into the r-th free
+        # slot (nothing is pushed out: no merge). The others merge their keys with the offered ones.
+        free, is_offered = rows == EMPTY_KEY, offered != _PAD_KEY
+        n_offered = is_offered.sum(dim=1, keepdim=True)
+        fits = n_offered <= free.sum(dim=1, keepdim=True)
+        out_row, out_slot = torch.nonzero(free & (free.cumsum(dim=1) <= n_offered) & fits, as_tuple=True)
+        in_row, in_rank = torch.nonzero(is_offered & fits, as_tuple=True)
+        full = torch.nonzero(~fits.flatten()).flatten()
+        if full.numel():
+            both = torch.cat([rows.index_select(0, full), offered.index_select(0, full)], dim=1)
+            kept = torch.zeros(both.shape, dtype=torch.bool, device=key.device)
+            kept.scatter_(1, both.argsort(dim=1, stable=True)[:, : self.slots], True)
+            merged_out, merged_slot = torch.nonzero(~kept[:, : self.slots], as_tuple=True)  # as many per
+            merged_in, merged_rank = torch.nonzero(kept[:, self.slots :], as_tuple=True)  # row as enter
+            out_row, out_slot = torch.cat([out_row, full[merged_out]]), torch.cat([out_slot, merged_slot])
+            in_row, in_rank = torch.cat([in_row, full[merged_in]]), torch.cat([in_rank, merged_rank])
         self.entries.put(groups[out_row] * self.slots + out_slot, records(source[in_row, in_rank]))
 
     def canonical(self) -> None:
@@ -234,11 +247,10 @@ class Table:
         """
         keys = self.keys()
         unsorted = torch.nonzero((keys[:, 1:] < keys[:, :-1]).any(dim=1)).flatten()
-        if not unsorted.numel():
-            return
-        order = keys.index_select(0, unsorted).argsort(dim=1, stable=True)
-        source = (order + unsorted[:, None] * self.slots).flatten()
-        self.entries.put(self.flat(unsorted), self.entries.take(source))
+        for block in unsorted.split(_CANONICAL_BLOCK):  # a copy of one block at a time, not of the table
+            order = keys.index_select(0, block).argsort(dim=1, stable=True)
+            source = (order + block[:, None] * self.slots).flatten()
+            self.entries.put(self.flat(block), self.entries.take(source))
 
     def column(self, name: str) -> torch.Tensor:
         """A field viewed as `[n_groups, slots, ...]`."""
