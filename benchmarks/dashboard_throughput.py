@@ -188,7 +188,7 @@ def breakdown(scope: sw.Scope, sae: sw.SAE, batches: list[torch.Tensor], encoder
         active, tokens = active + batch.value.numel(), tokens + batch.n_tokens
         sync(scope.device.type)
         marks.append(time.perf_counter())
-        with bookkeeping_threads(scope.device):
+        with bookkeeping_threads(scope.device, batch.value.numel()):
             state.update(batch)
         sync(scope.device.type)
         marks.append(time.perf_counter())
