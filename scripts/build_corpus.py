@@ -63,7 +63,7 @@ UDHR_LICENSE_FILE = "license"
 
 
 def build(out: Path) -> None:
-    available = cs.readers()
+    available = {name: entry for name, entry in cs.readers().items() if name not in cs.RUN_TIME_ONLY}
     missing = [name for name, (reader, _) in available.items() if reader is None]
     if missing:
         hints = "\n  ".join(f"{name}: {cs.install_hint(name)}" for name in missing)

@@ -19,7 +19,7 @@ def test_default_corpus_is_a_list_of_strings_mixing_every_source() -> None:
     assert all(isinstance(t, str) and t for t in texts)
     assert 1_500_000 < sum(map(len, texts)) < 3_000_000
     shares = Counter(r["source"] for r in sw.corpus.default_records())
-    assert set(shares) == set(sw.corpus.SOURCES)
+    assert set(shares) == set(sw.corpus.SHIPPED_SOURCES) == set(sw.corpus.SOURCES) - cs.RUN_TIME_ONLY
     assert max(shares.values()) < 0.3 * len(texts)  # no genre dominates
 
 
@@ -30,6 +30,8 @@ def test_default_corpus_filters_by_source_and_names_bad_ones() -> None:
     assert len(languages) > 20
     with pytest.raises(ValueError, match=r"Unknown corpus source\(s\) \['web'\]; allowed: sotu"):
         sw.corpus.default(["sotu", "web"])
+    with pytest.raises(ValueError, match=r"\['wikipedia'\]; allowed: sotu, .*python_code$"):
+        sw.corpus.default("wikipedia")  # CC BY-SA: read at run time, never shipped
 
 
 def test_default_passages_are_held_out_of_training() -> None:
@@ -103,3 +105,64 @@ def test_npm_readers_parse_books_factbook_and_udhr(tmp_path: Path) -> None:
         "Déclaration\n\nTous les êtres humains naissent libres.\n\nArticle un.",
     )
     assert all(cs.readers(tmp_path)[name][0] is not None for name in ("gutenberg", "factbook", "udhr"))
+
+
+def _gensim_wheel(folder: Path, pages: str) -> None:
+    """A wheel laid out as gensim's: the article dump bz2-compressed at its path inside the zip."""
+    import bz2
+    import zipfile
+
+    dump = f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">{pages}</mediawiki>'
+    with zipfile.ZipFile(folder / "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.whl", "w") as wheel:
+        wheel.writestr("gensim/__init__.py", "")
+        name = "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+        wheel.writestr(name, bz2.compress(dump.encode()))
+
+
+def _page(title: str, ns: int, text: str) -> str:
+    return (
+        f"<page><title>{title}</title><ns>{ns}</ns><id>1</id><revision><id>2</id>"
+        f'<text xml:space="preserve">{text}</text></revision></page>'
+    )
+
+
+def test_wikipedia_reader_keeps_article_prose_from_the_gensim_wheel(tmp_path: Path) -> None:
+    body = (
+        "{{Infobox city|name=Paris|country={{flag|France}}}}\n"
+        "&apos;&apos;&apos;Paris&apos;&apos;&apos; is the [[capital city|capital]] of [[France]]."
+        "&lt;ref&gt;A source.&lt;/ref&gt; It lies on the [[Seine]].&lt;!-- hidden --&gt; "
+        + "It is old. "
+        * 20
+        + "\n"
+        "== History ==\n* a list item\n{| class=wikitable\n| a cell\n|}\n"
+        "[[File:Paris.jpg|thumb|A [[photo]]]]\n[[Category:Capitals]]\n"
+        "The city grew along the river, see [https://example.org the site]. " + "More prose. " * 20
+    )
+    pages = _page("Paris", 0, body) + _page("Talk:Paris", 1, "a talk page " * 40)
+    pages += _page("Lutetia", 0, "#REDIRECT [[Paris]]")
+    _gensim_wheel(tmp_path, pages)
+    passages = list(cs.read_wikipedia(tmp_path))
+    assert {p.title for p in passages} == {"Paris"} and passages[0].source == "wikipedia"
+    text = "\n\n".join(p.text for p in passages)
+    assert text.startswith("Paris is the capital of France. It lies on the Seine. It is old.")
+    assert "The city grew along the river, see the site. More prose." in text
+    for gone in (
+        "{{",
+        "Infobox",
+        "A source",
+        "hidden",
+        "History",
+        "list item",
+        "cell",
+        "photo",
+        "Category",
+        "[[",
+    ):
+        assert gone not in text
+    assert cs.readers(tmp_path)["wikipedia"][0] is not None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cs.readers(empty)["wikipedia"][0] is None
+    assert "pip download --no-deps gensim==4.4.0" in cs.install_hint("wikipedia")
+    with pytest.raises(FileNotFoundError, match="No gensim wheel"):
+        list(cs.read_wikipedia(empty))

