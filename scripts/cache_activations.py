@@ -5,6 +5,7 @@ the layer, and writes the non-BOS activations as an fp16 memmap `[n_tokens, d_mo
 windows, so that SAE hyperparameters can be retried without re-running the model (CPU: ~2,000 tok/s).
 
     python scripts/cache_activations.py --tokens 4600000 --out ~/.cache/scopewidgets/demo_acts
+    python scripts/cache_activations.py --source wikipedia --tokens 500000 --out ~/.cache/scopewidgets/wiki_acts
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scopewidgets.core.corpus import iter_token_windows, training_mix
+from scopewidgets.core.corpus import SOURCES, iter_token_windows, training_mix
 from scopewidgets.core.hooks import run_truncated
 from scopewidgets.demo import demo_model
 
@@ -56,6 +57,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 copes best with a busy CPU)")
     parser.add_argument("--out", type=Path, default=Path("~/.cache/scopewidgets/demo_acts").expanduser())
+    parser.add_argument(
+        "--source", action="append", choices=SOURCES, help="only these training-mix sources (repeatable)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, tokenizer = demo_model()
@@ -82,7 +86,7 @@ def main() -> None:
         if resume
         else {"n_windows": n_windows, "done": 0, "seconds": 0.0, "clipped": 0}
     )
-    windows = iter_token_windows(tokenizer, training_mix(), args.seq_len)
+    windows = iter_token_windows(tokenizer, training_mix(args.source), args.seq_len)
     last = None
     for _ in range(state["done"]):
         last = next(windows)  # the mix and its windows are deterministic: skip what is already cached
@@ -126,7 +130,7 @@ def main() -> None:
         "d_model": d_model,
         "seconds": round(time.time() - start, 1),
         "clipped_values": clipped,
-        "corpus": "scopewidgets.core.corpus.training_mix() (seed 0), from its start",
+        "corpus": f"scopewidgets.core.corpus.training_mix({args.source or ''}) (seed 0), from its start",
     }
     (args.out / "meta.json").write_text(json.dumps(meta, indent=2))
     print(json.dumps(meta))
