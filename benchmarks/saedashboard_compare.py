@@ -19,7 +19,7 @@ resid_post of layer 6, 8,192 features), the same `[seqs, seq_len]` token tensor 
          the forward) plus the mean of the later batches for each remaining batch.
 Venv creation and model loading are timed apart and excluded from both sides. Prints the ratio
 (SAEDashboard / ours; target >= 10), the agreement checks, versions and load, and writes a RESULTS.md
-section to `--section`.
+section to `--section` when given.
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def main() -> None:
         "--no-activation-cache", action="store_true", help="SAEDashboard: a forward per batch"
     )
     parser.add_argument("--venv", type=Path, default=cache_dir() / "bench" / "saedashboard-venv")
-    parser.add_argument("--section", type=Path, default=Path("/tmp/saedash/RESULTS_section.md"))
+    parser.add_argument("--section", type=Path, default=None, help="also write a RESULTS.md section here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     command = shlex.join(["python", "benchmarks/saedashboard_compare.py", *sys.argv[1:]])
@@ -294,9 +294,10 @@ def main() -> None:
         *(f"- {line}" for line in lines[2:]),
         "",
     ]
-    args.section.parent.mkdir(parents=True, exist_ok=True)
-    args.section.write_text("\n".join(section))
-    print(f"section written to {args.section}")
+    if args.section is not None:
+        args.section.parent.mkdir(parents=True, exist_ok=True)
+        args.section.write_text("\n".join(section))
+        print(f"section written to {args.section}")
 
 
 if __name__ == "__main__":
