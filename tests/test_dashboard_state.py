@@ -41,14 +41,14 @@ def corpus() -> tuple[torch.Tensor, torch.Tensor]:
     return tokens, acts
 
 
-def run(tokens, acts, order, batch=4) -> DashboardState:
+def run(tokens, acts, order, batch=4, finish=True) -> DashboardState:
     state = DashboardState.empty(torch.arange(N_F), SETTINGS)
     for start in range(0, len(order), batch):
         seq = torch.as_tensor(order[start : start + batch])
         state.update(
             SparseBatch.from_scores(tokens[seq], seq, acts[seq].reshape(-1, N_F), torch.zeros(N_F), BOS)
         )
-    return state.finish()
+    return state.finish() if finish else state
 
 
 def assert_same(a: DashboardState, b: DashboardState) -> None:
@@ -60,9 +60,11 @@ def assert_same(a: DashboardState, b: DashboardState) -> None:
             assert torch.equal(ta[name], tb[name]), name
 
 
-def test_finished_rows_match_brute_force(corpus):
+@pytest.mark.parametrize("finish", [True, False])
+def test_rows_match_brute_force_with_tables_in_any_slot_order(corpus, finish):
     tokens, acts = corpus
-    rows = StateRows(run(tokens, acts, list(range(N_SEQ))))
+    order = torch.randperm(N_SEQ, generator=torch.Generator().manual_seed(5)).tolist()
+    rows = StateRows(run(tokens, acts, order, finish=finish))
     assert rows.n_tokens == int((tokens != BOS).sum())
     stats = rows.stats()
     for col in range(N_F):
@@ -82,6 +84,25 @@ def test_finished_rows_match_brute_force(corpus):
             count, sample = quantile_sample(acts, tokens, BOS, col, group.lower, group.upper, 2, T)
             assert group.count == count
             assert sorted((e.seq_index, e.position) for e in group.examples) == sample
+
+
+def test_tables_are_sorted_only_when_needed_and_ordered_reads_equal_the_sorted_table(corpus):
+    tokens, acts = corpus
+    order = torch.randperm(N_SEQ, generator=torch.Generator().manual_seed(7)).tolist()
+    state = run(tokens, acts, order, batch=3, finish=False)
+    assert not state.ordered
+    keys = state.quant.keys()
+    assert bool((keys[:, 1:] < keys[:, :-1]).any()), "the inserts left some group out of order"
+    reads = {name: [table.ordered(g, 1) for g in range(table.n_groups)]
+             for name, table in (("top", state.top), ("quant", state.quant))}  # fmt: skip
+    reference = run(tokens, acts, list(range(N_SEQ)))
+    assert_same(state, reference)  # tensors() sorts first
+    assert state.ordered
+    for name, table in (("top", state.top), ("quant", state.quant)):
+        for g, got in enumerate(reads[name]):
+            want = table.entries.take(table.flat(torch.tensor([g])))
+            for field, tensor in got.tensors().items():
+                assert torch.equal(tensor, getattr(want, field)), (name, g, field)
 
 
 def test_ties_prefer_the_earlier_sequence(corpus):

@@ -173,7 +173,9 @@ def run_pass(
     progress: bool = True,
     shard: Shard | None = None,
 ) -> DashboardState:
-    """One pass of `windows` through the model (stopped after the SAE's site) for all `features` at once."""
+    """One pass of `windows` through the model (stopped after the SAE's site) for all `features` at once.
+    The state comes back with its tables in insertion order (`DashboardState.finish` sorts them when
+    something needs it)."""
     device = scope.device
     state = DashboardState.empty(features, settings, device)
     every = features.numel() == sae.cfg.d_sae and bool((features == torch.arange(sae.cfg.d_sae)).all())
@@ -194,4 +196,4 @@ def run_pass(
         bar.close()
     if state.n_sequences == 0 and shard is None:
         raise ValueError("The corpus is empty: it holds no token windows")
-    return state.finish()
+    return state

@@ -31,7 +31,7 @@ STATE, EFFECTS = "scopewidgets.state.", "scopewidgets.effects."
 
 def evidence_tensors(state: DashboardState, d_sae: int, pad_id: int) -> dict[str, torch.Tensor]:
     """The Gemma Scope layout of a pass's top examples: one `tokens` row per kept example window."""
-    top = state.top.entries.map(lambda t: t.cpu())
+    top = state.finish().top.entries.map(lambda t: t.cpu())  # slots in canonical order
     k, width = state.settings.n_examples, top.ids.shape[1]  # windows centred on their focus token
     used = top.seq >= 0
     rows = torch.full((top.seq.numel(),), -1, dtype=torch.long)

@@ -105,13 +105,14 @@ class _FeatureSlice:
 
 
 class StateRows:
-    """`FeatureRows` over a finished `DashboardState`. The state stays on its device (a GPU pass is not
-    copied back whole); each dashboard brings only its feature's slice to the CPU."""
+    """`FeatureRows` over a `DashboardState` (from a pass, a merge or the cache; its tables need not be in
+    canonical order). The state stays on its device (a GPU pass is not copied back whole); each dashboard
+    brings only its feature's slice to the CPU, in canonical order."""
 
     source = "corpus pass"
 
     def __init__(self, state: DashboardState) -> None:
-        self.state = state  # finished (canonical order) by whoever made it: a pass, a merge, the cache
+        self.state = state
         self.features = self.state.features.cpu()
         self.n_tokens = self.state.n_tokens
         self._stats: dict[str, np.ndarray] | None = None
@@ -135,12 +136,8 @@ class StateRows:
     def _slice(self, col: int) -> _FeatureSlice:
         if self._last is None or self._last[0] != col:
             state, settings = self.state, self.state.settings
-            device = state.device
-            k, per_bucket = settings.n_examples, settings.group_resolution * settings.per_group
-            top = state.top.entries.take(torch.arange(col * k, (col + 1) * k, device=device))
-            quant = state.quant.entries.take(
-                torch.arange(col * per_bucket, (col + 1) * per_bucket, device=device)
-            )
+            resolution = settings.group_resolution
+            top, quant = state.top.ordered(col, 1), state.quant.ordered(col * resolution, resolution)
             cpu = _FeatureSlice(int(state.exponent[col]), state.hist[col].cpu().numpy(),
                                 top.map(lambda t: t.cpu()), quant.map(lambda t: t.cpu()))  # fmt: skip
             self._last = (col, cpu)

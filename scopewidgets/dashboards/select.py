@@ -252,6 +252,13 @@ class Table:
             source = (order + block[:, None] * self.slots).flatten()
             self.entries.put(self.flat(block), self.entries.take(source))
 
+    def ordered(self, first: int, count: int) -> Entries:
+        """The records of groups `first .. first + count - 1`, each group's slots in canonical order (by
+        key, empty slots last), read without reordering the table itself."""
+        index = self.flat(torch.arange(first, first + count, device=self.entries.key.device))
+        order = self.entries.key.index_select(0, index).view(count, self.slots).argsort(dim=1, stable=True)
+        return self.entries.take((order + index.view(count, self.slots)[:, :1]).flatten())
+
     def column(self, name: str) -> torch.Tensor:
         """A field viewed as `[n_groups, slots, ...]`."""
         tensor = getattr(self.entries, name)

@@ -116,7 +116,7 @@ def evidence_tensors(dashes: Any, tokens: torch.Tensor, act_context: int) -> dic
     if not 0 <= act_context <= settings.top_side:
         raise ValueError(f"act_context must be in [0, {settings.top_side}], got {act_context}")
     k, side = settings.n_examples, settings.top_side
-    top = state.top.entries.map(lambda t: t.cpu())
+    top = state.finish().top.entries.map(lambda t: t.cpu())  # slots in canonical order
     used = top.seq >= 0
     stats = dashes.rows.stats()
     peak = torch.as_tensor(stats["max_activation"]).float()

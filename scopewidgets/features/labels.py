@@ -91,7 +91,7 @@ def _focus_tokens(dashes: DashboardSet, cols: torch.Tensor) -> tuple[torch.Tenso
     and every top example window of the pass `[N, W]` (the corpus as the pass saw it; -1 pads)."""
     state = dashes.state
     if state is not None:
-        entries, k = state.top.entries, state.settings.n_examples
+        entries, k = state.finish().top.entries, state.settings.n_examples  # slots in canonical order
         context = (entries.ids.shape[1] - 1) // 2  # windows are centred on the focus token
         ids = entries.ids.view(-1, k, entries.ids.shape[1]).cpu()
         value = entries.value.view(-1, k).cpu().masked_fill(entries.seq.view(-1, k).cpu() < 0, -torch.inf)
