@@ -1,0 +1,279 @@
+"""Write modern everyday English with Gemma 3 270M itself, and cache its resid_post activations as it goes.
+
+No source that can be had offline here holds modern conversational text (e-mail, news, sport, recipes,
+tech support, reviews...), and the demo SAE loses most on it (issue 11). The base model writes such text
+when it is started on a modern opening: this script samples 128-token windows (BOS, one of `OPENINGS`,
+then sampled tokens) and stores, for every token after BOS, the residual stream after `--layer` exactly
+as `scripts/cache_activations.py` lays it out (`acts.npy` fp16 `[n_windows * 127, d_model]`,
+`tokens.npy`, `meta.json`, `progress.json`), so `scripts/train_demo_sae.py --mix DIR` can read it.
+
+Speed on 2 CPU cores: the unembedding (262k tokens x 640) is most of a step, so sampling is restricted to
+the `--vocab` token ids most frequent in the training mix (a fixed list computed once), with the steering
+loop's cached forward: ~300 tok/s at batch 64, against ~49 tok/s for `model.generate` at batch 128. The
+text stays fluent (rare ids are never sampled; they can still be read).
+Resumable: stop it at any time and run it again with the same arguments.
+
+    python scripts/generate_modern_text.py --tokens 300000 --out ~/.cache/scopewidgets/modern_acts
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scopewidgets.core.corpus import iter_token_windows, training_mix
+from scopewidgets.core.hooks import capture
+from scopewidgets.demo import demo_model
+from scopewidgets.steering.generate import _Decoder
+
+FP16_MAX = 65504.0
+
+# Openings written for this script: everyday registers of the 2010s-2020s. The model goes on from each.
+OPENINGS = r"""
+Hi Sarah,\n\nThanks for your email about
+Hey team, quick update on
+Dear customer, your order
+Hi all, just a reminder that
+Thanks for getting back to me so quickly.
+Subject: Meeting notes\n\n
+Can you send me the
+Sorry for the late reply,
+I hope you had a great weekend!
+Just wanted to let you know that
+Breaking news:
+The government announced on Monday that
+Police are appealing for witnesses after
+Shares in the company fell sharply after
+The city council has approved plans to
+Scientists say a new study shows that
+Tickets for the festival go on sale
+The prime minister said in a statement that
+Residents were evacuated on Tuesday after
+The new smartphone comes with
+Manchester United
+The Lakers beat the Celtics
+In the second half, the striker
+The coach told reporters after the game that
+She won the gold medal in
+The match was postponed because of
+Fans queued for hours outside the stadium
+Preheat the oven to 180C.
+Ingredients:\n- 2 cups flour\n
+This easy chicken curry
+My favourite weeknight dinner is
+Stir the sauce until it thickens, then
+Step 1: Open the Settings app and
+If your laptop will not turn on,
+To reset your password, click
+I just upgraded to the new version and
+Has anyone else had problems with
+The app keeps crashing when I
+Our wifi has been really slow since
+Review: I bought this vacuum cleaner
+5 stars. The hotel staff were
+I ordered a pair of trainers online and
+Honestly the best coffee in town.
+The battery life on this phone is
+We stayed for three nights and
+Top 10 things to do in
+If you are planning a trip to
+Our flight was delayed by four hours, so
+Here are my tips for packing light:
+Day 3 of our road trip:
+So I finally started going to the gym
+My doctor told me to
+Drinking more water can help
+How to sleep better:
+I have been working from home for
+My landlord says the rent will
+The interview went well, I think.
+After graduating from university, she
+Our company is hiring a
+Looking for advice:
+My kids have started
+We adopted a puppy last month and
+The school sent a letter home saying
+Happy birthday! I hope
+Congratulations on your new job!
+Can anyone recommend a good
+What is the best way to
+I cannot believe it is already December.
+The weather forecast says
+Traffic on the motorway was terrible this morning because
+The train was cancelled again, so
+I paid the electricity bill online and
+Climate change is
+Electric cars are becoming
+The price of groceries has gone up
+Streaming services like
+On social media, people are
+The new season of the show
+The film, which stars
+The album was released last Friday and
+The concert last night was
+I have just finished reading
+Our book club met on Thursday to discuss
+Welcome to our website!
+About us\n\nWe are a small family business
+Frequently asked questions\n\nQ:
+Terms and conditions:
+Privacy policy: We collect
+Click here to subscribe to
+Sign up for our newsletter to get
+Free delivery on all orders over
+Opening hours: Monday to Friday
+Posted by admin on March 3, 2019\n\n
+Update: the issue has been fixed in
+Thanks for watching! Don't forget to
+In today's video I am going to show you
+Lol, that is so true.
+OMG I can't wait for
+Good morning everyone!
+The hospital said the patient was
+The vaccine rollout
+Volunteers gathered on Saturday to
+Local businesses say
+The startup raised $10 million to
+Our quarterly results show
+The meeting has been moved to
+Please find attached the
+I'm writing to complain about
+Dear Hiring Manager,
+To whom it may concern,
+""".strip().splitlines()
+OPENINGS = [line.replace("\\n", "\n") for line in OPENINGS]  # newlines inside an opening are written \\n
+
+
+def frequent_ids(tokenizer, n: int, texts: int = 4000) -> torch.Tensor:
+    """The `n` token ids used most often over the first `texts` texts of the training mix (fixed)."""
+    counts = torch.zeros(len(tokenizer), dtype=torch.long)
+    for i, row in enumerate(iter_token_windows(tokenizer, training_mix(), 128)):
+        counts += torch.bincount(row, minlength=counts.numel())
+        if i >= texts:
+            break
+    return counts.topk(n).indices.sort().values
+
+
+@torch.inference_mode()
+def sample_windows(
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    seq_len: int,
+    layer: int,
+    unembed: torch.Tensor,
+    vocab: torch.Tensor,
+    temperature: float,
+    top_k: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Continue the openings `ids [B, P]` to `seq_len` tokens, sampling each next id among `vocab` (logits
+    `hidden @ unembed.T`, `unembed` the rows of the unembedding for `vocab`) with `temperature` and `top_k`.
+    Gemma 2's final soft-capping is applied as the model does. Returns the ids `[B, seq_len]` and the resid_post of `layer` at every position `[B, seq_len, d_model]`,
+    read during the cached forward steps (equal to one forward over the finished ids up to rounding).
+    """
+    decoder = _Decoder(model)  # the steering loop's cached forward, logits over `vocab` only
+    decoder.unembedding = unembed
+    states, cache, step_input = [], None, ids
+    site = ("resid_post", layer)
+    while True:
+        with capture(model, [site], stop=False) as got:
+            logits, cache = decoder(step_input, cache)
+        states.append(got[site])
+        if ids.shape[1] >= seq_len:
+            return ids, torch.cat(states, dim=1)
+        top = (logits / temperature).topk(min(top_k, logits.shape[1]), dim=1)
+        choice = torch.multinomial(top.values.softmax(dim=1), 1, generator=generator)
+        step_input = vocab[top.indices.gather(1, choice)]
+        ids = torch.cat([ids, step_input], dim=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=300_000, help="non-BOS tokens to write")
+    parser.add_argument("--layer", type=int, default=6)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--vocab", type=int, default=32_768, help="most frequent ids that may be sampled")
+    parser.add_argument("--temperature", type=float, default=0.9)
+    parser.add_argument("--top-k", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("~/.cache/scopewidgets/modern_acts").expanduser())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model, tokenizer = demo_model()
+    d_model, body = model.config.hidden_size, args.seq_len - 1
+    n_windows = -(-args.tokens // body)
+    args.out.mkdir(parents=True, exist_ok=True)
+    progress_file = args.out / "progress.json"
+    state = json.loads(progress_file.read_text()) if progress_file.is_file() else None
+    if state is not None and state["n_windows"] != n_windows:
+        raise SystemExit(f"{args.out} holds a run of {state['n_windows']} windows: use the same --tokens")
+    mode = "r+" if state is not None else "w+"
+    acts = np.lib.format.open_memmap(
+        args.out / "acts.npy", mode=mode, dtype=np.float16, shape=(n_windows * body, d_model)
+    )
+    tokens = np.lib.format.open_memmap(args.out / "tokens.npy", mode=mode, dtype=np.int32, shape=(n_windows, args.seq_len))  # fmt: skip
+    state = state or {"n_windows": n_windows, "done": 0, "seconds": 0.0}
+    vocab_file = args.out / "vocab.pt"
+    if not vocab_file.is_file():
+        torch.save(frequent_ids(tokenizer, args.vocab), vocab_file)
+    vocab = torch.load(vocab_file)
+    unembed = model.get_output_embeddings().weight.detach().index_select(0, vocab)  # [vocab, d_model]
+    bos = tokenizer.bos_token_id
+    openings: dict[int, list[list[int]]] = {}
+    for text in OPENINGS:
+        ids = [bos, *tokenizer(text, add_special_tokens=False)["input_ids"]]
+        openings.setdefault(len(ids), []).append(ids)
+    lengths = sorted(openings)
+    start, done = time.time() - state["seconds"], state["done"]
+    bar = tqdm(total=n_windows * body, initial=done * body, unit="tok", desc="modern text", mininterval=10)
+    while done < n_windows:
+        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + done)  # a resumed batch is the same batch
+        length = lengths[int(torch.randint(len(lengths), (1,), generator=gen))]
+        group = openings[length]
+        rows = min(args.batch, n_windows - done)
+        pick = torch.randint(len(group), (rows,), generator=gen)
+        ids = torch.tensor([group[i] for i in pick.tolist()])
+        ids, resid = sample_windows(model, ids, args.seq_len, args.layer, unembed, vocab, args.temperature, args.top_k, gen)  # fmt: skip
+        resid = resid[:, 1:]  # every token but BOS
+        flat = resid.reshape(-1, d_model).clamp(-FP16_MAX, FP16_MAX).float().numpy().astype(np.float16)
+        acts[done * body : done * body + len(flat)] = flat
+        tokens[done : done + rows] = ids.numpy()
+        done += rows
+        acts.flush()
+        tokens.flush()
+        state.update(done=done, seconds=time.time() - start)
+        progress_file.write_text(json.dumps(state))
+        bar.update(len(flat))
+    bar.close()
+    meta = {
+        "layer": args.layer,
+        "site": "resid_post",
+        "seq_len": args.seq_len,
+        "n_windows": n_windows,
+        "n_tokens": n_windows * body,
+        "d_model": d_model,
+        "seconds": round(time.time() - start, 1),
+        "clipped_values": 0,
+        "corpus": (
+            f"text sampled from Gemma 3 270M after {len(OPENINGS)} modern openings (scripts/"
+            f"generate_modern_text.py: temperature {args.temperature}, top-k {args.top_k}, "
+            f"{args.vocab} most frequent ids, seed {args.seed})"
+        ),
+    }
+    (args.out / "meta.json").write_text(json.dumps(meta, indent=2))
+    print(json.dumps(meta))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""`scripts/generate_modern_text.py`: sampled windows and the activations read while sampling them."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from scopewidgets.core.hooks import run_truncated
+from scopewidgets.testing import tiny_gemma2, tiny_gemma3
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "generate_modern_text.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("generate_modern_text", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_openings_keep_their_newlines_and_none_is_empty():
+    openings = load_script().OPENINGS
+    assert len(openings) >= 100 and all(o.strip() for o in openings)
+    assert "Hi Sarah,\n\nThanks for your email about" in openings
+    assert not any("\\n" in o for o in openings)
+
+
+def test_sampled_windows_and_their_activations_equal_one_forward_over_the_result():
+    script = load_script()
+    for build in (tiny_gemma3, tiny_gemma2):
+        model, _ = build()
+        unembed_all = model.get_output_embeddings().weight.detach()
+        vocab = torch.arange(3, unembed_all.shape[0], 2)  # only odd ids from 3 may be sampled
+        opening = torch.tensor([[2, 10, 11], [2, 12, 13]])
+        gen = torch.Generator().manual_seed(0)
+        ids, resid = script.sample_windows(model, opening, 16, 1, unembed_all[vocab], vocab, 0.9, 8, gen)
+        assert ids.shape == (2, 16) and torch.equal(ids[:, :3], opening)
+        assert bool(torch.isin(ids[:, 3:], vocab).all())
+        full = run_truncated(model, ids, [("resid_post", 1)])["resid_post", 1]
+        assert resid.shape == full.shape
+        torch.testing.assert_close(resid, full, rtol=1e-4, atol=1e-4)
+        again = script.sample_windows(
+            model, opening, 16, 1, unembed_all[vocab], vocab, 0.9, 8, torch.Generator().manual_seed(0)
+        )
+        assert torch.equal(again[0], ids)  # a resumed batch draws the same tokens
