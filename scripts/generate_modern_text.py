@@ -235,11 +235,13 @@ def main() -> None:
         ids = [bos, *tokenizer(text, add_special_tokens=False)["input_ids"]]
         openings.setdefault(len(ids), []).append(ids)
     lengths = sorted(openings)
+    weights = torch.tensor([len(openings[n]) for n in lengths], dtype=torch.float)
     start, done = time.time() - state["seconds"], state["done"]
     bar = tqdm(total=n_windows * body, initial=done * body, unit="tok", desc="modern text", mininterval=10)
     while done < n_windows:
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + done)  # a resumed batch is the same batch
-        length = lengths[int(torch.randint(len(lengths), (1,), generator=gen))]
+        # one opening length per batch (no padding), drawn so that every opening is as likely as another
+        length = lengths[int(torch.multinomial(weights, 1, generator=gen))]
         group = openings[length]
         rows = min(args.batch, n_windows - done)
         pick = torch.randint(len(group), (rows,), generator=gen)
