@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import scopewidgets as sw
 from scopewidgets.core import sites
 from scopewidgets.dashboards.corpus_pass import bookkeeping_threads
-from scopewidgets.dashboards.encode import encode_batch, site_activations
+from scopewidgets.dashboards.encode import encode_batch, scores_scratch, site_activations
 from scopewidgets.testing import random_sae
 
 SHAPES = {
@@ -174,6 +174,7 @@ def breakdown(scope: sw.Scope, sae: sw.SAE, batches: list[torch.Tensor], encoder
         torch.arange(sae.cfg.d_sae), PassSettings(seq_len=batches[0].shape[1]), scope.device
     )
     spent = {"alone": 0.0, "forward": 0.0, "encode": 0.0, "update": 0.0}
+    scratch = scores_scratch(sae, batches[0].numel(), scope.device)  # as the pass reuses it
     active, tokens = 0, 0
     for i, ids in enumerate(batches):
         marks = [time.perf_counter()]
@@ -184,7 +185,7 @@ def breakdown(scope: sw.Scope, sae: sw.SAE, batches: list[torch.Tensor], encoder
         sync(scope.device.type)
         marks.append(time.perf_counter())
         seq = torch.arange(i * len(ids), (i + 1) * len(ids), device=scope.device)
-        batch = encode_batch(sae, x, ids, seq, None, 2)
+        batch = encode_batch(sae, x, ids, seq, None, 2, scratch)
         active, tokens = active + batch.value.numel(), tokens + batch.n_tokens
         sync(scope.device.type)
         marks.append(time.perf_counter())

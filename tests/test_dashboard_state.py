@@ -3,6 +3,8 @@ and merges in any order and split."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -168,7 +170,7 @@ def test_int32_counts_widen_before_they_could_overflow(corpus):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_sparse_encode_is_bit_identical_to_sae_encode(architecture, dtype):
     from scopewidgets import SAE, SAEConfig
-    from scopewidgets.dashboards.encode import encode_batch
+    from scopewidgets.dashboards.encode import encode_batch, scores_scratch
 
     gen = torch.Generator().manual_seed(7)
     cfg = SAEConfig(d_in=16, d_sae=48, architecture=architecture, apply_b_dec_to_input=True, k=6)
@@ -184,8 +186,11 @@ def test_sparse_encode_is_bit_identical_to_sae_encode(architecture, dtype):
     ids[:, 0] = BOS
     x = torch.randn(60, 16, generator=gen) * 3
     want = sae.encode(x).float() * (ids.reshape(-1, 1) != BOS)
-    for columns in (None, torch.tensor([1, 7, 30, 47])):
-        batch = encode_batch(sae, x, ids, torch.arange(3), columns, BOS)
+    scratch = scores_scratch(sae, 80, torch.device("cpu"))  # larger than the batch, and dirty
+    if scratch is not None:
+        scratch.fill_(float("nan"))
+    for columns, buffer in itertools.product((None, torch.tensor([1, 7, 30, 47])), (None, scratch)):
+        batch = encode_batch(sae, x, ids, torch.arange(3), columns, BOS, buffer)
         dense = want if columns is None else want[:, columns]
         row, col = torch.nonzero(dense > 0, as_tuple=True)
         assert torch.equal(batch.row, row) and torch.equal(batch.col, col)

@@ -15,8 +15,11 @@ from test_dashboard_pass import SETTINGS, synthetic_texts
 
 import scopewidgets as sw
 from scopewidgets.core import fingerprint as _fingerprint
+from scopewidgets.core.memory import PassMemory
 from scopewidgets.dashboards import cache as _dashboard_cache
+from scopewidgets.dashboards.api import remembered
 from scopewidgets.dashboards.library import DashboardLibrary
+from scopewidgets.dashboards.state import DashboardState
 from scopewidgets.testing import random_sae, tiny_gemma3
 
 pytestmark = pytest.mark.usefixtures("private_cache", "one_torch_thread")
@@ -160,3 +163,30 @@ def test_an_infinite_cache_bound_means_no_bound(scope, monkeypatch, limit):
     _pass(scope)
     assert len(list(_dashboard_cache.cache_folder().glob("*.safetensors"))) == 1
     assert _dashboard_cache.evict() == []
+
+
+def test_remembered_passes_stay_within_the_byte_budget_and_make_room_before_a_pass(scope):
+    kept = _pass(scope)
+    one = kept.nbytes
+    assert one == DashboardState.size(3, kept.rows.state.settings) > 0
+    scope.passes = PassMemory(budget=int(2.5 * one))
+    first, second = (scope.dashboards(f, corpus=TEXTS, **SETTINGS) for f in ([2, 4, 6], [10, 11, 12]))
+    assert len(scope.passes) == 2 and scope.passes.nbytes == 2 * one
+    held = []
+    original = DashboardState.empty
+
+    def spy(features, *args, **kwargs):  # what the memory holds when a pass allocates its state
+        if features.device.type != "meta":  # not `DashboardState.size` sizing it
+            held.append([p.features for p in remembered(scope, scope.saes[0])])
+        return original(features, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DashboardState, "empty", spy)
+        third = scope.dashboards([7, 8, 9], corpus=TEXTS, **SETTINGS)
+    assert held == [[second.features]]  # the oldest was dropped before the new state was allocated
+    assert [p.features for p in remembered(scope, scope.saes[0])] == [third.features, second.features]
+    assert kept[1].examples and first[2].examples  # sets the caller holds stay usable when dropped
+    scope.passes = PassMemory(budget=0)  # the newest pass is always kept, even over the budget
+    assert scope.dashboards([13], corpus=TEXTS, **SETTINGS) is remembered(scope, scope.saes[0])[0]
+    with pytest.raises(ValueError, match="budget must be >= 0"):
+        PassMemory(budget=-1)

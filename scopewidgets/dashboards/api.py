@@ -174,6 +174,7 @@ def _cached_pass(
     key = _cache_key(scope, sae, ids, settings, corpus_key, shard) if corpus_key else None
     state = cache_module.load_state(key) if key else None
     if state is None:
+        scope.passes.make_room(DashboardState.size(ids.numel(), settings))  # reuse what it pushes out
         state = run_pass(
             scope, sae, ids, windows, settings, batch_size=batch_size, progress=progress, shard=shard
         )

@@ -16,7 +16,7 @@ from ..core import corpus as corpus_module
 from ..core import sites
 from ..core.corpus import bos_id, iter_texts, iter_token_windows, token_windows
 from ..core.sae import SAE
-from .encode import encode_batch, site_activations
+from .encode import encode_batch, scores_scratch, site_activations
 from .state import DashboardState, PassSettings
 
 if TYPE_CHECKING:
@@ -184,13 +184,17 @@ def run_pass(
     total = windows.total_tokens // (shard[1] if shard else 1) if windows.total_tokens else None
     bar = tqdm(total=total, unit="tok", unit_scale=True, desc=f"Dashboards ({features.numel():,} feature{'s' * (features.numel() != 1)})",
                disable=not progress)  # fmt: skip
+    scratch = None
     try:
         for ids, seq in batches(windows.rows, batch_size, shard):
             ids = ids.to(device)
             x = site_activations(scope.model, sae, ids)
-            batch = encode_batch(sae, x, ids, seq.to(device), columns, bos)
+            if scratch is None or scratch.shape[0] < ids.numel():
+                scratch = scores_scratch(sae, ids.numel(), device)
+            batch = encode_batch(sae, x, ids, seq.to(device), columns, bos, scratch)
             with bookkeeping_threads(device, batch.value.numel()):
                 state.update(batch)
+            del batch  # it reads `scratch`, which the next batch overwrites
             bar.update(ids.numel())
     finally:
         bar.close()

@@ -202,6 +202,11 @@ class DashboardSet(Displayable):
         )
 
     @property
+    def nbytes(self) -> int:
+        """Bytes of pass state this set holds in memory (0 when its rows are read from files lazily)."""
+        return int(getattr(self.rows, "nbytes", 0))
+
+    @property
     def features(self) -> list[int]:
         """The feature ids covered, ascending."""
         return self.rows.features.tolist()

@@ -118,6 +118,11 @@ class StateRows:
         self._stats: dict[str, np.ndarray] | None = None
         self._last: tuple[int, _FeatureSlice] | None = None
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the pass state held (what `Engine.passes` counts against its budget)."""
+        return self.state.nbytes
+
     def stats(self) -> dict[str, np.ndarray]:
         """density, max_activation, mean_activation, n_active: one value per feature column."""
         if self._stats is None:

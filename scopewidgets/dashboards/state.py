@@ -166,6 +166,24 @@ class DashboardState:
     def device(self) -> torch.device:
         return self.total.device
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every tensor the state holds (~30 KB per feature with the default settings)."""
+        tables = [*self.top.entries.tensors().values(), *self.quant.entries.tensors().values()]
+        return sum(t.nbytes for t in (self.features, self.total, self.exponent, self.hist, *tables))
+
+    @staticmethod
+    def size(n_features: int, settings: PassSettings) -> int:
+        """Bytes that `empty(...)` allocates for `n_features` features (nothing is allocated to say it).
+
+        Example:
+            >>> DashboardState.size(65_536, PassSettings(seq_len=128)) / 2**30 > 1.5
+            True
+        """
+        return DashboardState.empty(
+            torch.zeros(n_features, dtype=torch.long, device="meta"), settings, "meta"
+        ).nbytes
+
     # ------------------------------------------------------------------------------- the pass
     @torch.inference_mode()
     def update(self, batch: SparseBatch) -> None:
