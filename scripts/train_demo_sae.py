@@ -18,6 +18,14 @@ A second stage continues a finished run on other text, with a second cache mixed
 It keeps the first run's normalizer (output metric included) and reserved direction, trains `--tokens` more
 (Adam restarted at `--lr`, default 0.3x the first run's) and records both stages in `config.json`. The
 checkpoint holds no `--beta` / `--fisher-windows`: give the first run's, since they are recorded as given.
+
+`--continue-from` also takes a finished SAE folder (the shipped demo SAE, say) when the first run's
+checkpoint is gone: its weights are mapped back into a (Batch)TopK trainer (`training.convert.from_jumprelu`,
+exact) in the normalized space of a normalizer fitted to this run's data (output metric included); `k`,
+the method and the first stage's tokens and lr come from its `config.json`:
+
+    python scripts/train_demo_sae.py --continue-from scopewidgets/data/demo_sae --acts ~/.cache/scopewidgets/demo_acts \
+        --mix ~/.cache/scopewidgets/modern_acts --mix-share 0.5 --tokens 1000000 --out /tmp/demo_sae_next
 """
 
 from __future__ import annotations
@@ -36,9 +44,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-from scopewidgets import SAEConfig, __version__, save_sae
+from scopewidgets import SAEConfig, __version__, load_sae, save_sae
 from scopewidgets.demo import demo_model
-from scopewidgets.training.convert import to_jumprelu
+from scopewidgets.training.convert import from_jumprelu, to_jumprelu
 from scopewidgets.training.metric import covariance, metric_factor, metric_matrix, output_fisher, typical_rows
 from scopewidgets.training.train import fit
 from scopewidgets.training.trainer import Normalizer, TopKTrainer, dominant_direction
@@ -193,8 +201,16 @@ def main() -> None:
         from_extra = round(65_536 * args.mix_share)
         rows = np.sort(rng.choice(n_extra, from_extra, replace=False))
         sample = torch.cat([sample[: 65_536 - from_extra], torch.from_numpy(np.asarray(extra[rows])).float()])
-    metric, first = None, None
-    if continuing:  # the first run's normalizer, reserved direction, weights; a fresh optimizer
+    metric, first, shipped = None, None, None
+    if continuing and args.continue_from.is_dir():  # a finished SAE folder: its weights, a new normalizer
+        shipped = load_sae(args.continue_from).to(torch.float32)
+        record = json.loads((args.continue_from / "config.json").read_text()).get("training", {})
+        first = {"seen": record.get("tokens", 0), "settings": {"lr": record.get("lr")}}
+        args.width, args.k = shipped.cfg.d_sae, record.get("k", args.k)
+        args.method = record.get("method", args.method)
+        args.lr = args.lr if args.lr is not None else 0.3 * (record.get("lr") or 3e-4)
+        total = args.tokens
+    if continuing and shipped is None:  # the first run's normalizer, reserved direction, weights; a fresh optimizer
         first = torch.load(args.continue_from, map_location="cpu", weights_only=True)
         settings = first["settings"]
         args.width, args.k, args.method = settings["width"], settings["k"], settings["method"]
@@ -203,7 +219,7 @@ def main() -> None:
         dominant = first["trainer"].get("dominant")
         args.lr = args.lr if args.lr is not None else 0.3 * settings["lr"]
         total = args.tokens
-    else:
+    else:  # a first run, or a finished SAE taken on: normalizer (and reserved direction) from this data
         if args.metric == "output":
             fisher = cached_fisher(args.acts, args.fisher_windows, layer=meta.get("layer", 6))
             typical = typical_rows(sample)
@@ -212,7 +228,7 @@ def main() -> None:
         else:
             norm = Normalizer.fit(sample)
         dominant = dominant_direction(norm(sample))
-        total = n_train * args.epochs
+        total = total if shipped is not None else n_train * args.epochs
     print("reserved direction:", None if dominant is None else dominant.abs().topk(3).indices.tolist())
     print(f"cached {n_cached:,} tokens; training {total:,} tokens over {n_train:,}; val {args.val_rows:,}")
 
@@ -221,13 +237,17 @@ def main() -> None:
         batches = mixed_batches(acts, n_train, extra, n_extra, args.batch_size, args.mix_share, args.seed)
     else:
         batches = cached_batches(acts, n_train, args.batch_size, args.epochs, args.seed)
-    start = TopKTrainer(acts.shape[1], args.width, args.k, method=args.method, seed=args.seed)
+    if shipped is not None:  # `to_jumprelu` inverted in this run's normalized space
+        start = from_jumprelu(shipped, norm, args.k, method=args.method, seed=args.seed)
+        dominant = start.dominant
+    else:
+        start = TopKTrainer(acts.shape[1], args.width, args.k, method=args.method, seed=args.seed)
     if args.cap is not None:
         start.max_per_token = args.cap or None
     start.max_density = args.max_density or None
     if dominant is not None and not args.no_reserve:
         start.reserve(dominant)
-    if first is not None:
+    if first is not None and shipped is None:
         start.load_state_dict(first["trainer"])
     default_checkpoint = (args.mix or args.acts) / ("continue_ckpt.pt" if continuing else "train_ckpt.pt")
     trainer, norm, stats = fit(batches, acts.shape[1], args.width, k=args.k, tokens=total, method=args.method,

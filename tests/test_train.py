@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -9,7 +11,7 @@ import scopewidgets as sw
 from scopewidgets.core.hooks import run_truncated
 from scopewidgets.core.sae import SAEConfig
 from scopewidgets.testing import tiny_gemma3
-from scopewidgets.training.convert import to_jumprelu
+from scopewidgets.training.convert import from_jumprelu, to_jumprelu
 from scopewidgets.training.train import fit, model_activations, shuffled_batches
 from scopewidgets.training.trainer import Normalizer, TopKTrainer, dominant_direction
 
@@ -217,3 +219,51 @@ def test_massive_activations_get_reserved_features_and_light_up_no_others(acts: 
             assert (error / x[massive].norm(dim=-1)).max() < 0.1
     assert lit[False] > 40
     assert lit[True] < 20
+
+
+@pytest.mark.parametrize("reserve", [False, True])
+def test_a_finished_sae_goes_back_to_a_trainer_in_another_normalized_space(
+    acts: torch.Tensor, reserve
+) -> None:
+    """`from_jumprelu` inverts `to_jumprelu` for any normalizer: converting back gives the same raw weights,
+    the trainer's pre-activations are the SAE's up to one positive factor per feature, a reserved pair stays
+    reserved, and training goes on from it (lower error than a fresh trainer after the same steps)."""
+    sample = acts[:4096]
+    dominant = dominant_direction(Normalizer.fit(sample)(sample)) if reserve else None
+    if reserve and dominant is None:
+        dominant = torch.nn.functional.normalize(
+            torch.randn(64, generator=torch.Generator().manual_seed(3)), dim=0
+        )
+    trainer, norm, _ = _fit(acts, tokens=8_000, dominant=dominant)
+    cfg = SAEConfig(d_in=64, d_sae=128, site="resid_post", layer=1)
+    sae = to_jumprelu(trainer, norm, sample.split(2048), cfg)
+    gen = torch.Generator().manual_seed(1)
+    metric = torch.eye(64) + 0.3 * torch.randn(64, 64, generator=gen) / 8  # another metric, well conditioned
+    other = Normalizer.fit(acts[4096:8192], metric=metric)
+    back = from_jumprelu(sae, other, k=8)
+    assert back.n_reserved == (2 if reserve else 0)
+    again = to_jumprelu(back, other, sample.split(2048), cfg)
+    learned = slice(2 if reserve else 0, None)  # a reserved pair's encoder is re-derived in the new space
+    for name, part in (("W_enc", (slice(None), learned)), ("b_enc", learned), ("W_dec", ...), ("b_dec", ...)):
+        got, want = getattr(again, name)[part], getattr(sae, name)[part]
+        assert torch.allclose(got, want, atol=2e-4, rtol=1e-4), name
+    with torch.no_grad():
+        raw = (sample @ sae.W_enc + sae.b_enc)[:, learned]
+        pre = back.pre(other(sample))[:, learned]
+        factor = (raw * pre).sum(0) / (pre * pre).sum(0)  # least squares, per feature
+    assert bool((factor > 0).all())
+    assert (pre * factor - raw).abs().max() < 1e-4 * raw.abs().max()
+    continued = fit(shuffled_batches([acts], 256, len(acts), limit=2_048, seed=5), 64, 128, k=8, tokens=2_048,
+                    norm=other, trainer=back, progress=False)[2]  # fmt: skip
+    fresh = fit(shuffled_batches([acts], 256, len(acts), limit=2_048, seed=5), 64, 128, k=8, tokens=2_048,
+                norm=other, progress=False)[2]  # fmt: skip
+    assert continued["fvu"] < 0.8 * fresh["fvu"]
+
+
+def test_from_jumprelu_refuses_an_sae_it_cannot_invert(tiny: tuple) -> None:
+    from scopewidgets.testing import random_sae
+
+    sae = random_sae(tiny[0], "resid_post", 1, d_sae=16)
+    sae.cfg = dataclasses.replace(sae.cfg, apply_b_dec_to_input=True)
+    with pytest.raises(ValueError, match="apply_b_dec_to_input=True"):
+        from_jumprelu(sae, Normalizer(torch.zeros(sae.cfg.d_in), 1.0), k=4)

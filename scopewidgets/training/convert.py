@@ -1,5 +1,6 @@
 """Converting a trained (Batch)TopK SAE to JumpReLU: per-feature thresholds calibrated to reproduce the
-TopK codes, and the normalization folded into the weights so that the SAE encodes RAW activations."""
+TopK codes, and the normalization folded into the weights so that the SAE encodes RAW activations; and
+back (`from_jumprelu`), so that training can go on from a finished SAE in any normalized space."""
 
 from __future__ import annotations
 
@@ -86,3 +87,46 @@ def to_jumprelu(
     for feature, sign in zip(range(trainer.n_reserved), "+-", strict=False):
         sae.labels[feature] = f"reserved: dominant residual direction ({sign}), massive activations"
     return sae
+
+
+def from_jumprelu(sae: SAE, norm: Normalizer, k: int, method: str = "batchtopk", seed: int = 0) -> TopKTrainer:
+    """The (Batch)TopK trainer whose `to_jumprelu(..., norm)` has `sae`'s weights: `to_jumprelu` inverted.
+
+    Any normalizer works (the map is a change of variables), so a finished SAE can be trained further on
+    new data with a normalizer fitted to that data, without the first run's checkpoint. With `A =
+    norm.matrix()`: decoder rows `W_dec = n * (W_dec' @ A)` with `n` making them unit rows, `W_enc = A^-1 @
+    W_enc' / n`, `b_dec = (b_dec' - mean) @ A`, and `b_enc` such that the trainer's pre-activations are the
+    SAE's divided by `n`. A SAE whose features 0 and 1 are reserved (opposite decoder rows, as `to_jumprelu`
+    writes them) gets the dominant direction reserved again. Thresholds are not carried over: the trainer
+    selects by `k`.
+
+    Example:
+        >>> from scopewidgets.testing import random_sae, tiny_gemma2
+        >>> sae = random_sae(tiny_gemma2()[0], "resid_post", 1, d_sae=32)
+        >>> norm = Normalizer(torch.zeros(sae.cfg.d_in), 2.0)
+        >>> back = to_jumprelu(from_jumprelu(sae, norm, k=4), norm, [torch.randn(64, sae.cfg.d_in)], sae.cfg)
+        >>> bool(torch.allclose(back.W_dec, sae.W_dec, atol=1e-5))
+        True
+    """
+    if sae.cfg.architecture not in ("jumprelu", "standard") or sae.cfg.apply_b_dec_to_input:
+        raise ValueError(
+            f"from_jumprelu reads a JumpReLU/ReLU SAE without b_dec applied to its input, got "
+            f"{sae.cfg.architecture!r} (apply_b_dec_to_input={sae.cfg.apply_b_dec_to_input})"
+        )
+    with torch.no_grad():
+        a = norm.matrix().double()
+        w_enc_raw, w_dec_raw = sae.W_enc.detach().double().cpu(), sae.W_dec.detach().double().cpu()
+        w_dec = w_dec_raw @ a
+        n = 1.0 / w_dec.norm(dim=-1).clamp_min(1e-12)  # to_jumprelu's n: the norm of W_dec @ A^-1 rows
+        w_dec = w_dec * n[:, None]
+        w_enc = torch.linalg.solve(a, w_enc_raw) / n
+        b_dec = (sae.b_dec.detach().double().cpu() - norm.mean.double()) @ a
+        bias = sae.b_enc.detach().double().cpu() / n + norm.mean.double() @ (w_enc_raw / n)
+        trainer = TopKTrainer(sae.cfg.d_in, sae.cfg.d_sae, k, method=method, seed=seed)
+        trainer.W_dec.copy_(w_dec.float())
+        trainer.W_enc.copy_(w_enc.float())
+        trainer.b_dec.copy_(b_dec.float())
+        trainer.b_enc.copy_((bias + b_dec @ w_enc).float())  # `_bias()` = b_enc - b_dec @ W_enc
+    if sae.cfg.d_sae >= 2 and bool(torch.allclose(sae.W_dec[0], -sae.W_dec[1], atol=1e-3)):
+        trainer.reserve(trainer.W_dec[0].detach().clone())
+    return trainer
