@@ -210,7 +210,7 @@ def main() -> None:
         args.method = record.get("method", args.method)
         args.lr = args.lr if args.lr is not None else 0.3 * (record.get("lr") or 3e-4)
         total = args.tokens
-    if continuing and shipped is None:  # the first run's normalizer, reserved direction, weights; a fresh optimizer
+    if continuing and shipped is None:  # the first checkpoint: its normalizer, direction, weights; new Adam
         first = torch.load(args.continue_from, map_location="cpu", weights_only=True)
         settings = first["settings"]
         args.width, args.k, args.method = settings["width"], settings["k"], settings["method"]
