@@ -154,6 +154,13 @@ def write_model_card(path: Path, config: dict, notes: str = "") -> None:
             f" {t['continued_tokens']:,} more with {mix['share']:.0%} of every batch from a second cache of"
             f" {mix['unique_tokens']:,} activations (Adam restarted at {t['lr']:.2e})"
         )
+        if "replayed_tokens" in t:  # the second stage started from the finished SAE, not a checkpoint
+            stages += (
+                f"; the second stage started from the finished first-stage SAE (its weights mapped back into"
+                f" a {t['method']} trainer, `training.convert.from_jumprelu`, in a normalizer refitted to the"
+                f" new data), the rest of each batch replaying {t['replayed_tokens']:,} activations of the"
+                " first mix"
+            )
         mix_data = f"\n\nSecond stage: `{mix['corpus']}`."
         if "wikipedia" in str(mix["corpus"]):
             mix_data += (
@@ -162,6 +169,22 @@ def write_model_card(path: Path, config: dict, notes: str = "") -> None:
                 " text, which the first mix lacks. Wikipedia text is CC BY-SA 3.0; it is read at run time and"
                 " never shipped (the weights hold no text)."
             )
+        if "replayed_tokens" in t and "sampled from Gemma" in str(mix["corpus"]):
+            mix_data += (
+                " Modern everyday English (news, e-mail, reviews, recipes, tech...) that the base model writes"
+                " itself after 110 openings written for the script; no offline source holds such text."
+                " Only the activations are used; no text is shipped."
+            )
+            second_stage = (
+                f"\npython scripts/generate_modern_text.py --tokens {mix['unique_tokens']}"
+                " --out ~/.cache/scopewidgets/modern_acts"
+                f"\npython scripts/cache_activations.py --tokens {t['replayed_tokens'] + t['val_rows']}"
+                " --out ~/.cache/scopewidgets/replay_acts   # the first windows of the first mix"
+                "\npython scripts/train_demo_sae.py --continue-from scopewidgets/data/demo_sae"
+                f" --acts ~/.cache/scopewidgets/replay_acts --mix ~/.cache/scopewidgets/modern_acts"
+                f" --mix-share {mix['share']} --tokens {t['continued_tokens']} --out scopewidgets/data/demo_sae"
+            )
+    if first is not None and mix is not None and not second_stage:
         second_stage = (
             "\npip download --no-deps gensim==4.4.0 -d ~/.cache/scopewidgets/sources"
             f"\npython scripts/cache_activations.py --source wikipedia --tokens {mix['unique_tokens']}"

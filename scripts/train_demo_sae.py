@@ -205,7 +205,7 @@ def main() -> None:
     if continuing and args.continue_from.is_dir():  # a finished SAE folder: its weights, a new normalizer
         shipped = load_sae(args.continue_from).to(torch.float32)
         record = json.loads((args.continue_from / "config.json").read_text()).get("training", {})
-        first = {"seen": record.get("tokens", 0), "settings": {"lr": record.get("lr")}}
+        first = {"seen": record.get("tokens", 0), "settings": {"lr": record.get("lr")}, "record": record}
         args.width, args.k = shipped.cfg.d_sae, record.get("k", args.k)
         args.method = record.get("method", args.method)
         args.lr = args.lr if args.lr is not None else 0.3 * (record.get("lr") or 3e-4)
@@ -287,6 +287,17 @@ def main() -> None:
                                    "checkpoint": args.continue_from.name}  # fmt: skip
         training["tokens"] = int(first["seen"]) + stats["tokens"]
         training["continued_tokens"] = stats["tokens"]
+    if shipped is not None:  # the first stage was a whole run of its own: its data and time, then this one's
+        record = first["record"]
+        training["first_stage"]["unique_tokens"] = record.get("unique_tokens")
+        training["first_stage"]["from"] = "finished SAE folder (training.convert.from_jumprelu)"
+        training["replayed_tokens"] = n_train  # activations of the first mix drawn beside the second cache
+        training["unique_tokens"], training["epochs"] = (
+            record.get("unique_tokens", n_train),
+            record.get("epochs", 1),
+        )
+        training["seconds_activations"] = round(record.get("seconds_activations", 0) + meta["seconds"], 1)
+        training["seconds_training"] = round(record.get("seconds_training", 0) + seconds, 1)
     sae.cfg.extra["training"] = training
     save_sae(sae, args.out, dtype=torch.bfloat16)
     config = json.loads((args.out / "config.json").read_text())
