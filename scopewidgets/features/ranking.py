@@ -9,7 +9,7 @@ feature's mean activation over the tokens where it fires (`FeatureStats.mean`; f
 use the median of the others), `density_f` the fraction of tokens where it fires, and
 `floor = max(0.001, 1 / n_tokens)`. The first factor says how far above its usual level the feature fires
 here (to the power 1.5: strength relative to the feature's own scale counts more than rarity; 2 put the
-concept feature first for 5 of 12 classes on the shipped demo SAE, 1.5 for 8); the second how rare
+concept feature first for 5 of 12 classes on the earlier demo SAE, 1.5 for 8); the second how rare
 the feature is (one firing on 74% of tokens gets 0.3, one on 0.1% or less gets 6.9). Rarity below 0.1% earns
 no more credit: such densities rest on a few dozen firings of a short pass, and features that fire on one
 word or one document would otherwise crowd out the concept features (cities, months, colours...) that fire

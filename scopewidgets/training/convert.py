@@ -89,7 +89,9 @@ def to_jumprelu(
     return sae
 
 
-def from_jumprelu(sae: SAE, norm: Normalizer, k: int, method: str = "batchtopk", seed: int = 0) -> TopKTrainer:
+def from_jumprelu(
+    sae: SAE, norm: Normalizer, k: int, method: str = "batchtopk", seed: int = 0
+) -> TopKTrainer:
     """The (Batch)TopK trainer whose `to_jumprelu(..., norm)` has `sae`'s weights: `to_jumprelu` inverted.
 
     Any normalizer works (the map is a change of variables), so a finished SAE can be trained further on
