@@ -171,7 +171,8 @@ def main() -> None:
         "--checkpoint",
         type=Path,
         default=None,
-        help="resumable training state (default: <acts>/train_ckpt.pt)",
+        help="resumable training state (default: <acts>/train_ckpt.pt; continuing: <mix or acts>/"
+        "continue_<start>_<share>.pt)",
     )
     parser.add_argument(
         "--continue-from",
@@ -249,7 +250,9 @@ def main() -> None:
         start.reserve(dominant)
     if first is not None and shipped is None:
         start.load_state_dict(first["trainer"])
-    default_checkpoint = (args.mix or args.acts) / ("continue_ckpt.pt" if continuing else "train_ckpt.pt")
+    # a continuation's checkpoint is named by what fit() cannot check itself (where it starts, the mix share)
+    continued = f"continue_{args.continue_from.name}_{args.mix_share:g}.pt" if continuing else "train_ckpt.pt"
+    default_checkpoint = (args.mix or args.acts) / continued
     trainer, norm, stats = fit(batches, acts.shape[1], args.width, k=args.k, tokens=total, method=args.method,
                                lr=args.lr, seed=args.seed, norm=norm, trainer=start,
                                checkpoint=args.checkpoint or default_checkpoint)  # fmt: skip
