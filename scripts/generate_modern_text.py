@@ -21,21 +21,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from activation_cache import ActivationCache
 
 from scopewidgets.core.corpus import iter_token_windows, training_mix
 from scopewidgets.core.hooks import capture
 from scopewidgets.demo import demo_model
 from scopewidgets.steering.generate import _Decoder
-
-FP16_MAX = 65504.0
 
 # Openings written for this script: everyday registers of the 2010s-2020s. The model goes on from each.
 OPENINGS = r"""
@@ -211,19 +210,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, tokenizer = demo_model()
-    d_model, body = model.config.hidden_size, args.seq_len - 1
-    n_windows = -(-args.tokens // body)
-    args.out.mkdir(parents=True, exist_ok=True)
-    progress_file = args.out / "progress.json"
-    state = json.loads(progress_file.read_text()) if progress_file.is_file() else None
-    if state is not None and state["n_windows"] != n_windows:
-        raise SystemExit(f"{args.out} holds a run of {state['n_windows']} windows: use the same --tokens")
-    mode = "r+" if state is not None else "w+"
-    acts = np.lib.format.open_memmap(
-        args.out / "acts.npy", mode=mode, dtype=np.float16, shape=(n_windows * body, d_model)
-    )
-    tokens = np.lib.format.open_memmap(args.out / "tokens.npy", mode=mode, dtype=np.int32, shape=(n_windows, args.seq_len))  # fmt: skip
-    state = state or {"n_windows": n_windows, "done": 0, "seconds": 0.0}
+    n_windows = -(-args.tokens // (args.seq_len - 1))
+    cache = ActivationCache(args.out, n_windows, args.seq_len, model.config.hidden_size)
     vocab_file = args.out / "vocab.pt"
     if not vocab_file.is_file():
         torch.save(frequent_ids(tokenizer, args.vocab), vocab_file)
@@ -236,9 +224,12 @@ def main() -> None:
         openings.setdefault(len(ids), []).append(ids)
     lengths = sorted(openings)
     weights = torch.tensor([len(openings[n]) for n in lengths], dtype=torch.float)
-    start, done = time.time() - state["seconds"], state["done"]
-    bar = tqdm(total=n_windows * body, initial=done * body, unit="tok", desc="modern text", mininterval=10)
-    while done < n_windows:
+    body = cache.body
+    bar = tqdm(
+        total=n_windows * body, initial=cache.done * body, unit="tok", desc="modern text", mininterval=10
+    )
+    while cache.done < n_windows:
+        done = cache.done
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + done)  # a resumed batch is the same batch
         # one opening length per batch (no padding), drawn so that every opening is as likely as another
         length = lengths[int(torch.multinomial(weights, 1, generator=gen))]
@@ -247,34 +238,16 @@ def main() -> None:
         pick = torch.randint(len(group), (rows,), generator=gen)
         ids = torch.tensor([group[i] for i in pick.tolist()])
         ids, resid = sample_windows(model, ids, args.seq_len, args.layer, unembed, vocab, args.temperature, args.top_k, gen)  # fmt: skip
-        resid = resid[:, 1:]  # every token but BOS
-        flat = resid.reshape(-1, d_model).clamp(-FP16_MAX, FP16_MAX).float().numpy().astype(np.float16)
-        acts[done * body : done * body + len(flat)] = flat
-        tokens[done : done + rows] = ids.numpy()
-        done += rows
-        acts.flush()
-        tokens.flush()
-        state.update(done=done, seconds=time.time() - start)
-        progress_file.write_text(json.dumps(state))
-        bar.update(len(flat))
+        cache.append(ids, resid[:, 1:])  # every token but BOS
+        cache.save_progress()
+        bar.update(rows * body)
     bar.close()
-    meta = {
-        "layer": args.layer,
-        "site": "resid_post",
-        "seq_len": args.seq_len,
-        "n_windows": n_windows,
-        "n_tokens": n_windows * body,
-        "d_model": d_model,
-        "seconds": round(time.time() - start, 1),
-        "clipped_values": 0,
-        "corpus": (
-            f"text sampled from Gemma 3 270M after {len(OPENINGS)} modern openings (scripts/"
-            f"generate_modern_text.py: temperature {args.temperature}, top-k {args.top_k}, "
-            f"{args.vocab} most frequent ids, seed {args.seed})"
-        ),
-    }
-    (args.out / "meta.json").write_text(json.dumps(meta, indent=2))
-    print(json.dumps(meta))
+    corpus = (
+        f"text sampled from Gemma 3 270M after {len(OPENINGS)} modern openings (scripts/"
+        f"generate_modern_text.py: temperature {args.temperature}, top-k {args.top_k}, "
+        f"{args.vocab} most frequent ids, seed {args.seed})"
+    )
+    print(json.dumps(cache.finish(args.layer, corpus)))
 
 
 if __name__ == "__main__":
