@@ -210,7 +210,6 @@ def main() -> None:
         args.width, args.k = shipped.cfg.d_sae, record.get("k", args.k)
         args.method = record.get("method", args.method)
         args.lr = args.lr if args.lr is not None else 0.3 * (record.get("lr") or 3e-4)
-        total = args.tokens
     if continuing and shipped is None:  # the first checkpoint: its normalizer, direction, weights; new Adam
         first = torch.load(args.continue_from, map_location="cpu", weights_only=True)
         settings = first["settings"]
@@ -219,7 +218,6 @@ def main() -> None:
         metric = first.get("norm_metric")
         dominant = first["trainer"].get("dominant")
         args.lr = args.lr if args.lr is not None else 0.3 * settings["lr"]
-        total = args.tokens
     else:  # a first run, or a finished SAE taken on: normalizer (and reserved direction) from this data
         if args.metric == "output":
             fisher = cached_fisher(args.acts, args.fisher_windows, layer=meta.get("layer", 6))
@@ -228,9 +226,9 @@ def main() -> None:
             norm = Normalizer.fit(typical, metric=metric)
         else:
             norm = Normalizer.fit(sample)
-        dominant = dominant_direction(norm(sample))
-        total = total if shipped is not None else n_train * args.epochs
-    print("reserved direction:", None if dominant is None else dominant.abs().topk(3).indices.tolist())
+        # a finished SAE brings its reserved pair (from_jumprelu below)
+        dominant = dominant_direction(norm(sample)) if shipped is None else None
+    total = args.tokens if continuing else n_train * args.epochs
     print(f"cached {n_cached:,} tokens; training {total:,} tokens over {n_train:,}; val {args.val_rows:,}")
 
     started = time.time()
@@ -240,7 +238,6 @@ def main() -> None:
         batches = cached_batches(acts, n_train, args.batch_size, args.epochs, args.seed)
     if shipped is not None:  # `to_jumprelu` inverted in this run's normalized space
         start = from_jumprelu(shipped, norm, args.k, method=args.method, seed=args.seed)
-        dominant = start.dominant
     else:
         start = TopKTrainer(acts.shape[1], args.width, args.k, method=args.method, seed=args.seed)
     if args.cap is not None:
@@ -250,6 +247,8 @@ def main() -> None:
         start.reserve(dominant)
     if first is not None and shipped is None:
         start.load_state_dict(first["trainer"])
+    reserved = start.dominant
+    print("reserved direction:", None if reserved is None else reserved.abs().topk(3).indices.tolist())
     # a continuation's checkpoint is named by what fit() cannot check itself (where it starts, the mix share)
     continued = f"continue_{args.continue_from.name}_{args.mix_share:g}.pt" if continuing else "train_ckpt.pt"
     default_checkpoint = (args.mix or args.acts) / continued
