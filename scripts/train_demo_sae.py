@@ -180,6 +180,11 @@ def main() -> None:
         default=None,
         help="a finished run's checkpoint: train --tokens more on top of it",
     )
+    parser.add_argument(
+        "--matryoshka",
+        default="",
+        help="Matryoshka prefix sizes, comma-separated (e.g. 128,512,2048; default none: a flat SAE)",
+    )
     parser.add_argument("--mix", type=Path, default=None, help="a second activation cache mixed into batches")
     parser.add_argument("--mix-share", type=float, default=0.5, help="share of each batch drawn from --mix")
     args = parser.parse_args()
@@ -189,6 +194,7 @@ def main() -> None:
     if args.continue_from is not None and not args.tokens:
         raise SystemExit("--continue-from needs --tokens: how many more tokens to train")
 
+    prefixes = tuple(int(p) for p in args.matryoshka.split(",") if p.strip())
     acts, n_cached, meta = cached_rows(args.acts)
     continuing = args.continue_from is not None
     n_train = (
@@ -209,11 +215,13 @@ def main() -> None:
         first = {"seen": record.get("tokens", 0), "settings": {"lr": record.get("lr")}, "record": record}
         args.width, args.k = shipped.cfg.d_sae, record.get("k", args.k)
         args.method = record.get("method", args.method)
+        prefixes = prefixes or tuple(record.get("matryoshka") or ())
         args.lr = args.lr if args.lr is not None else 0.3 * (record.get("lr") or 3e-4)
     if continuing and shipped is None:  # the first checkpoint: its normalizer, direction, weights; new Adam
         first = torch.load(args.continue_from, map_location="cpu", weights_only=True)
         settings = first["settings"]
         args.width, args.k, args.method = settings["width"], settings["k"], settings["method"]
+        prefixes = prefixes or tuple(settings.get("prefixes", ()))
         norm = Normalizer(first["norm_mean"], first["norm_scale"], first.get("norm_metric"))
         metric = first.get("norm_metric")
         dominant = first["trainer"].get("dominant")
@@ -237,9 +245,11 @@ def main() -> None:
     else:
         batches = cached_batches(acts, n_train, args.batch_size, args.epochs, args.seed)
     if shipped is not None:  # `to_jumprelu` inverted in this run's normalized space
-        start = from_jumprelu(shipped, norm, args.k, method=args.method, seed=args.seed)
+        start = from_jumprelu(shipped, norm, args.k, method=args.method, seed=args.seed, prefixes=prefixes)
     else:
-        start = TopKTrainer(acts.shape[1], args.width, args.k, method=args.method, seed=args.seed)
+        start = TopKTrainer(
+            acts.shape[1], args.width, args.k, method=args.method, seed=args.seed, prefixes=prefixes
+        )
     if args.cap is not None:
         start.max_per_token = args.cap or None
     start.max_density = args.max_density or None
@@ -278,7 +288,7 @@ def main() -> None:
         "reserved_direction": start.n_reserved > 0, "metric": "output" if metric is not None else "mse",
         "beta": args.beta if metric is not None else None,
         "fisher_tokens": args.fisher_windows * (meta.get("seq_len", 128) - 1) if metric is not None else 0,
-        "max_density": args.max_density, "corpus": corpus,
+        "max_density": args.max_density, "matryoshka": list(prefixes) or None, "corpus": corpus,
         "trainer": f"scopewidgets {__version__} (fit + to_jumprelu)", "date": date.today().isoformat(),
     }  # fmt: skip
     if args.mix is not None:

@@ -267,13 +267,24 @@ def test_progress_bar_counts_tokens(scope, texts, capsys):
     assert "tok" in err and "tok/s" in err.replace("it/s", "")
 
 
-@pytest.mark.parametrize("rows", [0, 1, 63, 64, 65, 200])
-def test_blocked_threshold_search_equals_one_nonzero(rows):
+@pytest.mark.parametrize(
+    ("rows", "width", "dtype"),
+    [(0, 97, torch.float32), (1, 97, torch.float32), (63, 97, torch.float32), (65, 97, torch.float32),
+     (200, 97, torch.float32), (65, 4096, torch.float32), (130, 8192, torch.float32),
+     (130, 8192, torch.bfloat16), (70, 8200, torch.float32)],
+)  # fmt: skip
+def test_blocked_threshold_search_equals_one_nonzero(rows, width, dtype):
+    """Plain blocks (97 or 8,200 columns) and lane maxima (4,096 and 8,192): the same pairs as one
+    `nonzero`, in the same order, ties and negative bounds included."""
     from scopewidgets.dashboards.encode import _above
 
-    gen = torch.Generator().manual_seed(rows)
-    scores = torch.randn(rows, 97, generator=gen)
-    bound = torch.randn(97, generator=gen) + 1.0
+    gen = torch.Generator().manual_seed(rows + width)
+    scores = torch.randn(rows, width, generator=gen).to(dtype)
+    bound = torch.randn(width, generator=gen) + 1.5
+    bound[::7] = -0.5  # negative bounds (a large encoder bias) fire on most rows
+    if rows:
+        bound[:50] = scores[0, :50].float()  # equal to the bound: not above it
+        scores[1:, 5] = torch.inf
     want = torch.nonzero(scores > bound, as_tuple=True)
     got = _above(scores, bound, rows_per_chunk=64)
     assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))

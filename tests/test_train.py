@@ -127,6 +127,7 @@ def test_train_sae_saves_a_gemma_scope_2_file_that_round_trips(tiny: tuple, tmp_
         seq_len=64,
         batch_size=512,
         buffer_size=2048,
+        matryoshka=(16, 64),
         save_to=tmp_path,
         progress=False,
     )
@@ -135,6 +136,7 @@ def test_train_sae_saves_a_gemma_scope_2_file_that_round_trips(tiny: tuple, tmp_
     assert (loaded.cfg.site, loaded.cfg.layer, loaded.cfg.architecture) == ("resid_post", 2, "jumprelu")
     assert loaded.cfg.extra["training"]["tokens"] == 8192
     assert loaded.cfg.extra["training"]["k"] == 8
+    assert loaded.cfg.extra["training"]["matryoshka"] == [16, 64]
     x = run_truncated(model, torch.tensor([[2, 70, 80, 90, 100]]), [("resid_post", 2)])["resid_post", 2][
         0, 1:
     ]
@@ -151,6 +153,7 @@ def test_train_sae_saves_a_gemma_scope_2_file_that_round_trips(tiny: tuple, tmp_
         ({"tokens": 10}, "tokens"),
         ({"layer": 9}, r"Layer 9 is out of range: this model has layers 0..3"),
         ({"site": "resid_pre"}, "Unknown site"),
+        ({"matryoshka": (64, 32)}, r"Matryoshka prefixes must increase strictly within \[1, 127\]"),
     ],
 )
 def test_train_sae_rejects_bad_settings(tiny: tuple, kwargs: dict, message: str) -> None:
@@ -267,3 +270,53 @@ def test_from_jumprelu_refuses_an_sae_it_cannot_invert(tiny: tuple) -> None:
     sae.cfg = dataclasses.replace(sae.cfg, apply_b_dec_to_input=True)
     with pytest.raises(ValueError, match="apply_b_dec_to_input=True"):
         from_jumprelu(sae, Normalizer(torch.zeros(sae.cfg.d_in), 1.0), k=4)
+
+
+def test_matryoshka_loss_is_the_mean_of_the_prefix_errors_with_the_dense_gradients() -> None:
+    torch.manual_seed(1)
+    trainer = TopKTrainer(16, 64, 6, method="batchtopk", prefixes=(8, 24))
+    with torch.no_grad():
+        trainer.b_dec.normal_()
+        trainer.b_enc.normal_(0, 0.1)
+    z = torch.randn(40, 16)
+    out = trainer.losses(z, torch.zeros(64, dtype=torch.bool), aux_k=0)
+    out["recon"].backward()
+    sparse_grads = [p.grad.clone() for p in trainer.parameters()]
+    trainer.zero_grad()
+    pre = (z - trainer.b_dec) @ trainer.W_enc + trainer.b_enc
+    codes = torch.zeros_like(pre).index_put((out["rows"], out["cols"]), pre[out["rows"], out["cols"]])
+    variance = (z - z.mean(0)).pow(2).sum(-1).mean()
+    fvus = [
+        (z - (codes[:, :m] @ trainer.W_dec[:m] + trainer.b_dec)).pow(2).sum(-1).mean() / variance
+        for m in (8, 24, 64)
+    ]
+    torch.testing.assert_close(out["fvu"], fvus[-1])
+    torch.testing.assert_close(out["recon"], torch.stack(fvus).mean())
+    assert len({round(f.item(), 4) for f in fvus}) == 3  # three distinct terms, not one counted thrice
+    torch.stack(fvus).mean().backward()
+    for sparse, param in zip(sparse_grads, trainer.parameters(), strict=True):
+        torch.testing.assert_close(sparse, param.grad, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("prefixes", [(0, 8), (8, 8), (16, 8), (64,), (8.0,), (True,)])
+def test_matryoshka_prefixes_are_checked(prefixes: tuple) -> None:
+    with pytest.raises(ValueError, match="Matryoshka prefixes"):
+        TopKTrainer(16, 64, 4, prefixes=prefixes)
+
+
+def test_matryoshka_first_features_reconstruct_on_their_own(acts: torch.Tensor) -> None:
+    """Its first 16 features alone reconstruct far better than a flat SAE's first 16; the whole width
+    stays close to the flat SAE's."""
+
+    def prefix_fvu(trainer: TopKTrainer, norm: Normalizer, m: int) -> float:
+        z = norm(acts[:4096])
+        with torch.no_grad():
+            codes = trainer.dense_codes(z)
+            z_hat = codes[:, :m] @ trainer.W_dec[:m] + trainer.b_dec
+        return ((z - z_hat).pow(2).sum() / (z - z.mean(0)).pow(2).sum()).item()
+
+    flat, flat_norm, _ = _fit(acts, 128, tokens=16_000)
+    nested, nested_norm, stats = _fit(acts, 128, tokens=16_000, prefixes=(16, 48))
+    assert prefix_fvu(nested, nested_norm, 16) < 0.8 * prefix_fvu(flat, flat_norm, 16)
+    assert prefix_fvu(nested, nested_norm, 128) < prefix_fvu(flat, flat_norm, 128) + 0.1
+    assert nested.prefixes == (16, 48) and stats["tokens"] > 10_000

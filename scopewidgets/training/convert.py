@@ -4,7 +4,7 @@ back (`from_jumprelu`), so that training can go on from a finished SAE in any no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -90,7 +90,12 @@ def to_jumprelu(
 
 
 def from_jumprelu(
-    sae: SAE, norm: Normalizer, k: int, method: str = "batchtopk", seed: int = 0
+    sae: SAE,
+    norm: Normalizer,
+    k: int,
+    method: str = "batchtopk",
+    seed: int = 0,
+    prefixes: Sequence[int] = (),
 ) -> TopKTrainer:
     """The (Batch)TopK trainer whose `to_jumprelu(..., norm)` has `sae`'s weights: `to_jumprelu` inverted.
 
@@ -100,7 +105,7 @@ def from_jumprelu(
     W_enc' / n`, `b_dec = (b_dec' - mean) @ A`, and `b_enc` such that the trainer's pre-activations are the
     SAE's divided by `n`. A SAE whose features 0 and 1 are reserved (opposite decoder rows, as `to_jumprelu`
     writes them) gets the dominant direction reserved again. Thresholds are not carried over: the trainer
-    selects by `k`.
+    selects by `k`; `prefixes` (Matryoshka, as the SAE was trained) are the trainer's.
 
     Example:
         >>> from scopewidgets.testing import random_sae, tiny_gemma2
@@ -124,7 +129,7 @@ def from_jumprelu(
         w_enc = torch.linalg.solve(a, w_enc_raw) / n
         b_dec = (sae.b_dec.detach().double().cpu() - norm.mean.double()) @ a
         bias = sae.b_enc.detach().double().cpu() / n + norm.mean.double() @ (w_enc_raw / n)
-        trainer = TopKTrainer(sae.cfg.d_in, sae.cfg.d_sae, k, method=method, seed=seed)
+        trainer = TopKTrainer(sae.cfg.d_in, sae.cfg.d_sae, k, method=method, seed=seed, prefixes=prefixes)
         trainer.W_dec.copy_(w_dec.float())
         trainer.W_enc.copy_(w_enc.float())
         trainer.b_dec.copy_(b_dec.float())

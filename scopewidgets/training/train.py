@@ -14,7 +14,7 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -27,7 +27,7 @@ from ..core.sites import check_layer, check_site, site_width
 from .convert import to_jumprelu
 from .metric import covariance, metric_factor, metric_matrix, output_fisher, typical_rows
 from .streams import model_activations, shuffled_batches
-from .trainer import METHODS, Normalizer, TopKTrainer, dominant_direction
+from .trainer import METHODS, Normalizer, TopKTrainer, check_prefixes, dominant_direction
 
 
 def train_sae(
@@ -53,6 +53,7 @@ def train_sae(
     beta: float = 0.1,
     metric_windows: int = 32,
     max_density: float | None = None,
+    matryoshka: Sequence[int] = (),
     checkpoint: str | os.PathLike[str] | None = None,
     save_to: str | os.PathLike[str] | None = None,
     progress: bool = True,
@@ -73,7 +74,10 @@ def train_sae(
     estimated on the first `metric_windows` windows of the corpus with a full forward and backward each,
     mixed with a `beta` share of plain MSE; see `training.metric`), which lowers the loss increase when the
     SAE is spliced in at the same L0. `max_density` (BatchTopK) lets no feature fire on more than that
-    share of a batch's tokens, against dense features. `checkpoint` (a file path) makes the run
+    share of a batch's tokens, against dense features. `matryoshka` (prefix sizes such as `(128, 512, 2048)`
+    for 8,192 features) trains a Matryoshka SAE: the first 128 features must also reconstruct alone, then
+    the first 512, and so on, which gives general features first and less absorption of them by narrow
+    ones (see `training.trainer`). `checkpoint` (a file path) makes the run
     resumable: the state is saved there as it goes, and a run started again with the same arguments
     continues from it (the corpus stream is replayed up to that point).
     `save_to` writes it with `save_sae`. Training settings and final metrics are in
@@ -91,6 +95,7 @@ def train_sae(
     check_site(site)
     check_layer(model, layer)
     _check_settings(width=width, k=k, tokens=tokens, method=method, batch_size=batch_size, seq_len=seq_len)
+    matryoshka = check_prefixes(matryoshka, width)
     if metric not in ("mse", "output"):
         raise ValueError(f"metric must be 'mse' or 'output', got {metric!r}")
     if max_density is not None and not 0.0 < max_density <= 1.0:
@@ -126,6 +131,7 @@ def train_sae(
         norm=norm,
         dominant=dominant,
         max_density=max_density,
+        prefixes=matryoshka,
         progress=progress,
         checkpoint=checkpoint,
     )
@@ -144,6 +150,7 @@ def train_sae(
         "metric": metric,
         "beta": beta if metric == "output" else None,
         "max_density": max_density,
+        "matryoshka": list(matryoshka) or None,
         "trainer": f"scopewidgets {__version__} train_sae",
     }
     cfg = SAEConfig(
@@ -189,6 +196,7 @@ def fit(
     dominant: torch.Tensor | None = None,
     trainer: TopKTrainer | None = None,
     max_density: float | None = None,
+    prefixes: Sequence[int] = (),
     progress: bool = True,
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_every: int = 1_048_576,
@@ -196,7 +204,8 @@ def fit(
     """Fit a (Batch)TopK SAE on shuffled `[batch, d_in]` RAW activation batches (at most `tokens` rows).
 
     The normalizer is estimated from the first batch unless given; `dominant` (a direction of massive
-    activations, see `training.trainer`) reserves features 0 and 1 for it; `trainer` continues from a state.
+    activations, see `training.trainer`) reserves features 0 and 1 for it; `prefixes` makes it a Matryoshka
+    SAE (`TopKTrainer`); `trainer` continues from a state (its own prefixes are kept unless `prefixes` is given).
     With `checkpoint` (a file path), the whole training state (weights, Adam moments, dead-feature clocks,
     random state, normalizer, tokens seen) is written there atomically every `checkpoint_every` tokens and at
     the end; when the file exists at the start, training resumes from it, skipping the batches it had
@@ -217,9 +226,11 @@ def fit(
     dead_after = dead_after if dead_after is not None else max(50_000, tokens // 20)
     aux_k = aux_k if aux_k is not None else max(1, d_in // 2)
     if trainer is None:
-        trainer = TopKTrainer(d_in, width, k, method=method, seed=seed)
+        trainer = TopKTrainer(d_in, width, k, method=method, seed=seed, prefixes=prefixes)
         if dominant is not None:
             trainer.reserve(dominant)
+    elif prefixes:
+        trainer.prefixes = check_prefixes(prefixes, trainer.width)
     if max_density is not None:
         trainer.max_density = max_density
     optimizer = torch.optim.Adam(trainer.parameters(), lr=lr, betas=(0.9, 0.999))
@@ -227,6 +238,8 @@ def fit(
     seen, first_fvu = 0, float("nan")
     stats = {"fvu": float("nan"), "l0": float("nan"), "dead": float("nan")}
     settings = {"d_in": d_in, "width": width, "k": k, "tokens": tokens, "method": trainer.method, "lr": lr}
+    if trainer.prefixes:  # (absent otherwise, so that earlier checkpoints still resume)
+        settings["prefixes"] = list(trainer.prefixes)
     batches = iter(batches)
     if checkpoint is not None and os.path.exists(checkpoint):
         state = _load_checkpoint(checkpoint, settings, trainer, optimizer)
@@ -252,7 +265,7 @@ def fit(
         for group in optimizer.param_groups:
             group["lr"] = lr * min(1.0, (tokens - seen) / (0.2 * tokens))
         out = trainer.losses(z, since_fired >= dead_after, aux_k)
-        loss = out["fvu"] + out["aux"] / 32
+        loss = out["recon"] + out["aux"] / 32
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainer.project_decoder_grad()

@@ -13,12 +13,20 @@ tokens also use. A linear encoder cannot tell "large" from "huge", so after conv
 token would light up thousands of features. When `dominant_direction` finds such tokens, two features are
 reserved for that direction (feature 0 reads and writes +u, feature 1 -u, threshold 0, so its component is
 reconstructed exactly) and every other encoder column is kept orthogonal to it.
+
+Matryoshka (Bussmann et al. 2025, "Learning Multi-Level Features with Matryoshka SAEs"): with `prefixes`
+(say 128, 512, 2048 for 8,192 features), the loss is the mean of the reconstruction errors of the first 128
+features alone, the first 512, the first 2,048 and all of them (the codes are selected once, over the whole
+width). The first features must then reconstruct on their own, so they learn the general directions ("a
+month", "a colour") that a flat SAE splits into many narrow ones and absorbs into token features.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -98,12 +106,21 @@ _THRESHOLD_SAMPLE = 1 << 18
 class TopKTrainer(nn.Module):
     """A TopK or BatchTopK SAE in the normalized space, with the AuxK dead-feature loss."""
 
-    def __init__(self, d_in: int, width: int, k: int, method: str = "topk", seed: int = 0) -> None:
+    def __init__(
+        self,
+        d_in: int,
+        width: int,
+        k: int,
+        method: str = "topk",
+        seed: int = 0,
+        prefixes: Sequence[int] = (),
+    ) -> None:
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"Unknown training method {method!r}; allowed: {', '.join(METHODS)}")
         if not 0 < k <= width:
             raise ValueError(f"k must be in [1, {width}] (the width), got {k}")
+        self.prefixes = check_prefixes(prefixes, width)
         gen = torch.Generator().manual_seed(seed)
         w_dec = torch.randn(width, d_in, generator=gen)
         w_dec /= w_dec.norm(dim=-1, keepdim=True)
@@ -208,17 +225,34 @@ class TopKTrainer(nn.Module):
         return picked - (self.b_dec @ self.W_enc)[cols] + self.b_enc[cols]
 
     def losses(self, z: torch.Tensor, dead: torch.Tensor, aux_k: int) -> dict[str, torch.Tensor]:
-        """MSE (as FVU), AuxK loss on dead features, and the active codes, for one batch `[batch, d_in]`."""
+        """For one batch `[batch, d_in]`: the reconstruction loss to minimize (`recon`: the FVU, or with
+        `prefixes` the mean FVU of every prefix and of the whole width), the whole width's `fvu`, the
+        AuxK loss on dead features, and the active codes."""
         with torch.no_grad():
             bias = self._bias()
             pre = torch.addmm(bias, z, self.W_enc)
         rows, cols, _ = self.select(pre)
         values = self._values(z, pre, bias, rows, cols)
-        z_hat = sparse_decode(rows, cols, values, self.W_dec, len(z)) + self.b_dec
         variance = (z - z.mean(0)).pow(2).sum(-1).mean()
+        if self.prefixes:  # one decode per nested group; the prefix reconstructions are running sums
+            group = torch.bucketize(cols, torch.tensor(self.prefixes, device=cols.device), right=True)
+            z_hat, prefix_fvus = self.b_dec.expand_as(z), []
+            for g in range(len(self.prefixes) + 1):
+                m = group == g
+                z_hat = z_hat + sparse_decode(rows[m], cols[m], values[m], self.W_dec, len(z))
+                prefix_fvus.append((z - z_hat).pow(2).sum(-1).mean() / variance)
+            fvu, recon = prefix_fvus[-1], torch.stack(prefix_fvus).mean()
+        else:
+            z_hat = sparse_decode(rows, cols, values, self.W_dec, len(z)) + self.b_dec
+            fvu = recon = (z - z_hat).pow(2).sum(-1).mean() / variance
         error = z - z_hat
-        fvu = error.pow(2).sum(-1).mean() / variance
-        out = {"fvu": fvu, "aux": torch.zeros((), device=z.device), "rows": rows, "cols": cols}
+        out = {
+            "fvu": fvu,
+            "recon": recon,
+            "aux": torch.zeros((), device=z.device),
+            "rows": rows,
+            "cols": cols,
+        }
         dead_cols = dead[self.n_reserved :].nonzero().squeeze(1) + self.n_reserved
         if len(dead_cols) and aux_k:
             # the dead features' raw pre-activations (no ReLU: negative ones must get a gradient too)
@@ -240,6 +274,24 @@ class TopKTrainer(nn.Module):
         if self.W_dec.grad is not None:
             parallel = (self.W_dec.grad * self.W_dec).sum(-1, keepdim=True)
             self.W_dec.grad -= parallel * self.W_dec
+
+
+def check_prefixes(prefixes: Sequence[int], width: int) -> tuple[int, ...]:
+    """Matryoshka prefix sizes as a tuple: ints, increasing, each in [1, width) (the whole width is implied).
+
+    Example:
+        >>> check_prefixes([128, 512], 2048)
+        (128, 512)
+    """
+    out = tuple(prefixes)
+    if any(isinstance(p, bool) or not isinstance(p, int) for p in out):
+        raise ValueError(f"Matryoshka prefixes must be ints, got {list(prefixes)!r}")
+    if any(not 0 < p < width for p in out) or any(a >= b for a, b in pairwise(out)):
+        raise ValueError(
+            f"Matryoshka prefixes must increase strictly within [1, {width - 1}] (the whole width "
+            f"{width} is implied), got {list(prefixes)!r}"
+        )
+    return out
 
 
 def dominant_direction(z: torch.Tensor, ratio: float = 8.0, min_count: int = 3) -> torch.Tensor | None:
