@@ -16,6 +16,8 @@ Prints one table; the primary figure is the first test sentence of each class (1
 
     python benchmarks/concept_ranking.py            # hit counts per score, then the ranking's cost
     python benchmarks/concept_ranking.py --timing   # the ranking's cost only
+    python benchmarks/concept_ranking.py --sae PATH # another SAE folder on the demo model (its statistics:
+                                                    # shipped ones if it has them, else a short pass)
 """
 
 from __future__ import annotations
@@ -242,6 +244,9 @@ def main() -> None:
         print(measure_cost(sw.demo()))
         return
     scope = sw.demo()
+    if "--sae" in sys.argv:
+        model, tokenizer = scope.model, scope.tokenizer
+        scope = sw.Scope(model, tokenizer, saes=[sw.load_sae(sys.argv[sys.argv.index("--sae") + 1])])
     sae = scope.sae()
     stats = scope.feature_stats()
     concepts = concept_features(scope)

