@@ -76,8 +76,10 @@ def train_sae(
     SAE is spliced in at the same L0. `max_density` (BatchTopK) lets no feature fire on more than that
     share of a batch's tokens, against dense features. `matryoshka` (prefix sizes such as `(128, 512, 2048)`
     for 8,192 features) trains a Matryoshka SAE: the first 128 features must also reconstruct alone, then
-    the first 512, and so on, which gives general features first and less absorption of them by narrow
-    ones (see `training.trainer`). `checkpoint` (a file path) makes the run
+    the first 512, and so on, which aims at general features first and less absorption of them by narrow
+    ones (see `training.trainer`). The nested loss wants the first features dense: with `max_density` they
+    all sit at the cap and the batch's L0 falls (on the demo SAE's data it lost to a flat SAE on every
+    measure, `benchmarks/RESULTS.md`). `checkpoint` (a file path) makes the run
     resumable: the state is saved there as it goes, and a run started again with the same arguments
     continues from it (the corpus stream is replayed up to that point).
     `save_to` writes it with `save_sae`. Training settings and final metrics are in
