@@ -171,8 +171,8 @@ def main() -> None:
         "--checkpoint",
         type=Path,
         default=None,
-        help="resumable training state (default: <acts>/train_ckpt.pt; continuing: <mix or acts>/"
-        "continue_<start>_<share>.pt)",
+        help="resumable training state (default: <acts>/train_ckpt.pt; with --mix: <mix>/train_ckpt_mix<share>.pt;"
+        " continuing: <mix or acts>/continue_<start>_<share>.pt)",
     )
     parser.add_argument(
         "--continue-from",
@@ -260,8 +260,11 @@ def main() -> None:
     reserved = start.dominant
     print("reserved direction:", None if reserved is None else reserved.abs().topk(3).indices.tolist())
     # a continuation's checkpoint is named by what fit() cannot check itself (where it starts, the mix share)
-    continued = f"continue_{args.continue_from.name}_{args.mix_share:g}.pt" if continuing else "train_ckpt.pt"
-    default_checkpoint = (args.mix or args.acts) / continued
+    if continuing:
+        name = f"continue_{args.continue_from.name}_{args.mix_share:g}.pt"
+    else:  # a fresh run mixing a second cache: the share names it too
+        name = f"train_ckpt_mix{args.mix_share:g}.pt" if args.mix is not None else "train_ckpt.pt"
+    default_checkpoint = (args.mix or args.acts) / name
     trainer, norm, stats = fit(batches, acts.shape[1], args.width, k=args.k, tokens=total, method=args.method,
                                lr=args.lr, seed=args.seed, norm=norm, trainer=start,
                                checkpoint=args.checkpoint or default_checkpoint)  # fmt: skip
