@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
+from repo_module import load_repo_module
 
 from scopewidgets.core.hooks import run_truncated
 from scopewidgets.testing import tiny_gemma2, tiny_gemma3
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "generate_modern_text.py"
-
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("generate_modern_text", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_module("scripts/generate_modern_text.py")
 
 
 def test_openings_keep_their_newlines_and_none_is_empty():

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from repo_module import load_repo_module
 
 from scopewidgets.demo.probe_text import (
     CONCEPT_CLASSES,
@@ -18,15 +17,10 @@ from scopewidgets.demo.probe_text import (
 )
 from scopewidgets.testing import tiny_scope, tiny_tokenizer
 
-BENCHMARK = Path(__file__).parents[1] / "benchmarks" / "concept_probe.py"
-
 
 @pytest.fixture(scope="module")
 def concept_probe():
-    spec = importlib.util.spec_from_file_location("concept_probe", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_module("benchmarks/concept_probe.py")
 
 
 def test_texts_are_distinct_and_every_class_has_positives() -> None:
