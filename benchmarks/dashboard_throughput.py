@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import scopewidgets as sw
 from scopewidgets.core import sites
-from scopewidgets.dashboards.corpus_pass import bookkeeping_threads
-from scopewidgets.dashboards.encode import encode_batch, scores_scratch, site_activations
+from scopewidgets.dashboards import kernels
+from scopewidgets.dashboards.encode import encode_scores, scores_scratch, site_activations
 from scopewidgets.testing import random_sae
 
 SHAPES = {
@@ -175,7 +175,6 @@ def breakdown(scope: sw.Scope, sae: sw.SAE, batches: list[torch.Tensor], encoder
     )
     spent = {"alone": 0.0, "forward": 0.0, "encode": 0.0, "update": 0.0}
     scratch = scores_scratch(sae, batches[0].numel(), scope.device)  # as the pass reuses it
-    active, tokens = 0, 0
     for i, ids in enumerate(batches):
         marks = [time.perf_counter()]
         floor_step(scope, sae, ids, encoder)
@@ -185,17 +184,16 @@ def breakdown(scope: sw.Scope, sae: sw.SAE, batches: list[torch.Tensor], encoder
         sync(scope.device.type)
         marks.append(time.perf_counter())
         seq = torch.arange(i * len(ids), (i + 1) * len(ids), device=scope.device)
-        batch = encode_batch(sae, x, ids, seq, None, 2, scratch)
-        active, tokens = active + batch.value.numel(), tokens + batch.n_tokens
+        scores, bias, threshold = encode_scores(sae, x, None, scratch)
         sync(scope.device.type)
         marks.append(time.perf_counter())
-        with bookkeeping_threads(scope.device, batch.value.numel()):
-            state.update(batch)
+        state.update_scores(ids, seq, scores, threshold, 2, bias)
         sync(scope.device.type)
         marks.append(time.perf_counter())
         for key, a, b in zip(spent, marks[:-1], marks[1:], strict=True):
             spent[key] += b - a
-    print(f"measured L0 (active pairs per non-BOS token): {active / max(tokens, 1):.1f}")
+    l0 = float(state.hist.sum(dtype=torch.float64)) / max(state.n_tokens, 1)
+    print(f"measured L0 (active pairs per non-BOS token): {l0:.1f}")
     return spent
 
 
@@ -254,10 +252,15 @@ def main() -> None:
         help="what the pass is compared with: the truncated forward, or it plus the encoder GEMM",
     )
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument(
+        "--torch-only", action="store_true", help="keep the pass off the compiled kernels (kernels.py)"
+    )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.batch_size = args.batch_size or (32 if args.device == "cuda" else 8)
     torch.set_grad_enabled(False)
+    if args.torch_only:
+        kernels.MIN_ENTRIES = 1 << 62
     if args.memory_child:
         return memory_child(args)
     report(args, *setup(args))
@@ -280,6 +283,7 @@ def report(args: argparse.Namespace, scope: sw.Scope, sae: sw.SAE, tokens: torch
     )
     print(
         f"model {args.model}, SAE width {sae.cfg.d_sae} at resid_post layer {sae.cfg.layer}, L0 target {args.l0}, "
+        f"compiled kernels {'off' if args.torch_only else 'on' if kernels.AVAILABLE else 'unavailable'}, "
         f"batch {args.batch_size} x {args.seq_len}, {n_tokens} tokens per run, {args.repeats} alternations"
     )
     floor = "forward + encoder GEMM" if encoder else "forward alone"

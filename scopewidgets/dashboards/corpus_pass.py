@@ -5,7 +5,6 @@ features -> `DashboardState.update`. Windows are streamed, so memory never grows
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,7 @@ from ..core import corpus as corpus_module
 from ..core import sites
 from ..core.corpus import bos_id, iter_texts, iter_token_windows, token_windows
 from ..core.sae import SAE
-from .encode import encode_batch, scores_scratch, site_activations
+from .encode import encode_scores, scores_scratch, site_activations
 from .state import DashboardState, PassSettings
 
 if TYPE_CHECKING:
@@ -139,29 +138,6 @@ def batches(
         yield torch.stack(chunk), torch.tensor(index)
 
 
-# Active (token, feature) pairs in a batch from which the state update keeps all CPU threads.
-PARALLEL_UPDATE_PAIRS = 1 << 18
-
-
-@contextmanager
-def bookkeeping_threads(device: torch.device, n_active: int = 0) -> Iterator[None]:
-    """On CPU, run the state update of a batch with fewer than `PARALLEL_UPDATE_PAIRS` active pairs on one
-    thread: its ops are then small, gain little from OpenMP, and pay a barrier per op that costs a whole
-    scheduler slice whenever the cores are shared. Larger batches (wide SAEs: ~350k pairs per 1,024
-    tokens at 65k features and L0 300) keep every thread: there each op moves megabytes, and 2 threads
-    took the update from 0.60 to 0.41 s per batch on a quiet 2-vCPU machine. The forward and the encoder
-    always keep all threads."""
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1 or n_active >= PARALLEL_UPDATE_PAIRS:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def run_pass(
     scope: Engine,
     sae: SAE,
@@ -191,10 +167,9 @@ def run_pass(
             x = site_activations(scope.model, sae, ids)
             if scratch is None or scratch.shape[0] < ids.numel():
                 scratch = scores_scratch(sae, ids.numel(), device)
-            batch = encode_batch(sae, x, ids, seq.to(device), columns, bos, scratch)
-            with bookkeeping_threads(device, batch.value.numel()):
-                state.update(batch)
-            del batch  # it reads `scratch`, which the next batch overwrites
+            scores, bias, threshold = encode_scores(sae, x, columns, scratch)
+            state.update_scores(ids, seq.to(device), scores, threshold, bos, bias)
+            del scores  # a view of `scratch`, which the next batch overwrites
             bar.update(ids.numel())
     finally:
         bar.close()

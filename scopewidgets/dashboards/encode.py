@@ -158,23 +158,22 @@ def site_activations(model: torch.nn.Module, sae: SAE, ids: torch.Tensor) -> tor
 
 
 @torch.inference_mode()
-def encode_batch(
-    sae: SAE,
-    x: torch.Tensor,
-    ids: torch.Tensor,
-    seq: torch.Tensor,
-    columns: torch.Tensor | None,
-    bos: int,
-    scratch: torch.Tensor | None = None,
-) -> SparseBatch:
-    """Encode `x [B*T, d_in]` into a `SparseBatch` of the feature `columns` (None: every feature).
+def encode_scores(
+    sae: SAE, x: torch.Tensor, columns: torch.Tensor | None, scratch: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`(scores [B*T, n], bias [n], threshold [n])` of `x [B*T, d_in]` for the feature `columns` (None: all),
+    what `SparseBatch.from_scores` and `DashboardState.update_scores` take.
 
-    JumpReLU and ReLU SAEs are read from `x @ W_enc` with the bias added sparsely (values bit-identical to
-    `SAE.encode`); other architectures are encoded densely first. The full product is taken even for a few
-    `columns`: `x @ W_enc[:, columns]` rounds differently, and a subset pass must equal the full one.
-    `scratch` (`[>= B*T, d_sae]` in the SAE's dtype, from `scores_scratch`) receives the product instead of
-    a new block: a pass reuses one buffer for every batch (a fresh `[1024, 65536]` block costs ~0.06 s of
-    page faults on a CPU). The batch then reads it, so it must not be reused while the batch is in use.
+    JumpReLU and ReLU SAEs are read from `x @ W_enc`, the bias left to be added sparsely (values
+    bit-identical to `SAE.encode`); other architectures are encoded densely first. The full product is
+    taken even for a few `columns`: `x @ W_enc[:, columns]` rounds differently, and a subset pass must equal
+    the full one. `scratch` (`[>= B*T, d_sae]` in the SAE's dtype, from `scores_scratch`) receives the
+    product instead of a new block: a pass reuses one buffer for every batch (a fresh `[1024, 65536]` block
+    costs ~0.06 s of page faults on a CPU), so the scores must be used before the next batch.
+
+    Example:
+        >>> sae = random_sae(d_in=4, d_sae=3)                                  # doctest: +SKIP
+        >>> scores, bias, threshold = encode_scores(sae, torch.randn(5, 4), None)  # doctest: +SKIP
     """
     if sae.cfg.architecture in ("jumprelu", "standard"):
         x = x.to(sae.dtype)
@@ -190,4 +189,20 @@ def encode_batch(
     sae.check_finite(bias, threshold)
     if columns is not None:
         scores, bias, threshold = scores.index_select(1, columns), bias[columns], threshold[columns]
+    return scores, bias, threshold
+
+
+@torch.inference_mode()
+def encode_batch(
+    sae: SAE,
+    x: torch.Tensor,
+    ids: torch.Tensor,
+    seq: torch.Tensor,
+    columns: torch.Tensor | None,
+    bos: int,
+    scratch: torch.Tensor | None = None,
+) -> SparseBatch:
+    """Encode `x [B*T, d_in]` into a `SparseBatch` of the feature `columns` (None: every feature); see
+    `encode_scores`. The batch reads `scratch`, so it must not be reused while the batch is in use."""
+    scores, bias, threshold = encode_scores(sae, x, columns, scratch)
     return SparseBatch.from_scores(ids, seq, scores, threshold, bos, bias)
