@@ -121,3 +121,13 @@ def test_a_pass_through_the_kernels_equals_the_torch_pass(monkeypatch, features)
     reference = scope.dashboards(features, corpus=texts, cache=False, progress=False, **settings)
     assert compiled.state.n_tokens > 300 and int((compiled.state.quant.entries.seq >= 0).sum()) > 40
     assert_same(compiled.state, reference.state)
+
+
+def test_compiled_sample_keys_are_the_formula_in_select():
+    from scopewidgets.dashboards.select import sample_keys
+
+    gen = torch.Generator().manual_seed(1)
+    token = torch.randint(0, 2**56, (50_000,), generator=gen)
+    feature = torch.randint(0, 1 << 20, (50_000,), generator=gen)
+    for seed in (0, 12345):
+        assert torch.equal(kernels.sample_keys(token, feature, seed), sample_keys(token, feature, seed))

@@ -33,7 +33,16 @@ import torch
 
 from . import kernels
 from .encode import SparseBatch
-from .select import EMPTY_EXPONENT, Entries, Table, bucket_index, order_keys, sample_keys, scale_exponents
+from .select import (
+    EMPTY_EXPONENT,
+    Entries,
+    Table,
+    bucket_index,
+    filled,
+    order_keys,
+    sample_keys,
+    scale_exponents,
+)
 
 _INT32_LIMIT = 2**31 - 1
 
@@ -114,7 +123,7 @@ class DashboardState:
             "n_sequences": torch.tensor(0),
             "total": torch.zeros(n_f, dtype=torch.float64, device=device),
             "exponent": torch.full((n_f,), EMPTY_EXPONENT, dtype=torch.int32, device=device),
-            "hist": torch.zeros(n_f, settings.hist_resolution, dtype=torch.int32, device=device),
+            "hist": filled((n_f, settings.hist_resolution), 0, torch.int32, device),
         }
         top = Entries.empty(n_f * settings.n_examples, 2 * settings.top_side + 1, device)
         quant = Entries.empty(n_f * settings.group_resolution * settings.per_group, settings.width, device)
@@ -266,7 +275,7 @@ class DashboardState:
         kernels.insert_records(entries, self.top.slots, col[top], top_key, top, 1, ids, seq, pairs, side)
         if self.settings.n_groups:
             groups = self.settings.group_resolution
-            key = sample_keys(
+            key = kernels.sample_keys(
                 seq.index_select(0, b) * self.settings.seq_len + t, self.features[col], self.settings.seed
             )
             group = col * groups + bins // (resolution // groups)
