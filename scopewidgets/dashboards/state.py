@@ -38,7 +38,6 @@ from .select import (
     Entries,
     Table,
     bucket_index,
-    filled,
     order_keys,
     sample_keys,
     scale_exponents,
@@ -123,7 +122,7 @@ class DashboardState:
             "n_sequences": torch.tensor(0),
             "total": torch.zeros(n_f, dtype=torch.float64, device=device),
             "exponent": torch.full((n_f,), EMPTY_EXPONENT, dtype=torch.int32, device=device),
-            "hist": filled((n_f, settings.hist_resolution), 0, torch.int32, device),
+            "hist": torch.zeros(n_f, settings.hist_resolution, dtype=torch.int32, device=device),
         }
         top = Entries.empty(n_f * settings.n_examples, 2 * settings.top_side + 1, device)
         quant = Entries.empty(n_f * settings.group_resolution * settings.per_group, settings.width, device)
