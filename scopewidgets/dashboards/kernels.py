@@ -134,6 +134,28 @@ def sample_keys(token_index: torch.Tensor, feature: torch.Tensor, seed: int) -> 
     return torch.from_numpy(_sample_keys(token, feature, seed))
 
 
+def fold(
+    hist: torch.Tensor,
+    rows: torch.Tensor,
+    shift: torch.Tensor,
+    quant: dict[str, torch.Tensor] | None,
+    groups_per_feature: int,
+    slots: int,
+) -> None:
+    """`DashboardState._rescale`'s folds, in place, for features `rows` whose scale grew by `2 ** shift`:
+    histogram bin `j` -> `j >> shift`, and each quantile sample from bucket `b` to `b >> shift`, a group
+    keeping its `slots` smallest keys (`quant`: the sample table's `Entries` tensors; None without one).
+    One pass over each feature's row and records, where the torch ops copy them three times."""
+    q = {name: t.numpy() for name, t in (quant or {}).items()}
+    empty = np.zeros(0, dtype=np.int64)
+    _fold(
+        hist.numpy(), rows.numpy(), shift.numpy(), quant is not None, q.get("key", empty),
+        q.get("value", empty.astype(np.float32)), q.get("seq", empty), q.get("pos", empty),
+        q.get("ids", np.zeros((0, 1), np.int32)), q.get("acts", np.zeros((0, 1), np.float32)),
+        groups_per_feature, slots, select.EMPTY_KEY,
+    )  # fmt: skip
+
+
 def insert_records(
     entries: dict[str, torch.Tensor],
     slots: int,
@@ -227,6 +249,38 @@ if AVAILABLE:
                 out[n] = best
                 n += 1
         return out[:n]
+
+    @njit(parallel=True, nogil=True)  # not cached: see the module docstring
+    def _fold(
+        hist, rows, shift, with_quant, key, value, seq, pos, ids, acts, groups, slots, empty_key
+    ):  # pragma: no cover - compiled  # fmt: skip
+        n_bins, width = hist.shape[1], ids.shape[1]
+        region = groups * slots
+        for i in prange(rows.shape[0]):
+            f, s = rows[i], shift[i]
+            for j in range(n_bins):  # in place: bin j >> s <= j was already folded when j arrives
+                count = hist[f, j]
+                hist[f, j] = 0
+                hist[f, j >> s] += count
+            if not with_quant:
+                continue
+            base = f * region
+            used = np.nonzero(seq[base : base + region] >= 0)[0]
+            k, v, q, p = key[base + used], value[base + used], seq[base + used], pos[base + used]
+            d, a = ids[base + used].copy(), acts[base + used].copy()
+            for slot in range(base, base + region):
+                key[slot], value[slot], seq[slot], pos[slot] = empty_key, 0.0, -1, -1
+                for w in range(width):
+                    ids[slot, w], acts[slot, w] = -1, 0.0
+            for r in range(used.shape[0]):
+                first = base + ((used[r] // slots) >> s) * slots
+                worst = first
+                for slot in range(first + 1, first + slots):
+                    if key[slot] > key[worst]:
+                        worst = slot
+                if k[r] < key[worst]:
+                    key[worst], value[worst], seq[worst], pos[worst] = k[r], v[r], q[r], p[r]
+                    ids[worst], acts[worst] = d[r], a[r]
 
     @njit(parallel=True, nogil=True)  # not cached: see the module docstring
     def _insert(

@@ -256,9 +256,8 @@ class DashboardState:
         col, b, t = pairs.col, pairs.row // n_t, pairs.row % n_t
         n_f, resolution = self.features.numel(), self.settings.hist_resolution
         self.ordered = False
-        self._rescale(
-            scale_exponents(torch.zeros(n_f).scatter_reduce_(0, col, pairs.value, "amax", include_self=True))
-        )
+        batch_max = torch.zeros(n_f).scatter_reduce_(0, col, pairs.value, "amax", include_self=True)
+        self._rescale(scale_exponents(batch_max), compiled=True)
         self._widen_counts(int(not_bos.sum()))
         bins = bucket_index(pairs.value, self.exponent.index_select(0, col), resolution)
         self.hist.view(-1).scatter_add_(
@@ -296,11 +295,16 @@ class DashboardState:
         if self.hist.dtype == torch.int32 and self.n_tokens + extra > _INT32_LIMIT:
             self.hist = self.hist.long()
 
-    def _rescale(self, exponent: torch.Tensor) -> None:
-        """Raise scale exponents to at least `exponent`, folding histograms and sample buckets."""
+    def _rescale(self, exponent: torch.Tensor, compiled: bool = False) -> None:
+        """Raise scale exponents to at least `exponent`, folding histograms and sample buckets (with
+        `compiled`, by `kernels.fold`)."""
         new = torch.maximum(self.exponent, exponent)
         rows = torch.nonzero((new > self.exponent) & (self.exponent != EMPTY_EXPONENT)).flatten()
-        if rows.numel():
+        if rows.numel() and compiled:
+            quant = self.quant.entries.tensors() if self.settings.n_groups else None
+            shift = (new - self.exponent).clamp(max=62).long().index_select(0, rows)
+            kernels.fold(self.hist, rows, shift, quant, self.settings.group_resolution, self.quant.slots)
+        elif rows.numel():
             shift = (new - self.exponent).clamp(max=62).long()
             index = torch.arange(self.hist.shape[1], device=self.device)[None] >> shift[rows, None]
             self.hist[rows] = torch.zeros_like(self.hist[rows]).scatter_add_(1, index, self.hist[rows])
