@@ -25,13 +25,11 @@ features for nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
-from . import kernels
+from . import batch_update, kernels
 from .encode import SparseBatch
 from .select import (
     EMPTY_EXPONENT,
@@ -109,7 +107,7 @@ class DashboardState:
         self.top = Table(Entries(**_prefixed(tensors, "top.")), settings.n_examples)
         self.quant = Table(Entries(**_prefixed(tensors, "quant.")), max(settings.per_group, 1))
         self.ordered = True  # every group of both tables in canonical slot order (`finish`)
-        self._scratch: kernels.SearchScratch | None = None  # reused by `update_scores` batch after batch
+        self.scratch: kernels.SearchScratch | None = None  # reused by `update_scores` batch after batch
 
     @classmethod
     def empty(
@@ -222,7 +220,6 @@ class DashboardState:
             fine_per_bucket = self.settings.hist_resolution // self.settings.group_resolution
             self._update_quant(batch, bins // fine_per_bucket)
 
-    @torch.inference_mode()
     def update_scores(
         self,
         ids: torch.Tensor,
@@ -233,8 +230,8 @@ class DashboardState:
         bias: torch.Tensor,
     ) -> None:
         """Fold in one batch given as encoder scores (`SparseBatch.from_scores`'s arguments): the same state
-        as `update(SparseBatch.from_scores(...))`, slot order aside, through compiled kernels on a CPU with
-        numba and float32 scores (`kernels.py`: ~5x less time per active pair at 65k features), else that.
+        as `update(SparseBatch.from_scores(...))`, slot order aside; wide blocks on a CPU go through
+        compiled kernels (`batch_update.py`).
 
         Example:
             >>> state = DashboardState.empty(torch.arange(2), PassSettings(seq_len=3))
@@ -243,44 +240,7 @@ class DashboardState:
             >>> state.finish().top.column("value")[:, 0].tolist(), state.n_tokens
             ([3.0, 2.0], 2)
         """
-        if self.device.type != "cpu" or not kernels.applies(scores):
-            batch = SparseBatch.from_scores(ids, seq, scores, threshold, bos, bias)
-            with bookkeeping_threads(self.device, batch.value.numel()):
-                self.update(batch)
-            return
-        n_seq, n_t = ids.shape
-        not_bos = ids.reshape(-1) != bos
-        if self._scratch is None or not self._scratch.fits(*scores.shape):
-            self._scratch = kernels.SearchScratch(*scores.shape)
-        pairs = kernels.active_pairs(scores, bias, threshold, not_bos, self._scratch)
-        col, b, t = pairs.col, pairs.row // n_t, pairs.row % n_t
-        n_f, resolution = self.features.numel(), self.settings.hist_resolution
-        self.ordered = False
-        batch_max = torch.zeros(n_f).scatter_reduce_(0, col, pairs.value, "amax", include_self=True)
-        self._rescale(scale_exponents(batch_max), compiled=True)
-        self._widen_counts(int(not_bos.sum()))
-        bins = bucket_index(pairs.value, self.exponent.index_select(0, col), resolution)
-        self.hist.view(-1).scatter_add_(
-            0, col * resolution + bins, torch.ones_like(bins, dtype=self.hist.dtype)
-        )
-        self.total.index_add_(0, col, pairs.value.double())
-        self.n_tokens += int(not_bos.sum())
-        self.n_sequences += n_seq
-        top = kernels.first_maxima(pairs, n_t)
-        top_key = order_keys(pairs.value.index_select(0, top), seq.index_select(0, b.index_select(0, top)))
-        entries = self.top.entries.tensors()
-        side = self.settings.top_side
-        kernels.insert_records(entries, self.top.slots, col[top], top_key, top, 1, ids, seq, pairs, side)
-        if self.settings.n_groups:
-            groups = self.settings.group_resolution
-            key = kernels.sample_keys(
-                seq.index_select(0, b) * self.settings.seq_len + t, self.features[col], self.settings.seed
-            )
-            group = col * groups + bins // (resolution // groups)
-            entries, pair = self.quant.entries.tensors(), torch.arange(col.numel())
-            kernels.insert_records(
-                entries, self.quant.slots, group, key, pair, groups, ids, seq, pairs, self.settings.context
-            )
+        batch_update.update_from_scores(self, ids, seq, scores, threshold, bos, bias)
 
     def finish(self) -> DashboardState:
         """Put every table in canonical order (what `tensors()` compares and the cache stores); a no-op
@@ -386,29 +346,6 @@ class DashboardState:
             other.features.cpu(), self.features.cpu()
         ):
             raise ValueError("Cannot merge passes over different feature sets")
-
-
-# Active (token, feature) pairs in a batch from which the state update keeps all CPU threads.
-PARALLEL_UPDATE_PAIRS = 1 << 18
-
-
-@contextmanager
-def bookkeeping_threads(device: torch.device, n_active: int = 0) -> Iterator[None]:
-    """On CPU, run the state update of a batch with fewer than `PARALLEL_UPDATE_PAIRS` active pairs on one
-    thread: its ops are then small, gain little from OpenMP, and pay a barrier per op that costs a whole
-    scheduler slice whenever the cores are shared. Larger batches (wide SAEs: ~350k pairs per 1,024
-    tokens at 65k features and L0 300) keep every thread: there each op moves megabytes, and 2 threads
-    took the update from 0.60 to 0.41 s per batch on a quiet 2-vCPU machine. The forward and the encoder
-    always keep all threads."""
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1 or n_active >= PARALLEL_UPDATE_PAIRS:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _pick(index: torch.Tensor, *tensors: torch.Tensor) -> list[torch.Tensor]:
