@@ -1,4 +1,4 @@
-"""Compiled CPU kernels (numba) for the two per-active-pair stages of a dashboard pass on wide SAEs.
+"""Compiled CPU kernels (numba) for the per-active-pair work of a dashboard pass on wide SAEs.
 
 A pass at 65k features and L0 ~300 has ~300k active (token, feature) pairs per 1,024 tokens. In torch each
 stage over them is a chain of whole-array ops (compare, `nonzero`, sorts, `index_select`, `index_copy_`),
@@ -11,16 +11,19 @@ each moving megabytes; here each stage is one loop that touches a pair once:
 - `insert_records`: offer candidates to a `Table` (each group keeps the `slots` smallest keys), writing the
   entering records with their windows read from the column-major pairs. In parallel over features: every
   candidate of one feature is handled by one thread, so no two threads touch one group.
+- `fold`: a feature's histogram and quantile samples re-bucketed in place when its scale grows.
+- `sample_keys`: compiled from `select.sample_keys` itself.
 
-Everything that is a formula (sample keys, order keys, histogram bins, scales) stays in `select.py` and is
-computed in torch on the compacted pairs: the kernels only move data. The result is the same state as the
-torch path's, slot order aside (`Table.canonical` sorts it); `tests/test_dashboard_kernels.py` checks it.
-The torch path runs instead without numba, off the CPU, for scores that are not float32, and for blocks
-under `MIN_ENTRIES` (where the compile, ~4 s once per process, would cost more than it saves).
+The formulas (sample and order keys, histogram bins, scales) live in `select.py` only: bins, scales and order
+keys are computed in torch on the compacted pairs, and the sample keys' function is compiled as it is. The
+result is the same state as the torch path's, slot order aside (`Table.canonical` sorts it);
+`tests/test_dashboard_kernels.py` checks it. `batch_update.py` chooses the path: the torch one runs without
+numba, off the CPU, for scores that are not float32, and for blocks under `MIN_ENTRIES` (where the compile,
+~4 s once per process, would cost more than it saves).
 
-The two parallel kernels are compiled per process, not cached: on this machine (AVX-512, numba 0.68) the
-search compiled fresh ran in 30 ms per `[1024, 65536]` block and the same code loaded from numba's disk
-cache in 60 ms (the fresh build vectorises the compaction, the cached one does not). Measured in
+The parallel kernels are compiled per process, not cached: on this machine (AVX-512, numba 0.68) the search
+compiled fresh ran in 30 ms per `[1024, 65536]` block and the same code loaded from numba's disk cache in
+60 ms (the fresh build vectorises the compaction, the cached one does not). Measured in
 `benchmarks/RESULTS.md`.
 """
 
