@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import scopewidgets as sw
 from scopewidgets.core import sites
 from scopewidgets.dashboards import kernels
+from scopewidgets.dashboards.batch_update import update_from_scores
 from scopewidgets.dashboards.encode import encode_scores, scores_scratch, site_activations
 from scopewidgets.testing import random_sae
 
@@ -187,7 +188,7 @@ def breakdown(scope: sw.Scope, sae: sw.SAE, batches: list[torch.Tensor], encoder
         scores, bias, threshold = encode_scores(sae, x, None, scratch)
         sync(scope.device.type)
         marks.append(time.perf_counter())
-        state.update_scores(ids, seq, scores, threshold, 2, bias)
+        update_from_scores(state, ids, seq, scores, threshold, 2, bias)
         sync(scope.device.type)
         marks.append(time.perf_counter())
         for key, a, b in zip(spent, marks[:-1], marks[1:], strict=True):

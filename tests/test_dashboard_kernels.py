@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from scopewidgets.dashboards import kernels
+from scopewidgets.dashboards.batch_update import update_from_scores
 from scopewidgets.dashboards.encode import SparseBatch
 from scopewidgets.dashboards.state import DashboardState, PassSettings
 
@@ -41,7 +42,7 @@ def both(settings: PassSettings, features: torch.Tensor, data) -> tuple[Dashboar
     compiled = DashboardState.empty(features, settings)
     reference = DashboardState.empty(features, settings)
     for ids, seq, scores, threshold, bias in data:
-        compiled.update_scores(ids, seq, scores, threshold, BOS, bias)
+        update_from_scores(compiled, ids, seq, scores, threshold, BOS, bias)
         reference.update(SparseBatch.from_scores(ids, seq, scores, threshold, BOS, bias))
     return compiled.finish(), reference.finish()
 
@@ -77,7 +78,7 @@ def test_feature_ids_key_the_samples_and_hist_widens():
     compiled.hist = compiled.hist.long()  # what `_widen_counts` does past 2**31 tokens
     reference = DashboardState.empty(features, settings)
     for ids, seq, scores, threshold, bias in batches(3, 4, 8, 6, seed=3):
-        compiled.update_scores(ids, seq, scores, threshold, BOS, bias)
+        update_from_scores(compiled, ids, seq, scores, threshold, BOS, bias)
         reference.update(SparseBatch.from_scores(ids, seq, scores, threshold, BOS, bias))
     assert compiled.hist.dtype == torch.int64
     reference.hist = reference.hist.long()
@@ -90,7 +91,7 @@ def test_windows_read_the_neighbours_of_the_same_feature():
     scores[1:, 0] = torch.tensor([1.0, 0.0, 4.0, 2.0])  # feature 0 at t = 1, 3, 4; the max at t = 3
     scores[2, 1] = 9.0
     state = DashboardState.empty(torch.arange(2), PassSettings(seq_len=5, top_context=2, context=1))
-    state.update_scores(ids, torch.tensor([0]), scores, torch.zeros(2), BOS, torch.zeros(2))
+    update_from_scores(state, ids, torch.tensor([0]), scores, torch.zeros(2), BOS, torch.zeros(2))
     top = state.finish().top
     assert top.column("pos")[0, 0] == 3 and top.column("value")[0, 0] == 4.0
     assert top.column("ids")[0, 0].tolist() == [5, 6, 7, 8, -1]

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import torch
 
 from . import kernels
 from .encode import SparseBatch
 from .select import bucket_index, order_keys, scale_exponents
-
-if TYPE_CHECKING:
-    from .state import DashboardState
+from .state import DashboardState, PassSettings
 
 
 @torch.inference_mode()
@@ -34,7 +31,17 @@ def update_from_scores(
     bos: int,
     bias: torch.Tensor,
 ) -> None:
-    """`DashboardState.update_scores`: the compiled path where it applies, else the torch one."""
+    """Fold one batch, given as encoder scores (`SparseBatch.from_scores`'s arguments), into `state`: the same
+    state as `state.update(SparseBatch.from_scores(...))`, slot order aside; wide float32 blocks on a CPU go
+    through the compiled kernels.
+
+    Example:
+        >>> state = DashboardState.empty(torch.arange(2), PassSettings(seq_len=3))
+        >>> update_from_scores(state, torch.tensor([[2, 5, 6]]), torch.tensor([0]),
+        ...                    torch.tensor([[9., 0.], [1., 0.], [3., 2.]]), torch.zeros(2), 2, torch.zeros(2))
+        >>> state.finish().top.column("value")[:, 0].tolist(), state.n_tokens
+        ([3.0, 2.0], 2)
+    """
     if state.device.type != "cpu" or not kernels.applies(scores):
         batch = SparseBatch.from_scores(ids, seq, scores, threshold, bos, bias)
         with bookkeeping_threads(state.device, batch.value.numel()):
@@ -71,8 +78,6 @@ def _compile_once() -> None:
     if _compiled:
         return
     _compiled = True
-    from .state import DashboardState, PassSettings
-
     state = DashboardState.empty(torch.arange(2), PassSettings(seq_len=2))
     for scale in (1.0, 4.0):
         scores = torch.tensor([[scale, 0.0], [0.0, scale]])

@@ -15,6 +15,7 @@ from ..core import corpus as corpus_module
 from ..core import sites
 from ..core.corpus import bos_id, iter_texts, iter_token_windows, token_windows
 from ..core.sae import SAE
+from .batch_update import update_from_scores
 from .encode import encode_scores, scores_scratch, site_activations
 from .state import DashboardState, PassSettings
 
@@ -168,7 +169,7 @@ def run_pass(
             if scratch is None or scratch.shape[0] < ids.numel():
                 scratch = scores_scratch(sae, ids.numel(), device)
             scores, bias, threshold = encode_scores(sae, x, columns, scratch)
-            state.update_scores(ids, seq.to(device), scores, threshold, bos, bias)
+            update_from_scores(state, ids, seq.to(device), scores, threshold, bos, bias)
             del scores  # a view of `scratch`, which the next batch overwrites
             bar.update(ids.numel())
     finally:

@@ -162,7 +162,7 @@ def encode_scores(
     sae: SAE, x: torch.Tensor, columns: torch.Tensor | None, scratch: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`(scores [B*T, n], bias [n], threshold [n])` of `x [B*T, d_in]` for the feature `columns` (None: all),
-    what `SparseBatch.from_scores` and `DashboardState.update_scores` take.
+    what `SparseBatch.from_scores` and `batch_update.update_from_scores` take.
 
     JumpReLU and ReLU SAEs are read from `x @ W_enc`, the bias left to be added sparsely (values
     bit-identical to `SAE.encode`); other architectures are encoded densely first. The full product is

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import batch_update, kernels
+from . import kernels
 from .encode import SparseBatch
 from .select import (
     EMPTY_EXPONENT,
@@ -107,7 +107,7 @@ class DashboardState:
         self.top = Table(Entries(**_prefixed(tensors, "top.")), settings.n_examples)
         self.quant = Table(Entries(**_prefixed(tensors, "quant.")), max(settings.per_group, 1))
         self.ordered = True  # every group of both tables in canonical slot order (`finish`)
-        self.scratch: kernels.SearchScratch | None = None  # reused by `update_scores` batch after batch
+        self.scratch: kernels.SearchScratch | None = None  # reused batch after batch (`batch_update.py`)
 
     @classmethod
     def empty(
@@ -219,28 +219,6 @@ class DashboardState:
         if self.settings.n_groups:
             fine_per_bucket = self.settings.hist_resolution // self.settings.group_resolution
             self._update_quant(batch, bins // fine_per_bucket)
-
-    def update_scores(
-        self,
-        ids: torch.Tensor,
-        seq: torch.Tensor,
-        scores: torch.Tensor,
-        threshold: torch.Tensor,
-        bos: int,
-        bias: torch.Tensor,
-    ) -> None:
-        """Fold in one batch given as encoder scores (`SparseBatch.from_scores`'s arguments): the same state
-        as `update(SparseBatch.from_scores(...))`, slot order aside; wide blocks on a CPU go through
-        compiled kernels (`batch_update.py`).
-
-        Example:
-            >>> state = DashboardState.empty(torch.arange(2), PassSettings(seq_len=3))
-            >>> state.update_scores(torch.tensor([[2, 5, 6]]), torch.tensor([0]),
-            ...                     torch.tensor([[9., 0.], [1., 0.], [3., 2.]]), torch.zeros(2), 2, torch.zeros(2))
-            >>> state.finish().top.column("value")[:, 0].tolist(), state.n_tokens
-            ([3.0, 2.0], 2)
-        """
-        batch_update.update_from_scores(self, ids, seq, scores, threshold, bos, bias)
 
     def finish(self) -> DashboardState:
         """Put every table in canonical order (what `tensors()` compares and the cache stores); a no-op
