@@ -172,8 +172,11 @@ def encode_scores(
     costs ~0.06 s of page faults on a CPU), so the scores must be used before the next batch.
 
     Example:
-        >>> sae = random_sae(d_in=4, d_sae=3)                                  # doctest: +SKIP
-        >>> scores, bias, threshold = encode_scores(sae, torch.randn(5, 4), None)  # doctest: +SKIP
+        >>> from scopewidgets.testing import random_sae, tiny_gemma3
+        >>> sae = random_sae(tiny_gemma3()[0], d_sae=16)
+        >>> scores, bias, threshold = encode_scores(sae, torch.randn(5, sae.cfg.d_in), torch.tensor([3, 7]))
+        >>> scores.shape, bias.shape, threshold.shape
+        (torch.Size([5, 2]), torch.Size([2]), torch.Size([2]))
     """
     if sae.cfg.architecture in ("jumprelu", "standard"):
         x = x.to(sae.dtype)
