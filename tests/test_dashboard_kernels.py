@@ -11,8 +11,11 @@ from scopewidgets.dashboards.batch_update import update_from_scores
 from scopewidgets.dashboards.encode import SparseBatch
 from scopewidgets.dashboards.state import DashboardState, PassSettings
 
-pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed")
 BOS = 2
+
+
+def test_numba_is_installed():
+    assert kernels.AVAILABLE, "numba is a dependency of scopewidgets: the wide-SAE pass needs it"
 
 
 @pytest.fixture(autouse=True)
