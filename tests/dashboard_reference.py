@@ -84,3 +84,14 @@ def similar(sae, feature: int, k: int = 10) -> list[int]:
     cos = (w / w.norm(dim=1, keepdim=True)) @ (w[feature] / w[feature].norm())
     cos[feature] = -2
     return cos.topk(k).indices.tolist()
+
+
+def assert_same(a, b) -> None:
+    """Two `DashboardState`s hold the same tensors (tables in canonical order; totals, float64 sums taken in
+    another order, to 1e-12)."""
+    ta, tb = a.tensors(), b.tensors()
+    for name in ta:
+        if name == "total":
+            torch.testing.assert_close(ta[name], tb[name], rtol=1e-12, atol=0)
+        else:
+            assert torch.equal(ta[name], tb[name]), name

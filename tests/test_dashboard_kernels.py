@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from dashboard_reference import assert_same
 
 from scopewidgets.dashboards import kernels
 from scopewidgets.dashboards.batch_update import update_from_scores
@@ -48,15 +49,6 @@ def both(settings: PassSettings, features: torch.Tensor, data) -> tuple[Dashboar
         update_from_scores(compiled, ids, seq, scores, threshold, BOS, bias)
         reference.update(SparseBatch.from_scores(ids, seq, scores, threshold, BOS, bias))
     return compiled.finish(), reference.finish()
-
-
-def assert_same(a: DashboardState, b: DashboardState) -> None:
-    ta, tb = a.tensors(), b.tensors()
-    for name in ta:
-        if name == "total":
-            torch.testing.assert_close(ta[name], tb[name], rtol=1e-12, atol=0)
-        else:
-            assert torch.equal(ta[name], tb[name]), name
 
 
 @pytest.mark.parametrize(

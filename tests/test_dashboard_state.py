@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from dashboard_reference import histogram_counts, quantile_sample, top_examples
+from dashboard_reference import assert_same, histogram_counts, quantile_sample, top_examples
 
 from scopewidgets.dashboards.encode import SparseBatch
 from scopewidgets.dashboards.rows import StateRows
@@ -51,15 +51,6 @@ def run(tokens, acts, order, batch=4, finish=True) -> DashboardState:
             SparseBatch.from_scores(tokens[seq], seq, acts[seq].reshape(-1, N_F), torch.zeros(N_F), BOS)
         )
     return state.finish() if finish else state
-
-
-def assert_same(a: DashboardState, b: DashboardState) -> None:
-    ta, tb = a.tensors(), b.tensors()
-    for name in ta:
-        if name == "total":
-            torch.testing.assert_close(ta[name], tb[name], rtol=1e-12, atol=0)
-        else:
-            assert torch.equal(ta[name], tb[name]), name
 
 
 @pytest.mark.parametrize("finish", [True, False])

@@ -30,10 +30,12 @@ def update_from_scores(
     threshold: torch.Tensor,
     bos: int,
     bias: torch.Tensor,
+    compiled: bool | None = None,
 ) -> None:
     """Fold one batch, given as encoder scores (`SparseBatch.from_scores`'s arguments), into `state`: the same
-    state as `state.update(SparseBatch.from_scores(...))`, slot order aside; wide float32 blocks on a CPU go
-    through the compiled kernels.
+    state as `state.update(SparseBatch.from_scores(...))`, slot order aside. `compiled` picks the path: None
+    takes the compiled kernels for wide float32 blocks on a CPU (`kernels.applies`); True forces them (any
+    CPU float32 block).
 
     Example:
         >>> state = DashboardState.empty(torch.arange(2), PassSettings(seq_len=3))
@@ -42,24 +44,14 @@ def update_from_scores(
         >>> state.finish().top.column("value")[:, 0].tolist(), state.n_tokens
         ([3.0, 2.0], 2)
     """
-    if state.device.type != "cpu" or not kernels.applies(scores):
+    if compiled is None:
+        compiled = state.device.type == "cpu" and kernels.applies(scores)
+    if not compiled:
         batch = SparseBatch.from_scores(ids, seq, scores, threshold, bos, bias)
         with bookkeeping_threads(state.device, batch.value.numel()):
             state.update(batch)
         return
     _compile_once()
-    _update_compiled(state, ids, seq, scores, threshold, bos, bias)
-
-
-def _update_compiled(
-    state: DashboardState,
-    ids: torch.Tensor,
-    seq: torch.Tensor,
-    scores: torch.Tensor,
-    threshold: torch.Tensor,
-    bos: int,
-    bias: torch.Tensor,
-) -> None:
     if state.scratch is None or not state.scratch.fits(*scores.shape):
         state.scratch = kernels.SearchScratch(*scores.shape)
     not_bos = ids.reshape(-1) != bos
@@ -81,9 +73,8 @@ def _compile_once() -> None:
     state = DashboardState.empty(torch.arange(2), PassSettings(seq_len=2))
     for scale in (1.0, 4.0):
         scores = torch.tensor([[scale, 0.0], [0.0, scale]])
-        _update_compiled(
-            state, torch.tensor([[5, 6]]), torch.tensor([0]), scores, torch.zeros(2), -1, torch.zeros(2)
-        )
+        ids, zeros = torch.tensor([[5, 6]]), torch.zeros(2)
+        update_from_scores(state, ids, torch.tensor([0]), scores, zeros, -1, zeros, compiled=True)
 
 
 def _count(state: DashboardState, pairs: kernels.ColumnPairs, n_tokens: int, n_seq: int) -> torch.Tensor:
