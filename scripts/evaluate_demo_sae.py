@@ -10,8 +10,9 @@ Every figure uses text held out of the training mix, with the shipped (bf16) wei
 - 800 held-out windows (101,600 tokens): per-feature density (how many non-reserved features fire on more
   than 30%, 10%, 1% of tokens; never firing = dead), and the FVU with the reserved direction projected out
   of both the activation and its reconstruction (the plain FVU is flattered by that one huge direction);
-- the held-out concept probe (`benchmarks/concept_probe.py`): per word class, the best single feature as a
-  token classifier, F1 on sentences it was not chosen on; mean over classes, and the raw dimensions' mean.
+- the held-out concept probe (`benchmarks/concept_probe.py`): per word class, the best single feature (with
+  a threshold) as a token classifier, F1 on sentences it was not chosen on; mean over classes, the same
+  with the threshold at 0, and the raw dimensions' mean.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def card_metrics(
         "density": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in density.items()},
         "concept_probe": {
             "mean_f1": round(float(probe["f1_2fold"].mean()), 4),
+            "fires_mean_f1": round(float(probe["fires_f1_2fold"].mean()), 4),
             "raw_dimensions_mean_f1": round(float(probe["raw_f1_2fold"].mean()), 4),
             "per_class": {c: round(float(v), 3) for c, v in probe["f1_2fold"].items()},
         },

@@ -23,8 +23,10 @@ CARD_TARGETS = (
     ("non-reserved features over 30% density", lambda t: t["density"]["over_30pct"], None, 0, "d"),
     ("non-reserved features over 10% density", lambda t: t["density"]["over_10pct"], None, 15, "d"),
     ("dead (never firing on the density tokens)", lambda t: t["density"]["dead"], None, 0.05, ".1%"),
-    ("concept probe, mean F1 (best single feature per word class)", lambda t: t["concept_probe"]["mean_f1"], 0.75,
-     None, ".3f"),
+    ("concept probe, mean F1 (best single feature and threshold per word class)",
+     lambda t: t["concept_probe"]["mean_f1"], 0.75, None, ".3f"),
+    ("concept probe, the same with the threshold at 0 (wherever the feature fires)",
+     lambda t: t["concept_probe"]["fires_mean_f1"], None, None, ".3f"),
     ("concept probe, raw residual dimensions (for comparison)",
      lambda t: t["concept_probe"]["raw_dimensions_mean_f1"], None, None, ".3f"),
 )  # fmt: skip
@@ -66,7 +68,8 @@ SAE's reconstruction spliced in at every non-BOS position. Held-out windows: `sc
 corpus); short modern texts: the {modern_texts} texts of `scopewidgets.demo.probe_text.short_modern_texts()`,
 each run on its own ({modern_predictions:,} predictions); density, dead and the FVUs: {density_tokens:,} tokens
 (`held_out_windows(tokenizer, 800)`); concept probe: `benchmarks/concept_probe.py` (12 word classes, the
-best single feature chosen on half of the sentences, F1 on the other half, both ways).
+best single feature and its threshold chosen on half of the sentences, F1 on the other half, both ways; the
+raw dimensions are chosen and thresholded the same way).
 
 | metric | value | target | |
 |---|---|---|---|

@@ -60,12 +60,36 @@ def test_vectorised_f1_matches_a_brute_force_count(concept_probe) -> None:
             assert math.isclose(float(recall[c, p]), tp / (tp + fn) if tp + fn else 0.0, abs_tol=1e-6)
 
 
+def test_best_feature_and_threshold_match_a_brute_force_search(concept_probe) -> None:
+    generator = torch.Generator().manual_seed(1)
+    features = torch.rand(300, 9, generator=generator).sub(0.5).clamp_min(0) * 10  # about half the rows fire
+    labels = torch.randint(0, 2, (300, 2), generator=generator, dtype=torch.int8)
+    features[:, 4] = torch.where(labels[:, 0] == 1, features[:, 4] + 2.0, features[:, 4] * 0.3)  # class 0's
+    quantiles = (0.0, 0.25, 0.5, 0.75)
+    feature, threshold, f1 = concept_probe._best_features(features, labels, (3,), quantiles)
+    assert feature[0] == 4 and threshold[0] > 0  # a threshold above 0 separates it better than firing does
+    for c in range(2):
+        best = (-1.0, None, None)
+        for p in range(9):
+            if p == 3:  # reserved
+                continue
+            firing = features[:, p][features[:, p] > 0]
+            for q in quantiles:
+                t = float(torch.quantile(firing, q)) if q > 0 and len(firing) else 0.0
+                value = float(concept_probe.f1_scores(features[:, p : p + 1] > t, labels[:, c : c + 1])[0])
+                if value > best[0] + 1e-9:
+                    best = (value, p, t)
+        assert math.isclose(float(f1[c]), best[0], abs_tol=1e-6)
+        assert int(feature[c]) == best[1] and math.isclose(float(threshold[c]), best[2], rel_tol=1e-5)
+
+
 def test_probe_f1_chooses_on_one_half_and_reports_on_the_other(concept_probe) -> None:
     scope = tiny_scope(d_sae=32)
     sentences = concept_probe_sentences()[:40]
     table = concept_probe.probe_f1(scope, sentences=sentences)
     assert list(table.index) == list(CONCEPT_CLASSES)
-    assert table[["f1", "raw_f1"]].stack().between(0, 1).all()
+    assert table[["f1", "fires_f1", "raw_f1"]].stack().between(0, 1).all()
+    assert (table["threshold"] >= 0).all()
     tokens = concept_probe.probe_tokens(scope, sentences=sentences)
     held_out = (tokens.labels[~tokens.selection] == 1).sum(0)
     assert table["positives"].tolist() == held_out.tolist()
