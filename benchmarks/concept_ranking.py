@@ -199,9 +199,9 @@ def variants(stats: sw.features.FeatureStats) -> dict[str, object]:
         "(a/typical) * ln(1/max(d, 0.001))": lambda a: (a / typical) * floored,
         "ln(1 + a/max) * ln(1/d)": lambda a: torch.log1p(a / top) * plain,
         "(a/typical)^2 * ln(1/d)": lambda a: (a / typical) ** 2 * plain,
-        "(a/typical)^2 * ln(1/max(d, 0.001)) (default before)": lambda a: (a / typical) ** 2 * floored,
-        "(a/typical)^3 * ln(1/max(d, 0.001))": lambda a: (a / typical) ** 3 * floored,
-        "default: (a/typical)^1.5 * ln(1/max(d, 0.001))": lambda a: ranking.specificity(a, stats),
+        "(a/typical)^2 * ln(1/max(d, 0.001))": lambda a: (a / typical) ** 2 * floored,
+        "(a/typical)^1.5 * ln(1/max(d, 0.001)) (default before)": lambda a: (a / typical) ** 1.5 * floored,
+        "default: (a/typical)^3 * ln(1/max(d, 0.001))": lambda a: ranking.specificity(a, stats),
     }
 
 

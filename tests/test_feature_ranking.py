@@ -59,7 +59,7 @@ def brute_force_order(peak: torch.Tensor, stats: FeatureStats, hidden: set[int])
         if a <= 0 or f in hidden:
             continue
         typical = float(stats.mean[f]) if stats.mean[f] > 0 else median
-        score = (a / typical) ** 1.5 * math.log(1 / max(float(stats.density[f]), floor))
+        score = (a / typical) ** 3 * math.log(1 / max(float(stats.density[f]), floor))
         scored.append((-score, f))
     return [f for _, f in sorted(scored)]
 

@@ -2,14 +2,15 @@
 
 The default everywhere features are listed (`rank="specific"`) is
 
-    score_f(a) = (a / typical_f) ** 1.5 * ln(1 / max(density_f, floor))
+    score_f(a) = (a / typical_f) ** 3 * ln(1 / max(density_f, floor))
 
 for a feature `f` active at `a > 0` (its peak over the tokens considered), where `typical_f` is the
 feature's mean activation over the tokens where it fires (`FeatureStats.mean`; features never seen firing
 use the median of the others), `density_f` the fraction of tokens where it fires, and
 `floor = max(0.001, 1 / n_tokens)`. The first factor says how far above its usual level the feature fires
-here (to the power 1.5: strength relative to the feature's own scale counts more than rarity; 2 put the
-concept feature first for 5 of 12 classes on the earlier demo SAE, 1.5 for 8); the second how rare
+here (cubed: strength relative to the feature's own scale counts more than rarity; on the demo SAE shipped
+now, powers 3-5 put a concept feature first more often than 1.5 or 2, under four definitions of "concept
+feature", `benchmarks/RESULTS.md`); the second how rare
 the feature is (one firing on 74% of tokens gets 0.3, one on 0.1% or less gets 6.9). Rarity below 0.1% earns
 no more credit: such densities rest on a few dozen firings of a short pass, and features that fire on one
 word or one document would otherwise crowd out the concept features (cities, months, colours...) that fire
@@ -74,7 +75,7 @@ def _typical(stats: FeatureStats) -> torch.Tensor:
 
 
 DENSITY_FLOOR = 1e-3
-STRENGTH_POWER = 1.5  # the exponent of a / typical (benchmarks/concept_ranking.py)
+STRENGTH_POWER = 3.0  # the exponent of a / typical (benchmarks/concept_ranking.py)
 
 
 def _rarity(stats: FeatureStats) -> torch.Tensor:
