@@ -3,10 +3,13 @@
 For 12 word classes (cities, countries, months, colours, family words, numbers, weekdays, animals, body
 parts, food, professions, metals) this script:
 
-1. finds each class's *concept features* on probe sentences (templates filled with 8 words of the class):
-   features firing on the class word in at least half of the class's probes, and at least 4 times as
-   often as on the other classes' words on average (so a "place name" feature counts for cities and for
-   countries, a "time" feature for months and weekdays, but a feature firing on most nouns counts for none);
+1. finds each class's *concept features* on probe sentences (templates filled with 8 words of the class),
+   two ways (`concept_features(scope, by=...)`): features firing on the class word in at least half of the
+   class's probes, and at least 4 times as often ("firing") or with at least 4 times the mean activation
+   ("activation") as on the other classes' words on average (so a "place name" feature counts for cities
+   and for countries, a "time" feature for months and weekdays, but a feature firing on most nouns counts
+   for none; a feature firing weakly on many nouns and strongly on cities counts for cities only by
+   activation);
 2. on held-out test sentences (written here, not from the corpus; other words of the class), ranks the
    features firing at the class word (`scope.search(text, token=word)`) with each score variant and counts
    the classes whose top 3 holds a concept feature of that class, and whose first row is one.
@@ -213,8 +216,15 @@ def token_vector(scope: sw.Scope, text: str, word: str) -> torch.Tensor:
     return acts.values[rows].max(dim=0).values
 
 
-def concept_features(scope: sw.Scope) -> dict[str, set[int]]:
-    fires = {}
+def concept_features(scope: sw.Scope, by: str = "firing") -> dict[str, set[int]]:
+    """Each class's concept features on the probe sentences. `by="firing"`: fires on the class word in at
+    least half of the class's probes and at least 4 times as often as on the other classes' words on
+    average. `by="activation"`: the same half, and a mean activation on the class's words (0 where it does
+    not fire) at least 4 times its mean on the other classes' words: a feature that fires weakly on many
+    capitalised nouns but strongly on cities counts for cities here, not under "firing"."""
+    if by not in ("firing", "activation"):
+        raise ValueError(f"by must be 'firing' or 'activation', got {by!r}")
+    fires, level = {}, {}
     for name, words in CLASSES.items():
         probe_words = words.split()[:-3]
         templates = PROBE_TEMPLATES[name]
@@ -222,12 +232,16 @@ def concept_features(scope: sw.Scope) -> dict[str, set[int]]:
         probes += [templates[(i + 1) % len(templates)].format(w) for i, w in enumerate(probe_words)][
             : max(0, 8 - len(probes))
         ]
-        vectors = [token_vector(scope, p, w) for p, w in zip(probes, probe_words * 2, strict=False)]
-        fires[name] = (torch.stack(vectors) > 0).float().mean(dim=0)
+        vectors = torch.stack(
+            [token_vector(scope, p, w) for p, w in zip(probes, probe_words * 2, strict=False)]
+        )
+        fires[name] = (vectors > 0).float().mean(dim=0)
+        level[name] = vectors.clamp_min(0).mean(dim=0)
+    measure = fires if by == "firing" else level
     concepts = {}
     for name, rate in fires.items():
-        others = torch.stack([r for n, r in fires.items() if n != name]).mean(dim=0)
-        concepts[name] = set(torch.nonzero((rate >= 0.5) & (rate >= 4 * others)).flatten().tolist())
+        others = torch.stack([m for n, m in measure.items() if n != name]).mean(dim=0)
+        concepts[name] = set(torch.nonzero((rate >= 0.5) & (measure[name] >= 4 * others)).flatten().tolist())
     return concepts
 
 
@@ -249,10 +263,11 @@ def main() -> None:
         scope = sw.Scope(model, tokenizer, saes=[sw.load_sae(sys.argv[sys.argv.index("--sae") + 1])])
     sae = scope.sae()
     stats = scope.feature_stats()
-    concepts = concept_features(scope)
+    definitions = {by: concept_features(scope, by) for by in ("firing", "activation")}
     reserved = torch.tensor(sae.reserved_features, dtype=torch.long)
     scores = variants(stats)
-    hits = {v: {"top3_first": 0, "first_first": 0, "top3_all": 0, "first_all": 0} for v in scores}
+    counts = ("top3_first", "first_first", "top3_all", "first_all")
+    hits = {(v, by): dict.fromkeys(counts, 0) for v in scores for by in definitions}
     examples = []
     for name, sentences in TESTS.items():
         for j, sentence in enumerate(sentences):
@@ -267,26 +282,36 @@ def main() -> None:
                     for f in torch.sort(s, descending=True, stable=True).indices[:3].tolist()
                     if s[f] > -1e30
                 ]
-                in3, first = bool(set(top3) & concepts[name]), bool(top3 and top3[0] in concepts[name])
-                hits[variant]["top3_all"] += in3
-                hits[variant]["first_all"] += first
-                if j == 0:
-                    hits[variant]["top3_first"] += in3
-                    hits[variant]["first_first"] += first
+                for by, concepts in definitions.items():
+                    in3, first = bool(set(top3) & concepts[name]), bool(top3 and top3[0] in concepts[name])
+                    h = hits[variant, by]
+                    h["top3_all"] += in3
+                    h["first_all"] += first
+                    if j == 0:
+                        h["top3_first"] += in3
+                        h["first_first"] += first
                 if variant.startswith("default") and j == 0:
-                    examples.append(f"  {name:12s} {top3} concept features: {len(concepts[name])}")
+                    sizes = ", ".join(f"{len(c[name])} by {by}" for by, c in definitions.items())
+                    examples.append(f"  {name:12s} {top3} concept features: {sizes}")
     timing = measure_cost(scope)
     print(
         f"# concept ranking, {platform.node()} ({platform.processor() or platform.machine()}), "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
     )
     print(f"statistics: {stats.source} ({stats.n_tokens:,} tokens)")
-    print("| score | top 3 (12 first sentences) | first row (12) | top 3 (all 36) | first row (36) |")
-    print("|---|---|---|---|---|")
-    for variant, h in hits.items():
-        print(
-            f"| {variant} | {h['top3_first']}/12 | {h['first_first']}/12 | {h['top3_all']}/36 | {h['first_all']}/36 |"
-        )
+    print("Concept features by firing rate | by mean activation; each: top 3 (12 first sentences), first row")
+    print("(12), top 3 (all 36), first row (36)")
+    print(
+        "| score | firing: top 3 (12) | first (12) | top 3 (36) | first (36) | activation: top 3 (12) | first (12) | top 3 (36) | first (36) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for variant in scores:
+        cells = [
+            f"{hits[variant, by][c]}/{12 if c.endswith('first') else 36}"
+            for by in definitions
+            for c in counts
+        ]
+        print(f"| {variant} | {' | '.join(cells)} |")
     print("default top 3 per class (first sentence):")
     print("\n".join(examples))
     print(timing)
