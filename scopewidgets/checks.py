@@ -182,6 +182,7 @@ def search(
     *,
     rank: str = "specific",
     include_reserved: bool = False,
+    effect: str = "steer",
 ) -> SearchResult:
     """See `Scope.search`."""
     from .features import feature_stats, ranking
@@ -195,7 +196,9 @@ def search(
         logit = checked.integer(logit, "logit (a token string or an int token id)")
     if logit is not None:
         stats = feature_stats(sae, scope)
-        table, caption = logit_search(scope, sae, logit, k, stats, include_reserved=include_reserved)
+        table, caption = logit_search(
+            scope, sae, logit, k, stats, include_reserved=include_reserved, effect=effect
+        )
         return SearchResult(table, query=caption)
     if query is None or (isinstance(query, str) and not query):
         raise ValueError("search needs a text query, or logit=' token'")

@@ -242,22 +242,36 @@ class Scope(Engine):
         sae: SaeRef = None,
         rank: str = "specific",
         include_reserved: bool = False,
+        effect: str = "steer",
     ) -> Any:
         """Find features: those firing on a text (optionally only where `token` occurs in it), the ones
         specific to it first (`rank="specific"`, see `scopewidgets.features.ranking`; `rank="activation"`:
-        highest activation first); or with `logit=" Paris"` the live features (density > 0) whose decoder
-        direction most promotes a token (through the final norm's gain and the unembedding). A word typed
-        without its leading space (`"Paris"`) tries both `"Paris"` and `" Paris"`; a word that is several
-        tokens raises a `ValueError` listing them. Reserved features are left out unless `include_reserved`.
+        highest activation first); or with `logit=" Paris"` the live features (density > 0) that most
+        promote a token. `effect="steer"` (default): what adding the feature's decoder direction at every
+        position (`steer(method="add")`) does to the token's log-probability, to first order, through every
+        later layer, averaged over a few windows of the package's corpus (one forward and backward pass per
+        form of the token); `effect="direct"`: the decoder direction read straight by the unembedding, as in
+        the dashboards' logit tables (`scopewidgets.features.logit`). A word typed without its leading space
+        (`"Paris"`) tries both `"Paris"` and `" Paris"`; a word that is several tokens raises a `ValueError`
+        listing them. Reserved features are left out unless `include_reserved`.
 
         Example:
             >>> scope.search("The Eiffel Tower is in Paris", token=" Paris", k=5).features  # doctest: +SKIP
             >>> scope.search(logit="Paris")                                      # doctest: +SKIP
+            >>> scope.search(logit="Paris", effect="direct")                     # doctest: +SKIP
         """
         from .checks import search
 
         return search(
-            self, query, k, self.sae(sae), token, logit, rank=rank, include_reserved=include_reserved
+            self,
+            query,
+            k,
+            self.sae(sae),
+            token,
+            logit,
+            rank=rank,
+            include_reserved=include_reserved,
+            effect=effect,
         )
 
     def ablate(self, prompt: str, features: Sequence[int] | int, sae: SaeRef = None, *, k: int = 10) -> Any:

@@ -14,13 +14,15 @@ PROMPT = "the cat sat on the mat"
 @pytest.fixture(scope="module")
 def scope64(gemma3):
     """A float64 copy of the tiny model, so finite differences are exact enough to check gradients."""
-    model, tok = gemma3
+    return _double_scope(*gemma3)
+
+
+def _double_scope(model, tok):
     double = copy.deepcopy(model).double()
     for module in double.modules():  # Gemma's RMSNorm computes in float32 even in a float64 model
         if type(module).__name__.endswith("RMSNorm"):
             module.forward = _double_norm(module)
-    sae = random_sae(double, "resid_post", 1, 24, threshold=0.3).double()
-    return sw.Scope(double, tok, saes=[sae])
+    return sw.Scope(double, tok, saes=[random_sae(double, "resid_post", 1, 24, threshold=0.3).double()])
 
 
 def _double_norm(norm):
@@ -65,13 +67,70 @@ def test_search_logit_matches_full_logit_effects(scope64):
     sae = scope64.saes[0]
     effects = (sae.W_dec * sites.final_norm_gain(scope64.model).double()) @ sites.unembedding(scope64.model).T
     target = scope64.tokenizer("m", add_special_tokens=False)["input_ids"][0]
-    found = scope64.search(logit="m", k=4)
+    found = scope64.search(logit="m", k=4, effect="direct")
     live = scope64.feature_stats().density > 0
     scores = effects[:, target].masked_fill(~live, -float("inf"))
     assert found.features == scores.topk(4).indices.tolist()
-    assert (found.table.density > 0).all()
+    assert (found.table.density > 0).all() and found.query.startswith("direct logit effect")
     with pytest.raises(ValueError, match="single token"):
         scope64.search(logit="ma")
+    with pytest.raises(ValueError, match="effect must be one of 'steer', 'direct', got 'lens'"):
+        scope64.search(logit="m", effect="lens")
+
+
+def _steered_logprobs(scope, windows, targets, direction):
+    """Brute force: log-probabilities `[n, L - 1, len(targets)]` of `targets` at every prediction after BOS,
+    with `direction` added to the SAE site's output at every non-BOS position (steering's `add`, written
+    out)."""
+    sae = scope.saes[0]
+    layer = sites.decoder_layers(scope.model)[sae.cfg.layer]
+
+    def hook(_m, _a, out):
+        h = out[0] if isinstance(out, tuple) else out
+        h = torch.cat([h[:, :1], h[:, 1:] + direction], dim=1)
+        return (h, *out[1:]) if isinstance(out, tuple) else h
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.inference_mode():
+            logits = scope.model(input_ids=windows, use_cache=False).logits[:, 1:]
+    finally:
+        handle.remove()
+    return logits.log_softmax(-1)[..., targets]
+
+
+@pytest.mark.parametrize("family", ["gemma2", "gemma3", "gemma3_mm"])  # Gemma 2 soft-caps its logits
+def test_steering_effects_match_finite_differences_of_steering(family, request):
+    from scopewidgets.features.logit import context_windows, steering_effects
+
+    scope = _double_scope(*request.getfixturevalue(family))
+    if family == "gemma2":  # a cap the tiny model's logits reach, so that the capping's slope matters
+        scope.model.config.final_logit_softcapping = 0.05
+    sae = scope.saes[0]
+    windows = context_windows(scope.tokenizer, 3, 12)
+    assert windows.shape == (3, 12) and (windows[:, 0] == scope.tokenizer.bos_token_id).all()
+    targets = [int(windows[0, 5]), 77]  # one token of the text, one other
+    effects = steering_effects(scope, sae, targets, windows, joint=True)
+    assert effects.shape == (sae.cfg.d_sae, 3)
+    eps = 1e-3
+    for feature in (0, 5, 17):
+        up, down = (_steered_logprobs(scope, windows, targets, e * sae.W_dec[feature]) for e in (eps, -eps))
+        per_token = (up.mean((0, 1)) - down.mean((0, 1))) / (2 * eps)
+        either = (up.logsumexp(-1).mean() - down.logsumexp(-1).mean()) / (2 * eps)
+        expected = [*per_token.tolist(), float(either)]
+        assert effects[feature].tolist() == pytest.approx(expected, rel=1e-3, abs=1e-7)
+
+
+def test_search_logit_ranks_live_features_by_steering_effect(scope64):
+    from scopewidgets.features.logit import steering_effects
+
+    target = scope64.tokenizer("m", add_special_tokens=False)["input_ids"][0]
+    found = scope64.search(logit="m", k=5)
+    effects = steering_effects(scope64, scope64.saes[0], [target])[:, 0]
+    live = scope64.feature_stats().density > 0
+    assert found.features == effects.masked_fill(~live, -float("inf")).topk(5).indices.tolist()
+    assert found.table.score.tolist() == pytest.approx(effects[found.features].tolist())
+    assert found.query.startswith("steering effect on token 'm'")
 
 
 def test_ablate_matches_brute_force(scope64):

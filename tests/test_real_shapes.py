@@ -14,6 +14,7 @@ from sae_files import write_gemma_scope_1, write_gemma_scope_2
 
 import scopewidgets as sw
 from scopewidgets.core.sites import site_width
+from scopewidgets.features.logit import context_windows, steering_effects
 from scopewidgets.testing import real_shape_gemma
 
 pytestmark = [pytest.mark.slow, pytest.mark.shapes, pytest.mark.usefixtures("private_cache")]
@@ -108,6 +109,10 @@ def test_every_public_call_runs_on_real_shapes(tmp_path, model, family):
         out = scope.steer(TEXT, {3: 2.0}, max_new_tokens=2)
         assert len(out.default_tokens) == len(out.steered_tokens) == 2
 
+    def steering():  # what logit search's default effect="steer" runs, on two short windows
+        effects = steering_effects(scope, sae, [70, 71], context_windows(scope.tokenizer, 2, 8), joint=True)
+        assert effects.shape == (D_SAE, 3) and bool(torch.isfinite(effects).all())
+
     def panel():
         if transcoder:
             with pytest.raises(ValueError, match="transcoder"):
@@ -119,7 +124,8 @@ def test_every_public_call_runs_on_real_shapes(tmp_path, model, family):
     assert acts.values.shape == (len(acts.tokens), D_SAE) and bool(torch.isfinite(acts.values).all())
     check("dashboards", dashboards)
     check("search text", lambda: scope.search(TEXT, k=5).to_dataframe())
-    check("search logit", lambda: scope.search(logit=70, k=5).to_dataframe())
+    check("search logit", lambda: scope.search(logit=70, k=5, effect="direct").to_dataframe())
+    check("steering effects", steering)
     check("steer", steer)
     check("steering_panel", panel)
     check("ablate", lambda: scope.ablate(TEXT, [3, 4]).table)

@@ -1,5 +1,20 @@
-"""Logit search: live features whose decoder direction most promotes a token, with the invisible leading
-space handled (`"Paris"` tries `"Paris"` and `" Paris"` and says which token each feature promotes)."""
+"""Logit search: live features that most promote a token, with the invisible leading space handled
+(`"Paris"` tries `"Paris"` and `" Paris"` and says which token each feature promotes).
+
+Two measures of "promotes" (`effect=`):
+
+- `"steer"` (the default): what steering with the feature does to the token, to first order. Adding
+  `s * w_dec[f]` at every non-BOS position of the SAE's site (`scope.steer(method="add")`) changes the mean
+  log-probability of the token over `CONTEXTS` windows of the package's corpus by `s * effect_f` for small
+  `s`; `effect_f = w_dec[f] . g`, where `g` is the gradient of that mean log-probability with respect to a
+  direction added at every position: one forward and one backward pass per form of the token, then one
+  matrix-vector product for all features. The path runs through every layer after the site.
+- `"direct"`: the decoder direction read straight by the unembedding (through the final norm's gain), the
+  logit effect of SAEDashboard and Neuronpedia and of the dashboards' logit tables. It skips every layer
+  after the site, so for an SAE in the middle of the model (the demo's layer 6 of 18) it finds mostly noise:
+  on the demo, `" Paris"` lists features labelled `# → anecdote` or `and → America`, where `"steer"` finds
+  `French · France`; `"dog"` finds `dog · animal · animals` and `creature · beast · animal`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +24,9 @@ import pandas as pd
 import torch
 
 from ..core import sites
+from ..core.corpus import bos_id, default, token_windows
 from ..core.effects import token_effects
+from ..core.hooks import patch
 from ..core.sae import SAE
 from .columns import density_column, label_column
 from .ranking import hidden_mask
@@ -17,6 +34,9 @@ from .stats import FeatureStats
 
 if TYPE_CHECKING:
     from ..core.engine import Engine
+
+EFFECTS = ("steer", "direct")
+CONTEXTS, CONTEXT_TOKENS = 8, 64  # windows of the package's corpus that "steer" averages over
 
 
 def token_forms(scope: Engine, token: str | int) -> tuple[list[int], str]:
@@ -51,7 +71,92 @@ def token_forms(scope: Engine, token: str | int) -> tuple[list[int], str]:
     return [int(pieces[form][0]) for form in used], f"token{'s' if len(used) > 1 else ''} {said}{note}"
 
 
+def context_windows(tokenizer: object, n: int = CONTEXTS, seq_len: int = CONTEXT_TOKENS) -> torch.Tensor:
+    """`[n, seq_len]` token windows (BOS first) from `n` texts spread evenly over the package's corpus (the
+    first window of each), the contexts a steering effect is averaged over.
+
+    Example:
+        >>> from scopewidgets.testing import tiny_tokenizer
+        >>> context_windows(tiny_tokenizer(), 4, 16).shape
+        torch.Size([4, 16])
+    """
+    texts = default()
+    picked = texts[:: max(1, len(texts) // n)][:n]
+    rows = [token_windows(tokenizer, [text], seq_len)[0] for text in picked]
+    return torch.stack([row for row in rows if len(row) == seq_len][:n])
+
+
+def steering_effects(
+    scope: Engine, sae: SAE, token_ids: list[int], windows: torch.Tensor | None = None, joint: bool = False
+) -> torch.Tensor:
+    """`[d_sae, n]` float32 (CPU): for each feature and token, the derivative of the token's mean
+    log-probability over `windows` (default `context_windows`) with respect to the strength `s` of adding
+    `s * w_dec[f]` at every non-BOS position of the SAE's output site, at `s = 0` (see the module docstring).
+    `joint=True` with several tokens adds a last column: the same for the log of their summed probability.
+
+    The unembedding's share of the backward pass is done by hand: for the mean log-probability of token
+    `t`, the gradient at the final hidden state is `(c_t W_U[t] - sum_v p_v c_v W_U[v]) / N` (`c`: the
+    derivative of Gemma 2's logit soft-capping, 1 without it), and the sum over the 262k vocabulary is
+    shared by every token asked for, so each extra token costs one backward pass through the layers only.
+
+    Example:
+        >>> from scopewidgets.testing import tiny_scope
+        >>> scope = tiny_scope(d_sae=32)
+        >>> steering_effects(scope, scope.sae(), [5, 7], joint=True).shape
+        torch.Size([32, 3])
+    """
+    windows = (context_windows(scope.tokenizer) if windows is None else windows).to(scope.device)
+    delta = torch.zeros(sae.W_dec.shape[1], device=scope.device, dtype=torch.float32, requires_grad=True)
+    keep = (windows != bos_id(scope.tokenizer))[..., None]
+
+    def add(h: torch.Tensor) -> torch.Tensor:
+        return h + (keep * delta).to(h.dtype)
+
+    with torch.enable_grad(), patch(scope.model, sae.cfg.site_out or sae.cfg.site, sae.cfg.layer, add):
+        hidden = sites.text_model(scope.model)(input_ids=windows, use_cache=False).last_hidden_state[:, 1:]
+        cotangents = _logprob_cotangents(scope.model, hidden.detach(), list(token_ids), joint)
+        grads = [
+            torch.autograd.grad(hidden, delta, cot.to(hidden.dtype), retain_graph=i + 1 < len(cotangents))[0]
+            for i, cot in enumerate(cotangents)
+        ]
+    directions = sae.W_dec.detach().float()
+    return (directions @ torch.stack(grads, dim=1).to(directions.device)).cpu()
+
+
 @torch.inference_mode()
+def _logprob_cotangents(
+    model: torch.nn.Module, hidden: torch.Tensor, token_ids: list[int], joint: bool
+) -> list[torch.Tensor]:
+    """The gradients at the final hidden states `[n, L, d]` of the mean (over all n * L positions)
+    log-probability of each token, and with `joint` of the log of their summed probability; one window
+    at a time, so that no more than one `[L, vocab]` block of logits exists at once."""
+    unembed = sites.unembedding(model).detach()
+    softcap = getattr(sites.text_config(model), "final_logit_softcapping", None)
+    rows = unembed[token_ids].float()  # [k, d]
+    count = hidden.shape[0] * hidden.shape[1]
+    out = [
+        torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device) for _ in range(len(token_ids))
+    ]
+    if joint and len(token_ids) > 1:
+        out.append(torch.empty_like(out[0]))
+    for i, h in enumerate(hidden):
+        logits = (h.to(unembed.dtype) @ unembed.T).float()  # [L, vocab]
+        slope = None
+        if softcap:
+            squashed = torch.tanh(logits / softcap)
+            logits, slope = squashed * softcap, 1 - squashed.square()
+        probs = logits.softmax(dim=-1)
+        weights = probs if slope is None else probs * slope
+        shared = (weights.to(unembed.dtype) @ unembed).float()  # [L, d]
+        own = torch.ones_like(probs[:, token_ids]) if slope is None else slope[:, token_ids]  # [L, k]
+        for j in range(len(token_ids)):
+            out[j][i] = (own[:, j, None] * rows[j] - shared) / count
+        if len(out) > len(token_ids):
+            share = logits[:, token_ids].softmax(dim=-1)  # each form's part of their summed probability
+            out[-1][i] = ((share * own) @ rows - shared) / count
+    return out
+
+
 def logit_search(
     scope: Engine,
     sae: SAE,
@@ -60,17 +165,26 @@ def logit_search(
     stats: FeatureStats,
     *,
     include_reserved: bool = False,
+    effect: str = "steer",
 ) -> tuple[pd.DataFrame, str]:
-    """The `k` live features (density > 0) with the largest logit effect on the token(s) of `token`
-    (decoder direction through the final norm's gain and the unembedding; with two forms, the larger),
-    and a caption saying which tokens were used.
+    """The `k` live features (density > 0) that most promote the token(s) of `token`, by `effect` ("steer"
+    or "direct", see the module docstring), and a caption saying which tokens were used. With two forms
+    ("Paris" and " Paris"), "steer" ranks by the log of their summed probability (the word in either form)
+    and "direct" by the larger of the two logit effects.
 
-    Columns: `feature`, `score` (logit effect per unit of activation), `token` (the form promoted most),
-    `density`, `label`.
+    Columns: `feature`, `score` (per unit of strength: the change of the mean log-probability for "steer",
+    of the logit for "direct"), `token` (the form raised most), `density`, `label`.
     """
+    if effect not in EFFECTS:
+        raise ValueError(f"effect must be one of {', '.join(repr(e) for e in EFFECTS)}, got {effect!r}")
     ids, caption = token_forms(scope, token)
-    effects = token_effects(scope.model, sae, ids)  # [d_sae, n_forms]
-    best, form = effects.max(dim=1)
+    if effect == "steer":  # ranked by the log of the forms' summed probability; form: the one raised most
+        effects = steering_effects(scope, sae, ids, joint=True)  # [d_sae, n_forms (+ 1)]
+        best, form = effects[:, -1], effects[:, : len(ids)].argmax(dim=1)
+    else:
+        with torch.inference_mode():
+            effects = token_effects(scope.model, sae, ids)  # [d_sae, n_forms]
+        best, form = effects.max(dim=1)
     allowed = stats.live & ~hidden_mask(sae.cfg.d_sae, sae.reserved_features, include_reserved)
     candidates = torch.nonzero(allowed).flatten()
     order = torch.sort(best[candidates], descending=True, stable=True).indices[:k]
@@ -85,4 +199,5 @@ def logit_search(
             "label": label_column(sae, chosen),
         }
     )
-    return table, f"logit of {caption}, among {int(allowed.sum())} live features"
+    measure = "steering effect" if effect == "steer" else "direct logit effect"
+    return table, f"{measure} on {caption}, among {int(allowed.sum())} live features"
