@@ -131,6 +131,8 @@ def test_search_logit_ranks_live_features_by_steering_effect(scope64):
     assert found.features == effects.masked_fill(~live, -float("inf")).topk(5).indices.tolist()
     assert found.table.score.tolist() == pytest.approx(effects[found.features].tolist())
     assert found.query.startswith("steering effect on token 'm'")
+    with torch.inference_mode():  # a caller's inference mode does not stop the backward pass
+        assert scope64.search(logit="m", k=5).features == found.features
 
 
 def test_ablate_matches_brute_force(scope64):

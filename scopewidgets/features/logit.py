@@ -7,8 +7,9 @@ Two measures of "promotes" (`effect=`):
   `s * w_dec[f]` at every non-BOS position of the SAE's site (`scope.steer(method="add")`) changes the mean
   log-probability of the token over `CONTEXTS` windows of the package's corpus by `s * effect_f` for small
   `s`; `effect_f = w_dec[f] . g`, where `g` is the gradient of that mean log-probability with respect to a
-  direction added at every position: one forward and one backward pass per form of the token, then one
-  matrix-vector product for all features. The path runs through every layer after the site.
+  direction added at every position: one forward pass, one backward pass through the layers per form of the
+  token (and one for the forms together), then one matrix-vector product for all features. The path runs
+  through every layer after the site.
 - `"direct"`: the decoder direction read straight by the unembedding (through the final norm's gain), the
   logit effect of SAEDashboard and Neuronpedia and of the dashboards' logit tables. It skips every layer
   after the site, so for an SAE in the middle of the model (the demo's layer 6 of 18) it finds mostly noise:
@@ -105,20 +106,29 @@ def steering_effects(
         >>> steering_effects(scope, scope.sae(), [5, 7], joint=True).shape
         torch.Size([32, 3])
     """
-    windows = (context_windows(scope.tokenizer) if windows is None else windows).to(scope.device)
-    delta = torch.zeros(sae.W_dec.shape[1], device=scope.device, dtype=torch.float32, requires_grad=True)
-    keep = (windows != bos_id(scope.tokenizer))[..., None]
+    site = sae.cfg.site_out or sae.cfg.site
+    with (
+        torch.inference_mode(False),
+        torch.enable_grad(),
+    ):  # a caller's inference mode would block the backward
+        windows = (context_windows(scope.tokenizer) if windows is None else windows).clone().to(scope.device)
+        delta = torch.zeros(sae.W_dec.shape[1], device=scope.device, dtype=torch.float32, requires_grad=True)
+        keep = (windows != bos_id(scope.tokenizer))[..., None]
 
-    def add(h: torch.Tensor) -> torch.Tensor:
-        return h + (keep * delta).to(h.dtype)
+        def add(h: torch.Tensor) -> torch.Tensor:
+            return h + (keep * delta).to(h.dtype)
 
-    with torch.enable_grad(), patch(scope.model, sae.cfg.site_out or sae.cfg.site, sae.cfg.layer, add):
-        hidden = sites.text_model(scope.model)(input_ids=windows, use_cache=False).last_hidden_state[:, 1:]
-        cotangents = _logprob_cotangents(scope.model, hidden.detach(), list(token_ids), joint)
-        grads = [
-            torch.autograd.grad(hidden, delta, cot.to(hidden.dtype), retain_graph=i + 1 < len(cotangents))[0]
-            for i, cot in enumerate(cotangents)
-        ]
+        with patch(scope.model, site, sae.cfg.layer, add):
+            hidden = sites.text_model(scope.model)(input_ids=windows, use_cache=False).last_hidden_state[
+                :, 1:
+            ]
+            cotangents = _logprob_cotangents(scope.model, hidden.detach(), list(token_ids), joint)
+            grads = [
+                torch.autograd.grad(
+                    hidden, delta, cot.to(hidden.dtype), retain_graph=i + 1 < len(cotangents)
+                )[0]
+                for i, cot in enumerate(cotangents)
+            ]
     directions = sae.W_dec.detach().float()
     return (directions @ torch.stack(grads, dim=1).to(directions.device)).cpu()
 
