@@ -216,15 +216,10 @@ def token_vector(scope: sw.Scope, text: str, word: str) -> torch.Tensor:
     return acts.values[rows].max(dim=0).values
 
 
-def concept_features(scope: sw.Scope, by: str = "firing") -> dict[str, set[int]]:
-    """Each class's concept features on the probe sentences. `by="firing"`: fires on the class word in at
-    least half of the class's probes and at least 4 times as often as on the other classes' words on
-    average. `by="activation"`: the same half, and a mean activation on the class's words (0 where it does
-    not fire) at least 4 times its mean on the other classes' words: a feature that fires weakly on many
-    capitalised nouns but strongly on cities counts for cities here, not under "firing"."""
-    if by not in ("firing", "activation"):
-        raise ValueError(f"by must be 'firing' or 'activation', got {by!r}")
-    fires, level = {}, {}
+def probe_vectors(scope: sw.Scope) -> dict[str, torch.Tensor]:
+    """Each class's `[8, d_sae]` activations at the class word of its probe sentences (templates filled
+    with the class's probe words)."""
+    vectors = {}
     for name, words in CLASSES.items():
         probe_words = words.split()[:-3]
         templates = PROBE_TEMPLATES[name]
@@ -232,12 +227,25 @@ def concept_features(scope: sw.Scope, by: str = "firing") -> dict[str, set[int]]
         probes += [templates[(i + 1) % len(templates)].format(w) for i, w in enumerate(probe_words)][
             : max(0, 8 - len(probes))
         ]
-        vectors = torch.stack(
-            [token_vector(scope, p, w) for p, w in zip(probes, probe_words * 2, strict=False)]
-        )
-        fires[name] = (vectors > 0).float().mean(dim=0)
-        level[name] = vectors.clamp_min(0).mean(dim=0)
-    measure = fires if by == "firing" else level
+        pairs = zip(probes, probe_words * 2, strict=False)
+        vectors[name] = torch.stack([token_vector(scope, p, w) for p, w in pairs]).clamp_min(0)
+    return vectors
+
+
+def concept_features(
+    scope: sw.Scope, by: str = "firing", vectors: dict[str, torch.Tensor] | None = None
+) -> dict[str, set[int]]:
+    """Each class's concept features on the probe sentences (`vectors`: `probe_vectors(scope)`, computed
+    when not given). `by="firing"`: fires on the class word in at least half of the class's probes and at
+    least 4 times as often as on the other classes' words on average. `by="activation"`: the same half, and
+    a mean activation on the class's words (0 where it does not fire) at least 4 times its mean on the
+    other classes' words: a feature that fires weakly on many capitalised nouns but strongly on cities
+    counts for cities here, not under "firing"."""
+    if by not in ("firing", "activation"):
+        raise ValueError(f"by must be 'firing' or 'activation', got {by!r}")
+    vectors = probe_vectors(scope) if vectors is None else vectors
+    fires = {name: (v > 0).float().mean(dim=0) for name, v in vectors.items()}
+    measure = fires if by == "firing" else {name: v.mean(dim=0) for name, v in vectors.items()}
     concepts = {}
     for name, rate in fires.items():
         others = torch.stack([m for n, m in measure.items() if n != name]).mean(dim=0)
@@ -263,7 +271,8 @@ def main() -> None:
         scope = sw.Scope(model, tokenizer, saes=[sw.load_sae(sys.argv[sys.argv.index("--sae") + 1])])
     sae = scope.sae()
     stats = scope.feature_stats()
-    definitions = {by: concept_features(scope, by) for by in ("firing", "activation")}
+    vectors = probe_vectors(scope)
+    definitions = {by: concept_features(scope, by, vectors) for by in ("firing", "activation")}
     reserved = torch.tensor(sae.reserved_features, dtype=torch.long)
     scores = variants(stats)
     counts = ("top3_first", "first_first", "top3_all", "first_all")

@@ -186,10 +186,11 @@ def search(
 ) -> SearchResult:
     """See `Scope.search`."""
     from .features import feature_stats, ranking
-    from .features.logit import logit_search
+    from .features.logit import check_effect, logit_search
 
     k = checked.integer(k, "k", minimum=1)
     ranking.check_rank(rank)
+    check_effect(effect)  # checked for a text query too, where it has no use, so a typo never passes
     if logit is not None and query is not None:
         raise ValueError("search takes a text query or logit=' token', not both")
     if logit is not None and not isinstance(logit, str):

@@ -249,8 +249,8 @@ class Scope(Engine):
         highest activation first); or with `logit=" Paris"` the live features (density > 0) that most
         promote a token. `effect="steer"` (default): what adding the feature's decoder direction at every
         position (`steer(method="add")`) does to the token's log-probability, to first order, through every
-        later layer, averaged over a few windows of the package's corpus (one forward and backward pass per
-        form of the token); `effect="direct"`: the decoder direction read straight by the unembedding, as in
+        later layer, averaged over a few windows of the package's corpus (one forward pass, one backward pass
+        through the layers per form of the token); `effect="direct"`: the decoder direction read straight by the unembedding, as in
         the dashboards' logit tables (`scopewidgets.features.logit`). A word typed without its leading space
         (`"Paris"`) tries both `"Paris"` and `" Paris"`; a word that is several tokens raises a `ValueError`
         listing them. Reserved features are left out unless `include_reserved`.

@@ -74,8 +74,9 @@ def test_search_logit_matches_full_logit_effects(scope64):
     assert (found.table.density > 0).all() and found.query.startswith("direct logit effect")
     with pytest.raises(ValueError, match="single token"):
         scope64.search(logit="ma")
-    with pytest.raises(ValueError, match="effect must be one of 'steer', 'direct', got 'lens'"):
-        scope64.search(logit="m", effect="lens")
+    for query in ({"logit": "m"}, {"query": PROMPT}):  # a text query rejects it too
+        with pytest.raises(ValueError, match="effect must be one of 'steer', 'direct', got 'lens'"):
+            scope64.search(**query, effect="lens")
 
 
 def _steered_logprobs(scope, windows, targets, direction):

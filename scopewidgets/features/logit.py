@@ -72,6 +72,13 @@ def token_forms(scope: Engine, token: str | int) -> tuple[list[int], str]:
     return [int(pieces[form][0]) for form in used], f"token{'s' if len(used) > 1 else ''} {said}{note}"
 
 
+def check_effect(effect: str) -> str:
+    """`effect` itself, or a `ValueError` naming the allowed values."""
+    if effect not in EFFECTS:
+        raise ValueError(f"effect must be one of {', '.join(repr(e) for e in EFFECTS)}, got {effect!r}")
+    return effect
+
+
 def context_windows(tokenizer: object, n: int = CONTEXTS, seq_len: int = CONTEXT_TOKENS) -> torch.Tensor:
     """`[n, seq_len]` token windows (BOS first) from `n` texts spread evenly over the package's corpus (the
     first window of each), the contexts a steering effect is averaged over.
@@ -185,8 +192,7 @@ def logit_search(
     Columns: `feature`, `score` (per unit of strength: the change of the mean log-probability for "steer",
     of the logit for "direct"), `token` (the form raised most), `density`, `label`.
     """
-    if effect not in EFFECTS:
-        raise ValueError(f"effect must be one of {', '.join(repr(e) for e in EFFECTS)}, got {effect!r}")
+    check_effect(effect)
     ids, caption = token_forms(scope, token)
     if effect == "steer":  # ranked by the log of the forms' summed probability; form: the one raised most
         effects = steering_effects(scope, sae, ids, joint=True)  # [d_sae, n_forms (+ 1)]
