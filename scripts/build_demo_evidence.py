@@ -14,7 +14,13 @@ that folder:
 - `feature_stats.safetensors`: float32 `density` (fraction of non-BOS tokens where the feature is > 0),
   `max` and `mean` (over the tokens where it fires) `[d_sae]`; metadata `n_tokens`, `corpus` and `sae` (the
   SAE's fingerprint);
+- `steering_jacobian.safetensors`: the demo model's steering Jacobian at the SAE's site
+  (`features.logit.steering_jacobian`, ~4 minutes), keyed by the model's fingerprint, site, layer and
+  windows, so labels (and anyone calling it) on the unedited demo skip computing it;
 - `auto_labels.json`: `{"feature": "label"}` for every feature, from `scopewidgets.label_features`.
+
+`--labels-only` skips the pass: it rewrites the Jacobian and the labels from the evidence already in
+`--out` (what `scope.dashboards(None)` opens), e.g. after the labels' definition changed.
 
 The pass is split into `--shards` shards (`scope.dashboards(..., shard=(rank, world))`) that are saved in
 `--work` as they finish, so an interrupted build resumes where it stopped (run the same command again); the
@@ -23,6 +29,7 @@ a whole pass state (~0.4 GB for 8,192 features).
 
     python scripts/build_demo_evidence.py                                 # whole corpus, resumable
     python scripts/build_demo_evidence.py --windows 32 --out /tmp/sae     # a quick trial on a copy
+    python scripts/build_demo_evidence.py --labels-only                   # Jacobian and labels only
 """
 
 from __future__ import annotations
@@ -48,6 +55,13 @@ from scopewidgets.dashboards.evidence import EVIDENCE_FILE  # noqa: E402
 from scopewidgets.dashboards.rows import StateRows  # noqa: E402
 from scopewidgets.dashboards.shipped import write_evidence  # noqa: E402
 from scopewidgets.dashboards.state import DashboardState, PassSettings  # noqa: E402
+from scopewidgets.features.logit import (  # noqa: E402
+    JACOBIAN_FILE,
+    context_windows,
+    jacobian_key,
+    save_jacobian,
+    steering_jacobian,
+)
 
 DEMO_SAE = ROOT / "scopewidgets" / "data" / "demo_sae"
 SEQ_LEN, N_BINS = 128, 50
@@ -68,6 +82,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument(
         "--act-context", type=int, default=5, help="context activations kept each side of a top example"
+    )
+    parser.add_argument(
+        "--labels-only", action="store_true", help="rewrite the Jacobian and labels from the shipped evidence"
     )
     return parser.parse_args()
 
@@ -138,6 +155,16 @@ def write_stats(dashes: DashboardSet, corpus: str, out: Path) -> Path:
     return path
 
 
+def write_jacobian(scope: sw.Scope, out: Path) -> Path:
+    """`steering_jacobian.safetensors`: the steering Jacobian at the SAE's site, over the default windows."""
+    sae = scope.saes[0]
+    windows = context_windows(scope.tokenizer)
+    key = jacobian_key(scope.model, sae.cfg.site_out or sae.cfg.site, sae.cfg.layer, windows)
+    path = out / JACOBIAN_FILE
+    save_jacobian(path, key, steering_jacobian(scope, sae, windows, cache=False))
+    return path
+
+
 def write_labels(dashes: DashboardSet, out: Path) -> Path:
     """`auto_labels.json`: an automatic label for every feature."""
     labels = sw.label_features(dashes)
@@ -152,6 +179,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, tokenizer = sw.demo_model()
     scope = sw.Scope(model, tokenizer, saes=[sw.load_sae(args.out, dtype=torch.float32)])  # as sw.demo()
+    if args.labels_only:
+        for write in (
+            lambda: write_jacobian(scope, args.out),
+            lambda: write_labels(scope.dashboards(None), args.out),
+        ):
+            start = time.perf_counter()
+            path = write()
+            print(
+                f"wrote {path} ({path.stat().st_size / 1024:.0f} KB) in {time.perf_counter() - start:.1f} s"
+            )
+        return
     windows, total, corpus = corpus_windows(scope, args.windows)
     if args.use_shards and args.use_shards < args.shards:
         corpus += f", those whose index modulo {args.shards} is below {args.use_shards} (an even sample)"
@@ -165,7 +203,11 @@ def main() -> None:
     whole = windows.shape[0] == total and not (args.use_shards and args.use_shards < args.shards)
     dashes = DashboardSet(StateRows(state), scope, scope.saes[0], N_BINS, key if whole else None)
     read = windows if state.n_sequences == windows.shape[0] else None
-    writes = [lambda: write_stats(dashes, corpus, args.out), lambda: write_labels(dashes, args.out)]
+    writes = [
+        lambda: write_stats(dashes, corpus, args.out),
+        lambda: write_jacobian(scope, args.out),
+        lambda: write_labels(dashes, args.out),
+    ]
     if read is not None:  # an even sample of shards is not a run of windows: no evidence file
         writes.append(lambda: write_evidence(dashes, read, args.out / EVIDENCE_FILE, corpus=corpus,
                                              corpus_key=key, total_windows=total, act_context=args.act_context))  # fmt: skip

@@ -47,7 +47,7 @@ Gemma is provided under and subject to the Gemma Terms of Use found at ai.google
 | tokens | {tokens:,} ({epochs} epoch(s) over {unique:,} cached activations; BOS excluded; windows of {seq_len} tokens){stages} |
 | batch, lr | {batch_size} tokens, Adam {lr:.2e} (linear decay over the last 20%) |
 | training time | {act_minutes:.0f} min to cache the activations (forward stopped after layer {layer}) + {sae_minutes:.0f} min of SAE training, on 2 CPU cores shared with other jobs |
-| files | `params.safetensors` (bf16, {size_mb:.1f} MB), `config.json` (Gemma Scope 2 layout; training details under `training`), `labels.json` (names the two reserved features); evidence from `scripts/build_demo_evidence.py`: `examples.safetensors` (every feature's dashboard over the default corpus), `feature_stats.safetensors`, `auto_labels.json` |
+| files | `params.safetensors` (bf16, {size_mb:.1f} MB), `config.json` (Gemma Scope 2 layout; training details under `training`), `labels.json` (names the two reserved features); evidence from `scripts/build_demo_evidence.py`: `examples.safetensors` (every feature's dashboard over the default corpus), `feature_stats.safetensors`, `auto_labels.json` (promoted words by steering), `steering_jacobian.safetensors` (the demo model's steering Jacobian at layer 6, so labelling skips computing it) |
 | trained | {date}, {trainer} |
 
 ## Data

@@ -122,6 +122,54 @@ def test_steering_effects_match_finite_differences_of_steering(family, request):
         assert effects[feature].tolist() == pytest.approx(expected, rel=1e-3, abs=1e-7)
 
 
+def _steered_mean_hidden(scope, windows, direction):
+    """Brute force: the final hidden state (after the final norm) averaged over every position after BOS,
+    with `direction` added to the SAE site's output at every non-BOS position."""
+    sae = scope.saes[0]
+    layer = sites.decoder_layers(scope.model)[sae.cfg.layer]
+
+    def hook(_m, _a, out):
+        h = out[0] if isinstance(out, tuple) else out
+        h = torch.cat([h[:, :1], h[:, 1:] + direction], dim=1)
+        return (h, *out[1:]) if isinstance(out, tuple) else h
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.inference_mode():
+            hidden = sites.text_model(scope.model)(input_ids=windows, use_cache=False).last_hidden_state
+    finally:
+        handle.remove()
+    return hidden[:, 1:].mean((0, 1))
+
+
+@pytest.mark.parametrize("family", ["gemma2", "gemma3", "gemma3_mm"])
+def test_steering_jacobian_matches_finite_differences_and_steering_effects(family, request):
+    from scopewidgets.features.logit import context_windows, steering_effects, steering_jacobian
+
+    scope = _double_scope(*request.getfixturevalue(family))
+    sae = scope.saes[0]
+    windows = context_windows(scope.tokenizer, 3, 12)
+    jacobian = steering_jacobian(scope, sae, windows, progress=False)
+    width = sae.W_dec.shape[1]
+    assert jacobian.shape == (width, width) and jacobian.dtype == torch.float32
+    eps = 1e-3  # as above: Gemma's attention softmax runs in float32 even in a float64 model
+    for j in (0, 7, width - 1):  # columns: one basis direction of the site at a time
+        basis = torch.zeros(width, dtype=torch.float64)
+        basis[j] = eps
+        column = (
+            _steered_mean_hidden(scope, windows, basis) - _steered_mean_hidden(scope, windows, -basis)
+        ) / (2 * eps)
+        assert jacobian[:, j].tolist() == pytest.approx(column.tolist(), rel=1e-3, abs=1e-5)
+    if family != "gemma2":  # no soft-capping: logit and log-probability derivatives differ by a shared term
+        unembed = sites.unembedding(scope.model).double()
+        tokens = [3, 40, 77, 101]
+        moved = sae.W_dec.double() @ jacobian.double().T  # [d_sae, d]: the steered change of the hidden state
+        logit_change = moved @ unembed[tokens].T
+        logprob_change = steering_effects(scope, sae, tokens, windows).double()
+        spread = (logit_change - logit_change[:, :1]).flatten().tolist()
+        assert (logprob_change - logprob_change[:, :1]).flatten().tolist() == pytest.approx(spread, abs=1e-5)
+
+
 def test_search_logit_ranks_live_features_by_steering_effect(scope64):
     from scopewidgets.features.logit import steering_effects
 

@@ -3,6 +3,8 @@ table is cached on disk; `to_dataframe()` reads it."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -77,6 +79,19 @@ def test_effect_table_is_cached_on_disk_and_a_damaged_entry_is_rebuilt(scope, mo
     with pytest.warns(UserWarning, match="damaged"):
         rebuilt = cached_effect_table(scope.model, sae, features, k=3)
     assert torch.equal(rebuilt.top_ids, first.top_ids)
+
+
+def test_effect_table_cache_sees_an_edit_of_the_final_norm(scope):
+    from scopewidgets.core import sites
+
+    sae, features = scope.saes[0], torch.arange(8)
+    model = copy.deepcopy(scope.model)
+    before = cached_effect_table(model, sae, features, k=3)
+    with torch.no_grad():
+        sites.final_norm(model).weight.mul_(-1.0)  # what the logits read, after every layer
+    after = cached_effect_table(model, sae, features, k=3)
+    assert torch.equal(after.top_ids, effect_table(model, sae, features, 3).top_ids)
+    assert not torch.equal(after.top_ids, before.top_ids)
 
 
 def test_to_dataframe_top_logit_is_the_dashboards_first(scope):

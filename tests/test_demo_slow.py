@@ -88,6 +88,35 @@ def test_demo_dashboards_open_from_the_shipped_evidence_without_a_pass() -> None
     assert live >= 0.95 * sae.cfg.d_sae
 
 
+def test_demo_ships_its_steering_jacobian_and_labels_read_by_steering() -> None:
+    from scopewidgets.core import sites
+    from scopewidgets.core.corpus import bos_id
+    from scopewidgets.core.hooks import patch
+    from scopewidgets.features.logit import context_windows, steering_jacobian
+
+    scope = sw.demo()
+    sae = scope.sae()
+    calls: list[int] = []
+    handle = scope.model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        shipped = steering_jacobian(scope, sae, progress=False)  # found under the model's fingerprint
+    finally:
+        handle.remove()
+    assert not calls and shipped.shape == (640, 640)
+    windows = context_windows(scope.tokenizer)  # three rows again, by autograd, written out
+    delta = torch.zeros(640, requires_grad=True)
+    keep = (windows != bos_id(scope.tokenizer))[..., None]
+    with torch.enable_grad(), patch(scope.model, sae.cfg.site, sae.cfg.layer, lambda h: h + keep * delta):
+        mean = sites.text_model(scope.model)(input_ids=windows, use_cache=False).last_hidden_state[:, 1:]
+        mean = mean.float().mean((0, 1))
+        for row in (0, 321, 639):
+            expected = torch.autograd.grad(mean[row], delta, retain_graph=True)[0]
+            assert torch.allclose(shipped[row], expected, rtol=1e-3, atol=1e-5 * float(expected.abs().max()))
+    # the labels' promoted half reads the feature's effect through the later layers
+    dog = next(f for f in range(sae.cfg.d_sae) if sae.label(f).startswith("dog · animal"))
+    assert "animal" in sae.label(dog).split(" → ")[1].lower()
+
+
 def _read_url(process: subprocess.Popen, timeout: float) -> str:
     """The URL the command prints once the server answers (read in a thread: the pipe blocks)."""
     lines: queue.Queue[str] = queue.Queue()

@@ -35,9 +35,10 @@ def windows():
     return ids
 
 
-def brute_force_labels(scope, ids, side, n_fired=3, n_promoted=2):
+def brute_force_labels(scope, ids, side, n_fired=3, n_promoted=2, jacobian=None):
     """The documented label, feature by feature, from dense activations and the full logit matrix
-    (`side`: tokens kept each side of a top example's focus)."""
+    (`side`: tokens kept each side of a top example's focus; promoted tokens read directly through the
+    final norm's gain, or through `jacobian`, the steering Jacobian, checked on its own in test_checks)."""
     model, sae = scope.model, scope.saes[0]
     acts = scope.encode(ids)[0]  # [n_seq, T, d_sae], BOS zero
     decode = [scope.tokenizer.decode([t]) for t in range(model.config.vocab_size)]
@@ -51,7 +52,8 @@ def brute_force_labels(scope, ids, side, n_fired=3, n_promoted=2):
             seen.update(ids[s, max(p - side, 0) : p + side + 1].tolist())
     allowed = sorted(seen)  # byte-level vocab: fewer than 256 word tokens, so every seen token competes
     gain = 1.0 + model.model.norm.weight.float()
-    logits = (sae.W_dec.float() * gain) @ model.lm_head.weight.float()[allowed].T
+    directions = sae.W_dec.float() * gain if jacobian is None else sae.W_dec.float() @ jacobian.T
+    logits = directions @ model.lm_head.weight.float()[allowed].T
     labels = {}
     for f in range(sae.cfg.d_sae):
         names = [clean_token(decode[t]) for t in focus_of[f]]
@@ -70,14 +72,54 @@ def brute_force_labels(scope, ids, side, n_fired=3, n_promoted=2):
     return labels
 
 
-def test_labels_match_a_brute_force_computation(scope, windows):
+@pytest.mark.parametrize("effect", ["steer", "direct"])
+def test_labels_match_a_brute_force_computation(scope, windows, effect):
+    from scopewidgets.features.logit import steering_jacobian
+
     dashes = scope.dashboards(corpus=windows, n_examples=N_EXAMPLES, context=CONTEXT, progress=False)
-    labels = sw.label_features(dashes, chunk=5)  # several feature chunks
+    labels = sw.label_features(dashes, chunk=5, effect=effect, progress=False)  # several feature chunks
     side = (dashes.state.top.entries.ids.shape[1] - 1) // 2  # the top examples' window, centred
-    expected = brute_force_labels(scope, windows, side)
+    jacobian = steering_jacobian(scope, scope.saes[0], progress=False) if effect == "steer" else None
+    expected = brute_force_labels(scope, windows, side, jacobian=jacobian)
     assert labels == expected
     assert NEVER_FIRES in labels.values() and len(set(labels.values())) > 3  # both kinds are exercised
-    assert sw.label_features(dashes, features=[7, 2]) == {2: expected[2], 7: expected[7]}
+    some = sw.label_features(dashes, features=[7, 2], effect=effect, progress=False)
+    assert some == {2: expected[2], 7: expected[7]}
+
+
+def test_steered_and_direct_labels_differ_and_effect_is_checked(scope, windows):
+    dashes = scope.dashboards(corpus=windows, n_examples=N_EXAMPLES, context=CONTEXT, progress=False)
+    steer, direct = (sw.label_features(dashes, effect=e, progress=False) for e in ("steer", "direct"))
+    assert steer.keys() == direct.keys() and steer != direct  # the later layers change what is promoted
+    assert all(
+        s.split(" → ")[0] == d.split(" → ")[0] for s, d in zip(steer.values(), direct.values(), strict=True)
+    )
+    with pytest.raises(ValueError, match="effect must be one of 'steer', 'direct', got 'unembed'"):
+        sw.label_features(dashes, effect="unembed")
+
+
+def test_steering_jacobian_is_cached_and_an_edited_model_gets_a_fresh_one(scope, monkeypatch):
+    import copy
+
+    from scopewidgets.core import sites
+    from scopewidgets.features import logit
+
+    model = copy.deepcopy(scope.model)
+    edited = sw.Scope(model, scope.tokenizer, saes=[scope.saes[0]])
+    first = logit.steering_jacobian(edited, edited.saes[0], progress=False)
+    assert list((sw.core.paths.cache_dir() / "jacobians").glob("*.safetensors"))
+    calls = []
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.autograd, "grad", lambda *a, **k: calls.append(1))
+        again = logit.steering_jacobian(edited, edited.saes[0], progress=False)
+    assert not calls and torch.equal(again, first)
+    with torch.no_grad():
+        sites.final_norm(model).weight.add_(
+            0.5
+        )  # after the site: the Jacobian changes, the SAE pass does not
+    fresh = logit.steering_jacobian(edited, edited.saes[0], progress=False)
+    assert torch.allclose(fresh, logit.steering_jacobian(edited, edited.saes[0], progress=False, cache=False))
+    assert not torch.allclose(fresh, first)
 
 
 def test_a_scope_is_labelled_through_a_pass_over_its_corpus(scope, windows):

@@ -33,12 +33,14 @@ from .sae import SAE
 _MEMO: weakref.WeakKeyDictionary[nn.Module, dict[Any, tuple[tuple, tuple, str]]] = weakref.WeakKeyDictionary()
 
 
-def pass_tensors(model: nn.Module, layer: int) -> list[tuple[str, torch.Tensor]]:
-    """`(name, tensor)` for every parameter and buffer a forward stopped after `layer` reads, each once."""
+def pass_tensors(model: nn.Module, layer: int, head: bool = False) -> list[tuple[str, torch.Tensor]]:
+    """`(name, tensor)` for every parameter and buffer a forward stopped after `layer` reads, each once
+    (`head`: the final norm and the output embedding too, what turns the last layer's output into logits)."""
     skipped: set[int] = set()
     later = list(sites.decoder_layers(model))[layer + 1 :]
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    for module in [*later, sites.final_norm(model), *([head] if head is not None else [])]:
+    unembed = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    tail = [] if head else [sites.final_norm(model), *([unembed] if unembed is not None else [])]
+    for module in [*later, *tail]:
         skipped.update(id(m) for m in module.modules())
     seen: dict[int, tuple[str, torch.Tensor]] = {}
     for prefix, module in model.named_modules():
@@ -104,9 +106,10 @@ def _memoised(owner: Any, key: Any, header: str, named: list[tuple[str, torch.Te
     return value
 
 
-def model_fingerprint(model: nn.Module, layer: int | None = None) -> str:
+def model_fingerprint(model: nn.Module, layer: int | None = None, head: bool = False) -> str:
     """Hash of the model's class, config and every tensor a pass stopped after `layer` reads (None: after
-    the last layer)."""
+    the last layer); with `head`, also the final norm and the output embedding (for what depends on the
+    logits: logit tables, steering Jacobians)."""
     layer = sites.n_layers(model) - 1 if layer is None else layer
     config = {
         k: v
@@ -114,7 +117,7 @@ def model_fingerprint(model: nn.Module, layer: int | None = None) -> str:
         if not k.startswith("_") and k != "transformers_version"
     }
     header = type(model).__name__ + json.dumps(config, sort_keys=True, default=str)
-    return _memoised(model, ("model", layer), header, pass_tensors(model, layer))
+    return _memoised(model, ("model", layer, head), header, pass_tensors(model, layer, head))
 
 
 def sae_fingerprint(sae: SAE) -> str:

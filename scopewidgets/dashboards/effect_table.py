@@ -89,9 +89,10 @@ def effect_table(
 
 
 def table_key(model: nn.Module, sae: SAE, features: torch.Tensor, k: int) -> str:
-    """The disk-cache key of an effect table: model and SAE fingerprints, the features and `k`."""
+    """The disk-cache key of an effect table: model (final norm and unembedding included) and SAE
+    fingerprints, the features and `k`."""
     ids = hashlib.sha256(features.long().cpu().numpy().tobytes()).hexdigest()
-    parts = {"table": FORMAT, "model": model_fingerprint(model), "sae": sae_fingerprint(sae)}
+    parts = {"table": FORMAT, "model": model_fingerprint(model, head=True), "sae": sae_fingerprint(sae)}
     return cache_module.entry_key({**parts, "features": ids, "k": k})
 
 

@@ -6,12 +6,19 @@
 - left of the arrow, the tokens the feature fires on most: the focus tokens of its top examples (the
   sequences where it is strongest), counted case-insensitively with surrounding whitespace removed, most
   frequent first (ties: the stronger example first); a whitespace token reads `(newline)`, `(space)`...
-- right of the arrow, the tokens its decoder direction promotes most: `w_dec[f]` through the final norm's
-  gain and the unembedding (`core` logit effects), for ALL features in one chunked matrix product with a
-  running top-k. Only whole words of the corpus compete: tokens of the pass's example windows that start
-  a word (a space then letters) and mostly end it there (the next token is not a letter-initial piece),
-  so ` Paris` wins over subword pieces such as ` conn` of the 262k vocabulary; where too few such tokens
-  exist (tiny vocabularies) every token seen in the windows competes.
+- right of the arrow, the tokens the feature promotes most. `effect="steer"` (the default): the tokens
+  whose logits rise most, to first order, when steering with the feature (adding `s * w_dec[f]` at every
+  non-BOS position of its site, averaged over the windows of `features.logit.context_windows`), through
+  every layer after the site: `W_U @ (J @ w_dec[f])` with `J = features.logit.steering_jacobian(...)`
+  (one forward and `d_model` backward passes, then the same products as below). `effect="direct"`: the
+  decoder direction read straight by the unembedding (through the final norm's gain; the dashboards' logit
+  table, SAEDashboard's measure), which skips the later layers, so for an SAE mid-model it is mostly noise
+  (the demo's dog feature: `→ kön · jotka` directly, `→ animals · animal` by steering). Either way ALL
+  features go through one chunked matrix product with a running top-k, and only whole words of the corpus
+  compete: tokens of the pass's example windows that start a word (a space then letters) and mostly end it
+  there (the next token is not a letter-initial piece), so ` Paris` wins over subword pieces such as
+  ` conn` of the 262k vocabulary; where too few such tokens exist (tiny vocabularies) every token seen in
+  the windows competes.
 
 A feature with no example gets `(never fires on the corpus)`. Labels are plain strings, never NaN.
 Hand-written labels (`labels.json`) win over automatic ones (`auto_labels.json`): see `SAE.label_source`.
@@ -25,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..core.effects import feature_logits
+from ..core.effects import feature_logits, logit_effects
 from ..dashboards.result import DashboardSet
+from .logit import check_effect, steering_jacobian
 
 if TYPE_CHECKING:
     from ..core.engine import Engine
@@ -47,13 +55,16 @@ def label_features(
     n_fired: int = 3,
     n_promoted: int = 2,
     chunk: int = 1024,
+    effect: str = "steer",
+    progress: bool = True,
 ) -> dict[int, str]:
     """An automatic label for each feature: `{feature: "fired · tokens → promoted · tokens"}`.
 
     `source` is a `DashboardSet` (its features are labelled; `features` picks some of them), or a `Scope`
     (a dashboard pass of its first SAE over `corpus`, default the package's corpus, is run or reused from
     the disk cache; `features=None` is every feature). Put the labels on the SAE with
-    `sae.auto_labels.update(labels)`; `save_sae` writes them to `auto_labels.json`.
+    `sae.auto_labels.update(labels)`; `save_sae` writes them to `auto_labels.json`. `effect` ("steer" or
+    "direct") picks what "promotes" means (module docstring); `progress` shows the steering Jacobian's bar.
 
     Example:
         >>> import scopewidgets as sw
@@ -64,14 +75,16 @@ def label_features(
         >>> len(labels), " → " in labels[3] or labels[3] == "(never fires on the corpus)"
         (16, True)
     """
+    check_effect(effect)
     dashes = source if isinstance(source, DashboardSet) else _pass(source, features, corpus)
     ids = dashes.rows.features if features is None else torch.tensor(sorted({int(f) for f in features}))
     cols = torch.tensor([dashes._column(int(f)) for f in ids.tolist()], dtype=torch.long)
     focus, windows = _focus_tokens(dashes, cols)
     text = _Decoder(dashes.scope.tokenizer)
     fired = [_fired_names(row, text, n_fired) for row in focus.tolist()]
+    jacobian = steering_jacobian(dashes.scope, dashes.sae, progress=progress) if effect == "steer" else None
     promoted_ids = promoted_tokens(
-        dashes.scope.model, dashes.sae, ids, candidates(windows, text), 4 * n_promoted, chunk
+        dashes.scope.model, dashes.sae, ids, candidates(windows, text), 4 * n_promoted, chunk, jacobian
     )
     labels = {}
     for feature, names, promotes in zip(ids.tolist(), fired, promoted_ids.tolist(), strict=True):
@@ -202,10 +215,13 @@ def promoted_tokens(
     allowed: torch.Tensor | None,
     k: int,
     chunk: int = 1024,
+    jacobian: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """`[n, k]` ids of the tokens each feature's decoder direction promotes most (`allowed` ids only; None:
-    the whole vocabulary), strongest first: one matrix product per `chunk` features against `allowed`
-    rows of the unembedding, with a running top-k over vocabulary blocks.
+    """`[n, k]` ids of the tokens each feature promotes most (`allowed` ids only; None: the whole
+    vocabulary), strongest first: one matrix product per `chunk` features against `allowed` rows of the
+    unembedding, with a running top-k over vocabulary blocks. The decoder direction is read directly
+    (through the final norm's gain), or with `jacobian` (`steering_jacobian`) as `jacobian @ w_dec[f]`:
+    the first-order change of the final hidden state when steering with the feature.
 
     Example:
         >>> from scopewidgets.testing import tiny_gemma3, random_sae
@@ -216,7 +232,15 @@ def promoted_tokens(
     vocab = None if allowed is None or allowed.numel() == 0 else allowed
     if features.numel() == 0:
         return torch.zeros(0, k, dtype=torch.long)
-    return feature_logits(model, sae, features, k, chunk, progress=False, vocab=vocab)[1]
+    if jacobian is None:
+        return feature_logits(model, sae, features, k, chunk, progress=False, vocab=vocab)[1]
+    w_dec = sae.W_dec.detach()
+    moved = jacobian.to(w_dec.device, torch.float32).T
+    parts = []
+    for start in range(0, features.numel(), chunk):
+        moved_rows = w_dec[features[start : start + chunk].to(w_dec.device)].float() @ moved
+        parts.append(logit_effects(model, moved_rows, k, vocab=vocab)[1].cpu())
+    return torch.cat(parts)
 
 
 __all__ = ["NEVER_FIRES", "candidates", "clean_token", "label_features", "promoted_tokens"]

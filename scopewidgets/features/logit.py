@@ -13,21 +13,27 @@ Two measures of "promotes" (`effect=`):
 - `"direct"`: the decoder direction read straight by the unembedding (through the final norm's gain), the
   logit effect of SAEDashboard and Neuronpedia and of the dashboards' logit tables. It skips every layer
   after the site, so for an SAE in the middle of the model (the demo's layer 6 of 18) it finds mostly noise:
-  on the demo, `" Paris"` lists features labelled `# → anecdote` or `and → America`, where `"steer"` finds
+  on the demo, `" Paris"` lists features that fire on `#` or on `and`, where `"steer"` finds
   `French · France`; `"dog"` finds `dog · animal · animals` and `creature · beast · animal`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
+from safetensors import SafetensorError
 
 from ..core import sites
 from ..core.corpus import bos_id, default, token_windows
 from ..core.effects import token_effects
+from ..core.fingerprint import model_fingerprint
 from ..core.hooks import patch
+from ..core.paths import DATA, cache_dir
 from ..core.sae import SAE
 from .columns import density_column, label_column
 from .ranking import hidden_mask
@@ -138,6 +144,101 @@ def steering_effects(
             ]
     directions = sae.W_dec.detach().float()
     return (directions @ torch.stack(grads, dim=1).to(directions.device)).cpu()
+
+
+def steering_jacobian(
+    scope: Engine, sae: SAE, windows: torch.Tensor | None = None, progress: bool = True, cache: bool = True
+) -> torch.Tensor:
+    """`[d, d]` float32 (CPU): `J[i, j]`, the derivative of component `i` of the final hidden state (after
+    the final norm, what the unembedding reads), averaged over every prediction of `windows` (default
+    `context_windows`), with respect to component `j` of a direction added at every non-BOS position of the
+    SAE's output site (steering's `add`), at 0.
+
+    `W_U @ (J @ w_dec[f])` is then, for every token at once, the first-order change of its mean logit when
+    steering with feature `f` (for Gemma 2, the logit before its soft-capping). `steering_effects` gives
+    the change of the log-probability instead; without soft-capping (Gemma 3) the two differ by a term
+    shared by every token, so they rank a feature's promoted tokens alike. One forward pass and
+    `d` (the residual width) backward passes through the layers after the site: ~4 minutes for the demo
+    on 2 CPU cores. So with `cache` the result is kept on disk (`cache_dir()/jacobians`) under the model's
+    fingerprint (every tensor, final norm and unembedding included), the site, layer and windows, and the
+    demo ships its own (`JACOBIAN_FILE` beside the demo SAE): an edited model gets a fresh one.
+
+    Example:
+        >>> from scopewidgets.testing import tiny_scope
+        >>> scope = tiny_scope(d_sae=32)
+        >>> steering_jacobian(scope, scope.sae(), progress=False).shape
+        torch.Size([64, 64])
+    """
+    from tqdm.auto import tqdm
+
+    site = sae.cfg.site_out or sae.cfg.site
+    width = sae.W_dec.shape[1]
+    windows = context_windows(scope.tokenizer) if windows is None else windows
+    key = jacobian_key(scope.model, site, sae.cfg.layer, windows) if cache else None
+    found = _stored_jacobian(key, width) if key else None
+    if found is not None:
+        return found
+    with torch.inference_mode(False), torch.enable_grad():
+        windows = windows.clone().to(scope.device)
+        delta = torch.zeros(width, device=scope.device, dtype=torch.float32, requires_grad=True)
+        keep = (windows != bos_id(scope.tokenizer))[..., None]
+
+        def add(h: torch.Tensor) -> torch.Tensor:
+            return h + (keep * delta).to(h.dtype)
+
+        with patch(scope.model, site, sae.cfg.layer, add):
+            hidden = sites.text_model(scope.model)(input_ids=windows, use_cache=False).last_hidden_state
+        mean = hidden[:, 1:].to(torch.promote_types(hidden.dtype, torch.float32)).mean(dim=(0, 1))  # [d]
+        rows = [
+            torch.autograd.grad(mean[i], delta, retain_graph=i + 1 < width)[0].cpu()
+            for i in tqdm(range(width), desc="Steering Jacobian", unit="row", disable=not progress)
+        ]
+    jacobian = torch.stack(rows)
+    if key:
+        save_jacobian(cache_dir() / "jacobians" / f"{key}.safetensors", key, jacobian)
+    return jacobian
+
+
+JACOBIAN_FILE = "steering_jacobian.safetensors"  # the demo's, beside its SAE (scripts/build_demo_evidence.py)
+
+
+def jacobian_key(model: torch.nn.Module, site: str, layer: int, windows: torch.Tensor) -> str:
+    """What a steering Jacobian depends on, hashed: the whole model (`model_fingerprint(head=True)`), the
+    site and layer where the direction is added, and the windows' token ids."""
+    digest = hashlib.sha256(f"{model_fingerprint(model, head=True)}|{site}|{layer}|".encode())
+    digest.update(windows.detach().long().cpu().numpy().tobytes())
+    digest.update(str(tuple(windows.shape)).encode())
+    return digest.hexdigest()
+
+
+def _stored_jacobian(key: str, width: int) -> torch.Tensor | None:
+    """The Jacobian stored under `key` in the cache or shipped with the demo, else None."""
+    from safetensors import safe_open
+
+    for path in (cache_dir() / "jacobians" / f"{key}.safetensors", DATA / "demo_sae" / JACOBIAN_FILE):
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                if (handle.metadata() or {}).get("key") != key:
+                    continue
+                jacobian = handle.get_tensor("jacobian").float()
+        except (OSError, SafetensorError):
+            continue
+        if tuple(jacobian.shape) == (width, width):
+            return jacobian
+    return None
+
+
+def save_jacobian(path: Path, key: str, jacobian: torch.Tensor) -> None:
+    """Write `jacobian` under `key` (a cache that cannot be written is skipped with a warning)."""
+    from safetensors.torch import save_file
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        save_file({"jacobian": jacobian.contiguous()}, str(partial), metadata={"key": key})
+        partial.replace(path)
+    except OSError as err:
+        warnings.warn(f"Could not cache the steering Jacobian in {path.parent}: {err}", stacklevel=3)
 
 
 @torch.inference_mode()
