@@ -19,6 +19,9 @@ Prints one table; the primary figure is the first test sentence of each class (1
 
     python benchmarks/concept_ranking.py            # hit counts per score, then the ranking's cost
     python benchmarks/concept_ranking.py --timing   # the ranking's cost only
+    python benchmarks/concept_ranking.py --extended # every score on 143 held-out sentences (TESTS, VALIDATION,
+                                                    # EXTRA) under five definitions: the two above and the
+                                                    # concept probe's features with F1 >= 0.3, 0.4, 0.5
     python benchmarks/concept_ranking.py --sae PATH # another SAE folder on the demo model (its statistics:
                                                     # shipped ones if it has them, else a short pass)
 """
@@ -186,6 +189,145 @@ TESTS = {
     ],
 }
 
+# More held-out sentences (written here, not from the corpus): `VALIDATION` uses the held-out words like
+# `TESTS`; `EXTRA` is (class, sentence, word) with held-out and new words of each class. Only the
+# extended table (`--extended`) reads them.
+VALIDATION = {
+    "cities": [
+        "We spent a rainy weekend in Dublin last spring.",
+        "The museum in Athens was closed for repairs.",
+        "My cousin moved to Boston to find work.",
+    ],
+    "countries": [
+        "The ambassador returned from Egypt with good news.",
+        "Farmers in Poland grew wheat and rye.",
+        "They sailed along the coast of Greece for a month.",
+    ],
+    "months": [
+        "The school year ends in December.",
+        "Heavy rain fell all through October.",
+        "Prices usually rise in November.",
+    ],
+    "colours": [
+        "The fox had an orange tail.",
+        "She painted the door pink.",
+        "A grey cloud hid the sun.",
+    ],
+    "family": [
+        "Her husband worked at the mill.",
+        "The old man's daughter carried the basket.",
+        "His wife opened the door.",
+    ],
+    "numbers": [
+        "The book had twelve chapters.",
+        "He walked twenty miles in a day.",
+        "They hired ten new workers.",
+    ],
+    "weekdays": [
+        "The post comes every Saturday.",
+        "On Sunday the streets were quiet.",
+        "I will call you on Friday.",
+    ],
+    "animals": [
+        "The fox ran into the woods.",
+        "A bear was seen near the camp.",
+        "The rabbit nibbled the lettuce.",
+    ],
+    "body": [
+        "She cut her finger on the knife.",
+        "He bent his knee and bowed.",
+        "The music hurt my ear.",
+    ],
+    "food": [
+        "She ate an egg for breakfast.",
+        "He bought a cake for the party.",
+        "We cooked a potato in the ashes.",
+    ],
+    "professions": [
+        "The judge listened to both sides.",
+        "The baker sold fresh loaves.",
+        "A sailor climbed the mast.",
+    ],
+    "metals": [
+        "The statue was made of bronze.",
+        "An old brass lamp hung from the ceiling.",
+        "The roof was covered with zinc.",
+    ],
+}
+EXTRA = [
+    ("cities", "The conference in Lisbon drew scholars from every continent.", "Lisbon"),
+    ("cities", "He caught the night bus to Prague.", "Prague"),
+    ("cities", "The bridges of Venice are crowded in summer.", "Venice"),
+    ("cities", "She sold paintings on the streets of Athens.", "Athens"),
+    ("cities", "Our flight to Boston was cancelled.", "Boston"),
+    ("cities", "The old harbour of Dublin is full of ships.", "Dublin"),
+    ("countries", "The rivers of Brazil flood every spring.", "Brazil"),
+    ("countries", "Wine from Portugal was shipped to England.", "Portugal"),
+    ("countries", "The border between Sweden and Norway is long.", "Sweden"),
+    ("countries", "Tourists flock to Greece for the islands.", "Greece"),
+    ("countries", "The general fled to Egypt after the defeat.", "Egypt"),
+    ("countries", "Coal from Poland heated the houses.", "Poland"),
+    ("months", "The lake freezes solid by December.", "December"),
+    ("months", "Leaves turn red in October.", "October"),
+    ("months", "The election took place in November.", "November"),
+    ("months", "School starts again in September.", "September"),
+    ("months", "Tulips bloom in April.", "April"),
+    ("months", "The heat was worst in August.", "August"),
+    ("colours", "He drove a pink car.", "pink"),
+    ("colours", "The sea looked grey under the clouds.", "grey"),
+    ("colours", "The team wore orange shirts.", "orange"),
+    ("colours", "Her eyes were green like the sea.", "green"),
+    ("colours", "A yellow flag flew over the fort.", "yellow"),
+    ("colours", "The cat had purple ribbons on its collar.", "purple"),
+    ("family", "My husband cooks dinner on weekends.", "husband"),
+    ("family", "The king's daughter married a prince.", "daughter"),
+    ("family", "His wife ran the farm alone.", "wife"),
+    ("family", "My uncle fixed the old clock.", "uncle"),
+    ("family", "Her grandmother knitted a scarf.", "grandmother"),
+    ("family", "The twins visited their aunt in the city.", "aunt"),
+    ("numbers", "The ship carried twelve passengers.", "twelve"),
+    ("numbers", "She counted twenty birds on the wire.", "twenty"),
+    ("numbers", "The team scored ten goals.", "ten"),
+    ("numbers", "He owned seven horses.", "seven"),
+    ("numbers", "The castle had four towers.", "four"),
+    ("numbers", "They stayed for nine nights.", "nine"),
+    ("weekdays", "The library is closed on Sunday.", "Sunday"),
+    ("weekdays", "The exam is on Friday afternoon.", "Friday"),
+    ("weekdays", "He flew home on Tuesday.", "Tuesday"),
+    ("weekdays", "The results arrive on Thursday.", "Thursday"),
+    ("weekdays", "Every Monday she swims before work.", "Monday"),
+    ("animals", "A fox barked in the night.", "fox"),
+    ("animals", "The bear climbed the tree.", "bear"),
+    ("animals", "The children fed the rabbit carrots.", "rabbit"),
+    ("animals", "An old horse pulled the cart.", "horse"),
+    ("animals", "The tiger slept in the shade.", "tiger"),
+    ("animals", "The wolf howled at the moon.", "wolf"),
+    ("body", "He broke his finger playing football.", "finger"),
+    ("body", "Her knee was swollen after the run.", "knee"),
+    ("body", "The doctor examined her ear.", "ear"),
+    ("body", "She held the cup in her hand.", "hand"),
+    ("body", "He rubbed his eye and yawned.", "eye"),
+    ("body", "The stone struck his head.", "head"),
+    ("food", "We baked a cake for her birthday.", "cake"),
+    ("food", "He fried an egg and some bacon.", "egg"),
+    ("food", "She peeled a potato for the stew.", "potato"),
+    ("food", "Fresh bread was sold at dawn.", "bread"),
+    ("food", "The soup was too salty.", "soup"),
+    ("food", "He spread butter on his toast.", "butter"),
+    ("professions", "The baker kneaded the dough at dawn.", "baker"),
+    ("professions", "The sailor tied a knot in the rope.", "sailor"),
+    ("professions", "The judge banged his gavel.", "judge"),
+    ("professions", "The nurse checked his pulse.", "nurse"),
+    ("professions", "A lawyer drafted the contract.", "lawyer"),
+    ("professions", "The soldier stood at the gate.", "soldier"),
+    ("metals", "The medal was made of bronze.", "bronze"),
+    ("metals", "The trumpet was made of brass.", "brass"),
+    ("metals", "They coated the nails with zinc.", "zinc"),
+    ("metals", "The pipes were made of copper.", "copper"),
+    ("metals", "The blade was forged from steel.", "steel"),
+    ("metals", "Her necklace was pure silver.", "silver"),
+]
+
 
 def variants(stats: sw.features.FeatureStats) -> dict[str, object]:
     typical = ranking.typical_activation(stats)
@@ -253,6 +395,71 @@ def concept_features(
     return concepts
 
 
+def probe_concepts(
+    scope: sw.Scope, levels: tuple[float, ...] = (0.3, 0.4, 0.5)
+) -> dict[str, dict[str, set[int]]]:
+    """Concept features by the package's concept probe (`concept_probe.py`, all its sentences, no split): for
+    each level, each class's features whose best one-feature probe (a threshold from `THRESHOLD_QUANTILES` of
+    its positive activations) reaches F1 >= level. Reserved features are left out."""
+    import concept_probe as cp
+
+    from scopewidgets.demo.probe_text import CONCEPT_CLASSES
+
+    tokens = cp.probe_tokens(scope)
+    values = tokens.features.clone()
+    values[:, list(scope.sae().reserved_features)] = 0
+    firing = torch.where(values > 0, values, torch.nan)
+    best = torch.zeros(len(CONCEPT_CLASSES), values.shape[1])
+    for q in cp.THRESHOLD_QUANTILES:
+        row = torch.nanquantile(firing, q, dim=0).nan_to_num(0.0) if q > 0 else torch.zeros(values.shape[1])
+        best = torch.maximum(best, cp.f1_scores(values > row, tokens.labels)[0])
+    names = list(CONCEPT_CLASSES)
+    return {
+        f"probe F1 >= {level}": {
+            n: set(torch.nonzero(best[names.index(n)] >= level).flatten().tolist()) for n in names
+        }
+        for level in levels
+    }
+
+
+def held_out(scope: sw.Scope) -> list[tuple[str, str, torch.Tensor]]:
+    """(class, sentence, activations at the class word) of every held-out sentence: `TESTS`, `VALIDATION`,
+    `EXTRA`."""
+    rows = [
+        (n, s, test_word(n, s)) for tests in (TESTS, VALIDATION) for n, group in tests.items() for s in group
+    ]
+    rows += EXTRA
+    return [(n, s, token_vector(scope, s, w)) for n, s, w in rows]
+
+
+def extended(scope: sw.Scope, definitions: dict[str, dict[str, set[int]]]) -> str:
+    """A markdown table: per score, the held-out sentences whose first row (and top 3) holds a concept
+    feature, under every definition, and the first rows summed over the definitions."""
+    reserved = list(scope.sae().reserved_features)
+    rows = held_out(scope)
+    lines = [
+        f"{len(rows)} held-out sentences; each cell: first row / top 3",
+        "| score | " + " | ".join(definitions) + " | first rows, summed |",
+        "|---|" + "---|" * (len(definitions) + 1),
+    ]
+    for variant, score in variants(scope.feature_stats()).items():
+        counts = {d: [0, 0] for d in definitions}
+        for name, _, a in rows:
+            s = score(a).clone()
+            s[a <= 0] = -float("inf")
+            if not variant.endswith("(before)") and reserved:
+                s[reserved] = -float("inf")
+            top3 = [
+                f for f in torch.sort(s, descending=True, stable=True).indices[:3].tolist() if s[f] > -1e30
+            ]
+            for d, concepts in definitions.items():
+                counts[d][0] += bool(top3) and top3[0] in concepts[name]
+                counts[d][1] += bool(set(top3) & concepts[name])
+        cells = " | ".join(f"{c[0]} / {c[1]}" for c in counts.values())
+        lines.append(f"| {variant} | {cells} | {sum(c[0] for c in counts.values())} |")
+    return "\n".join(lines)
+
+
 def test_word(name: str, sentence: str) -> str:
     words = set(CLASSES[name].split()[-3:])
     found = [w.strip(".,'") for w in sentence.split() if w.strip(".,'") in words]
@@ -273,6 +480,9 @@ def main() -> None:
     stats = scope.feature_stats()
     vectors = probe_vectors(scope)
     definitions = {by: concept_features(scope, by, vectors) for by in ("firing", "activation")}
+    if "--extended" in sys.argv:  # 143 sentences, five definitions
+        print(extended(scope, {**definitions, **probe_concepts(scope)}))
+        return
     reserved = torch.tensor(sae.reserved_features, dtype=torch.long)
     scores = variants(stats)
     counts = ("top3_first", "first_first", "top3_all", "first_all")
