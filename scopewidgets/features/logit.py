@@ -166,7 +166,7 @@ def steering_jacobian(
     Example:
         >>> from scopewidgets.testing import tiny_scope
         >>> scope = tiny_scope(d_sae=32)
-        >>> steering_jacobian(scope, scope.sae(), progress=False).shape
+        >>> steering_jacobian(scope, scope.sae(), progress=False, cache=False).shape
         torch.Size([64, 64])
     """
     from tqdm.auto import tqdm
