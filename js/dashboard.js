@@ -82,8 +82,12 @@ function histogramView(histogram) {
   ];
 }
 
+const DIRECT_NOTE = "The decoder direction read by the unembedding (through the final norm's gain), as SAEDashboard " +
+  "shows it: it skips every layer after the SAE. The label's words after the arrow are read by steering, through " +
+  "those layers, so the two can differ.";
+
 function logitList(title, items, testid, font) {
-  return h("section", { "data-testid": testid }, h("h4", {}, title), h("div", { class: "sw-list" },
+  return h("section", { "data-testid": testid }, h("h4", { title: DIRECT_NOTE }, title), h("div", { class: "sw-list" },
     items.length ? items.map(({ token, value }) => h("div", { class: "sw-logit" },
       h("span", { class: "sw-logit-token" }, shownText(token, font)), h("span", { class: "sw-fval" }, format(value))))
       : h("div", { class: "sw-empty" }, "none")));
@@ -237,7 +241,7 @@ function render({ model, el }) {
     replaceChildren(header, headerView(model.get("header") ?? {}));
     const logits = model.get("logits") ?? { top: [], bottom: [] };
     replaceChildren(side, h("section", {}, histogramView(model.get("histogram"))),
-      logitList("Promoted tokens (logit effect)", logits.top, "top-logits", fontOf(side)),
+      logitList("Promoted tokens (direct logit effect)", logits.top, "top-logits", fontOf(side)),
       logitList("Suppressed tokens", logits.bottom, "bottom-logits", fontOf(side)),
       h("section", {}, similarView(model.get("similar") ?? [], offline, shown())));
     drawExamples();

@@ -167,6 +167,9 @@ def test_exported_similar_list_shows_each_density_and_no_reserved_feature(
         assert cell["y"] >= box["y"] and cell["y"] + cell["height"] <= box["y"] + box["height"] + 1
         assert cell["x"] + cell["width"] <= box["x"] + box["width"] + 1
     assert page.locator("[data-testid=dashboard] i").count() == 0
+    header = page.locator("[data-testid=top-logits] h4")  # says which measure it is, unlike the label's arrow
+    assert header.text_content() == "Promoted tokens (direct logit effect)"
+    assert "skips every layer after the SAE" in header.get_attribute("title")
     assert offline_page.non_local_requests() == [] and offline_page.page_errors == []
 
 
