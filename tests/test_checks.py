@@ -1,3 +1,4 @@
+import contextlib
 import copy
 
 import pytest
@@ -79,12 +80,11 @@ def test_search_logit_matches_full_logit_effects(scope64):
             scope64.search(**query, effect="lens")
 
 
-def _steered_logprobs(scope, windows, targets, direction):
-    """Brute force: log-probabilities `[n, L - 1, len(targets)]` of `targets` at every prediction after BOS,
-    with `direction` added to the SAE site's output at every non-BOS position (steering's `add`, written
-    out)."""
-    sae = scope.saes[0]
-    layer = sites.decoder_layers(scope.model)[sae.cfg.layer]
+@contextlib.contextmanager
+def _steered(scope, direction):
+    """Brute force: `direction` added to the SAE site's output at every non-BOS position while inside
+    (steering's `add`, written out as a forward hook), under inference mode."""
+    layer = sites.decoder_layers(scope.model)[scope.saes[0].cfg.layer]
 
     def hook(_m, _a, out):
         h = out[0] if isinstance(out, tuple) else out
@@ -94,9 +94,15 @@ def _steered_logprobs(scope, windows, targets, direction):
     handle = layer.register_forward_hook(hook)
     try:
         with torch.inference_mode():
-            logits = scope.model(input_ids=windows, use_cache=False).logits[:, 1:]
+            yield
     finally:
         handle.remove()
+
+
+def _steered_logprobs(scope, windows, targets, direction):
+    """Log-probabilities `[n, L - 1, len(targets)]` of `targets` at every prediction after BOS, steered."""
+    with _steered(scope, direction):
+        logits = scope.model(input_ids=windows, use_cache=False).logits[:, 1:]
     return logits.log_softmax(-1)[..., targets]
 
 
@@ -123,22 +129,9 @@ def test_steering_effects_match_finite_differences_of_steering(family, request):
 
 
 def _steered_mean_hidden(scope, windows, direction):
-    """Brute force: the final hidden state (after the final norm) averaged over every position after BOS,
-    with `direction` added to the SAE site's output at every non-BOS position."""
-    sae = scope.saes[0]
-    layer = sites.decoder_layers(scope.model)[sae.cfg.layer]
-
-    def hook(_m, _a, out):
-        h = out[0] if isinstance(out, tuple) else out
-        h = torch.cat([h[:, :1], h[:, 1:] + direction], dim=1)
-        return (h, *out[1:]) if isinstance(out, tuple) else h
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.inference_mode():
-            hidden = sites.text_model(scope.model)(input_ids=windows, use_cache=False).last_hidden_state
-    finally:
-        handle.remove()
+    """The final hidden state (after the final norm) averaged over every position after BOS, steered."""
+    with _steered(scope, direction):
+        hidden = sites.text_model(scope.model)(input_ids=windows, use_cache=False).last_hidden_state
     return hidden[:, 1:].mean((0, 1))
 
 
