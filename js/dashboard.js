@@ -86,8 +86,12 @@ const DIRECT_NOTE = "The decoder direction read by the unembedding (through the 
   "shows it: it skips every layer after the SAE. The label's words after the arrow are read by steering, through " +
   "those layers, so the two can differ.";
 
-function logitList(title, items, testid, font) {
-  return h("section", { "data-testid": testid }, h("h4", { title: DIRECT_NOTE }, title), h("div", { class: "sw-list" },
+const STEER_NOTE = "The first-order change of each token's logit per unit of steering strength when the feature's " +
+  "decoder direction is added at every position, through every layer after the SAE (the model's steering Jacobian); " +
+  "automatic labels name their words after the arrow by this measure.";
+
+function logitList(title, items, testid, font, note = DIRECT_NOTE) {
+  return h("section", { "data-testid": testid }, h("h4", { title: note }, title), h("div", { class: "sw-list" },
     items.length ? items.map(({ token, value }) => h("div", { class: "sw-logit" },
       h("span", { class: "sw-logit-token" }, shownText(token, font)), h("span", { class: "sw-fval" }, format(value))))
       : h("div", { class: "sw-empty" }, "none")));
@@ -241,8 +245,12 @@ function render({ model, el }) {
     replaceChildren(header, headerView(model.get("header") ?? {}));
     const logits = model.get("logits") ?? { top: [], bottom: [] };
     replaceChildren(side, h("section", {}, histogramView(model.get("histogram"))),
+      ...(logits.steer_top?.length ? [
+        logitList("Promoted by steering", logits.steer_top, "steer-top-logits", fontOf(side), STEER_NOTE),
+        logitList("Suppressed by steering", logits.steer_bottom ?? [], "steer-bottom-logits", fontOf(side), STEER_NOTE),
+      ] : []),
       logitList("Promoted tokens (direct logit effect)", logits.top, "top-logits", fontOf(side)),
-      logitList("Suppressed tokens", logits.bottom, "bottom-logits", fontOf(side)),
+      logitList("Suppressed tokens (direct)", logits.bottom, "bottom-logits", fontOf(side)),
       h("section", {}, similarView(model.get("similar") ?? [], offline, shown())));
     drawExamples();
     idle();

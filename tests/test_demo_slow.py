@@ -115,6 +115,10 @@ def test_demo_ships_its_steering_jacobian_and_labels_read_by_steering() -> None:
     # the labels' promoted half reads the feature's effect through the later layers
     dog = next(f for f in range(sae.cfg.d_sae) if sae.label(f).startswith("dog · animal"))
     assert "animal" in sae.label(dog).split(" → ")[1].lower()
+    from scopewidgets.widgets import DashboardWidget  # and its dashboard lists what steering promotes
+
+    view = DashboardWidget(scope.dashboards(None, progress=False), feature=dog)
+    assert any("animal" in item["token"] for item in view.logits["steer_top"][:3]), view.logits["steer_top"]
 
 
 def _read_url(process: subprocess.Popen, timeout: float) -> str:

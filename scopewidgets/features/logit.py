@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 
 from ..core import sites
 from ..core.corpus import bos_id, default, token_windows
-from ..core.effects import token_effects
+from ..core.effects import logit_effects, token_effects
 from ..core.fingerprint import model_fingerprint
 from ..core.hooks import patch
 from ..core.paths import DATA, cache_dir
@@ -226,6 +226,59 @@ def _stored_jacobian(key: str, width: int) -> torch.Tensor | None:
         if tuple(jacobian.shape) == (width, width):
             return jacobian
     return None
+
+
+_LOADED: dict[str, torch.Tensor] = {}  # key -> Jacobian read from disk this session (a few at most)
+
+
+def stored_steering_jacobian(scope: Engine, sae: SAE) -> torch.Tensor | None:
+    """The steering Jacobian at `sae`'s site over the default windows if it is already known (cached on
+    disk, shipped with the demo, or read before this session), else None; never computes it.
+
+    Example:
+        >>> from scopewidgets.testing import tiny_scope
+        >>> import torch
+        >>> scope = tiny_scope(d_sae=32)
+        >>> jacobian = steering_jacobian(scope, scope.sae(), progress=False)  # computed once, then on disk
+        >>> torch.equal(stored_steering_jacobian(scope, scope.sae()), jacobian)
+        True
+    """
+    site = sae.cfg.site_out or sae.cfg.site
+    key = jacobian_key(scope.model, site, sae.cfg.layer, context_windows(scope.tokenizer))
+    if key not in _LOADED:
+        found = _stored_jacobian(key, sae.W_dec.shape[1])
+        if found is None:
+            return None
+        while len(_LOADED) >= 4:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = found
+    return _LOADED[key]
+
+
+def steered_logits(
+    scope: Engine, sae: SAE, feature: int, jacobian: torch.Tensor, k: int = 10
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """The `k` tokens whose logits steering with `feature` raises most and lowers most, to first order
+    (`W_U @ (jacobian @ w_dec[feature])`, per unit of strength; see `steering_jacobian`), as
+    `(top, bottom)` lists of `(token text, value)`, strongest first.
+
+    Example:
+        >>> from scopewidgets.testing import tiny_scope
+        >>> scope = tiny_scope(d_sae=32)
+        >>> jacobian = steering_jacobian(scope, scope.sae(), progress=False, cache=False)
+        >>> top, bottom = steered_logits(scope, scope.sae(), 3, jacobian, k=4)
+        >>> len(top), top[0][1] >= top[-1][1]
+        (4, True)
+    """
+    w_dec = sae.W_dec.detach()
+    moved = w_dec[int(feature)].float()[None] @ jacobian.to(w_dec.device, torch.float32).T
+    with torch.inference_mode():
+        top, top_ids, bottom, bottom_ids = (t[0].cpu() for t in logit_effects(scope.model, moved, k))
+    names = scope.token_strings
+    return (
+        list(zip(names(top_ids.tolist()), top.tolist(), strict=True)),
+        list(zip(names(bottom_ids.tolist()), bottom.tolist(), strict=True)),
+    )
 
 
 def save_jacobian(path: Path, key: str, jacobian: torch.Tensor) -> None:

@@ -75,22 +75,33 @@ def examples_of(dash: FeatureDashboard, bos: int | None) -> dict[str, Any]:
     }  # fmt: skip
 
 
+Logits = list[tuple[str, float]]
+
+
 def dashboard_state(
     dash: FeatureDashboard,
     covered: Callable[[int], bool],
     bos: int | None,
     stats: FeatureStats | None = None,
+    steered: tuple[Logits, Logits] | None = None,
 ) -> dict[str, Any]:
     """Every data trait of the widget for one feature. `covered(f)`: can feature f be opened here;
-    `stats`: where the densities of similar features outside the pass come from."""
+    `stats`: where the densities of similar features outside the pass come from; `steered`: the tokens
+    steering with the feature raises and lowers most (`features.logit.steered_logits`), when known."""
     counts, edges = dash.histogram
+
+    def listed(pairs: Logits) -> list[dict[str, Any]]:
+        return [{"token": display_text(t), "value": v} for t, v in pairs]
+
     return {
         "feature": dash.feature,
         "header": header_of(dash),
         "histogram": {"counts": to_binary(counts, "float64"), "edges": to_binary(edges, "float64")},
         "logits": {
-            "top": [{"token": display_text(t), "value": v} for t, v in dash.top_logits],
-            "bottom": [{"token": display_text(t), "value": v} for t, v in dash.bottom_logits],
+            "top": listed(dash.top_logits),
+            "bottom": listed(dash.bottom_logits),
+            "steer_top": listed(steered[0]) if steered else [],
+            "steer_bottom": listed(steered[1]) if steered else [],
         },
         "examples": examples_of(dash, bos),
         "similar": similar_of(dash, covered, stats),

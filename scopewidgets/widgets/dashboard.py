@@ -14,12 +14,15 @@ from ..core.display import presents
 from ..core.effects import similar_features
 from ..dashboards.result import DashboardSet
 from ..features.columns import known_stats
+from ..features.logit import steered_logits, stored_steering_jacobian
 from ._base import Widget, shows_errors
 from ._dashboard_view import dashboard_state
 
 
 class DashboardWidget(Widget):
-    """Header (feature, label, density, max), activation histogram, top and bottom logits, top examples as
+    """Header (feature, label, density, max), activation histogram, top and bottom logits (direct, and by
+    steering through the later layers when the model's steering Jacobian is known: the demo ships one,
+    `features.logit.steering_jacobian` computes and caches it), top examples as
     token strips shaded by the feature (hover a token for its value), collapsible quantile groups, and
     similar features with their density: click one to open its dashboard here (`feature` follows both
     ways). A similar feature's density comes from the pass when it covers it, else from the SAE's feature
@@ -55,7 +58,11 @@ class DashboardWidget(Widget):
     histogram = traitlets.Dict(help="{counts, edges}: binary float64 [n_bins] and [n_bins + 1].").tag(
         sync=True
     )
-    logits = traitlets.Dict(help="{top, bottom}: lists of {token, value}, strongest first.").tag(sync=True)
+    logits = traitlets.Dict(
+        help="{top, bottom}: the direct logit effect, lists of {token, value}, strongest first; {steer_top, "
+        "steer_bottom}: the same by steering through the later layers, [] unless the model's steering "
+        "Jacobian is known (`features.logit.stored_steering_jacobian`)."
+    ).tag(sync=True)
     examples = traitlets.Dict(
         help="Token strips: flat tokens and binary values/special, per-example lengths/focus/max_values/"
         "seq_index/position, groups [{kind, first, count, ...}] and colour limits."
@@ -115,7 +122,9 @@ class DashboardWidget(Widget):
         dashes = self._dashes if dashes is None else dashes
         bos = dashes.scope.tokenizer.bos_token_id
         covered = dashes.__contains__ if self._opener is None else _anything
-        return dashboard_state(dashes[feature], covered, bos, known_stats(dashes.sae, dashes.scope))
+        jacobian = stored_steering_jacobian(dashes.scope, dashes.sae)
+        steered = None if jacobian is None else steered_logits(dashes.scope, dashes.sae, feature, jacobian)
+        return dashboard_state(dashes[feature], covered, bos, known_stats(dashes.sae, dashes.scope), steered)
 
     @traitlets.observe("feature")
     @shows_errors

@@ -174,6 +174,30 @@ def test_exported_similar_list_shows_each_density_and_no_reserved_feature(
 
 
 @pytest.mark.browser
+def test_exported_dashboard_lists_the_tokens_steering_promotes_first(
+    offline_page: Recorder, tmp_path, monkeypatch
+) -> None:
+    from scopewidgets.features import logit
+
+    monkeypatch.setenv("SCOPEWIDGETS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(logit, "_LOADED", {})
+    dashes = _reserved_dashboards()
+    logit.steering_jacobian(dashes.scope, dashes.sae, progress=False)  # known from now on
+    view = dashes.widget(4)
+    page = offline_page.page
+    page.goto(view.save_html(tmp_path / "steer.html").as_uri())
+    page.wait_for_selector("[data-testid=steer-top-logits] .sw-logit")
+    headers = page.locator("[data-testid=dashboard] h4").all_text_contents()
+    assert headers.index("Promoted by steering") < headers.index("Promoted tokens (direct logit effect)")
+    shown = page.locator("[data-testid=steer-top-logits] .sw-logit-token").all_text_contents()
+    assert len(shown) == len(view.logits["steer_top"]) == 10
+    assert page.locator("[data-testid=steer-bottom-logits] .sw-logit").count() == 10
+    note = page.locator("[data-testid=steer-top-logits] h4").get_attribute("title")
+    assert "through every layer after the SAE" in note
+    assert offline_page.non_local_requests() == [] and offline_page.page_errors == []
+
+
+@pytest.mark.browser
 def test_a_reserved_features_dashboard_lists_its_reserved_sibling(offline_page: Recorder, tmp_path) -> None:
     dashes = _reserved_dashboards()
     page = offline_page.page

@@ -52,6 +52,29 @@ def test_traits_carry_the_dashboard(dashes):
     assert view.context == 5
 
 
+def test_tokens_promoted_by_steering_show_once_the_steering_jacobian_is_known(dashes, tmp_path, monkeypatch):
+    from scopewidgets.features import logit
+    from scopewidgets.widgets._tokens import display_text
+
+    monkeypatch.setenv("SCOPEWIDGETS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(logit, "_LOADED", {})
+    assert DashboardWidget(dashes, feature=4).logits["steer_top"] == []  # nothing computed behind your back
+    jacobian = logit.steering_jacobian(dashes.scope, dashes.sae, progress=False)  # computed and cached
+    monkeypatch.setattr(logit, "_LOADED", {})  # so the view reads it back from the disk cache
+    view = DashboardWidget(dashes, feature=4)
+    for feature in (4, 10):
+        view.feature = feature
+        moved = dashes.sae.W_dec[feature].float() @ jacobian.T  # brute force: every token's steered logit
+        logits = dashes.scope.model.lm_head.weight.float() @ moved
+        for key, picked in (("steer_top", logits.topk(10)), ("steer_bottom", (-logits).topk(10))):
+            shown = view.logits[key]
+            names = [display_text(t) for t in dashes.scope.token_strings(picked.indices.tolist())]
+            assert [item["token"] for item in shown] == names
+            values = logits[picked.indices].tolist()
+            assert [item["value"] for item in shown] == pytest.approx(values, rel=1e-4, abs=1e-7)
+    assert view.logits["top"] and view.logits["top"] != view.logits["steer_top"]  # the direct table stays
+
+
 def test_top_examples_keep_a_wider_context_than_quantile_samples(dashes):
     dash = dashes[4]
     wide = [max(e.focus, len(e.tokens) - 1 - e.focus) for e in dash.examples]
