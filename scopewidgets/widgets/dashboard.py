@@ -93,6 +93,7 @@ class DashboardWidget(Widget):
         self._dashes = dashes
         self._opener = opener if opener is not None else pass_opener(dashes)
         self._action_callbacks: list[Callable[[str, int], None]] = []
+        self._steering: tuple[DashboardSet | None, torch.Tensor | None] = (None, None)
         feature = _first_firing(dashes) if feature is None else feature
         super().__init__(**self._state(feature), **kwargs)
         self.on_msg(self._on_message)
@@ -122,9 +123,16 @@ class DashboardWidget(Widget):
         dashes = self._dashes if dashes is None else dashes
         bos = dashes.scope.tokenizer.bos_token_id
         covered = dashes.__contains__ if self._opener is None else _anything
-        jacobian = stored_steering_jacobian(dashes.scope, dashes.sae)
+        jacobian = self._jacobian_for(dashes)
         steered = None if jacobian is None else steered_logits(dashes.scope, dashes.sae, feature, jacobian)
         return dashboard_state(dashes[feature], covered, bos, known_stats(dashes.sae, dashes.scope), steered)
+
+    def _jacobian_for(self, dashes: DashboardSet) -> torch.Tensor | None:
+        """The model's steering Jacobian when known, looked up once per pass (like the pass itself, a
+        snapshot of the model: the lookup hashes the whole model, ~60 ms for the demo)."""
+        if self._steering[0] is not dashes:
+            self._steering = (dashes, stored_steering_jacobian(dashes.scope, dashes.sae))
+        return self._steering[1]
 
     @traitlets.observe("feature")
     @shows_errors
