@@ -243,16 +243,40 @@ def stored_steering_jacobian(scope: Engine, sae: SAE) -> torch.Tensor | None:
         >>> torch.equal(stored_steering_jacobian(scope, scope.sae()), jacobian)
         True
     """
+    width = sae.W_dec.shape[1]
+    if not _any_stored(width):  # no file of this width: skip hashing the whole model (seconds for a 2B)
+        return None
     site = sae.cfg.site_out or sae.cfg.site
     key = jacobian_key(scope.model, site, sae.cfg.layer, context_windows(scope.tokenizer))
     if key not in _LOADED:
-        found = _stored_jacobian(key, sae.W_dec.shape[1])
+        found = _stored_jacobian(key, width)
         if found is None:
             return None
         while len(_LOADED) >= 4:
             _LOADED.pop(next(iter(_LOADED)))
         _LOADED[key] = found
     return _LOADED[key]
+
+
+def _any_stored(width: int) -> bool:
+    """Whether a `[width, width]` Jacobian is loaded, cached or shipped (file headers only)."""
+    from safetensors import safe_open
+
+    if any(tuple(j.shape) == (width, width) for j in _LOADED.values()):
+        return True
+    folder = cache_dir() / "jacobians"
+    paths = [
+        DATA / "demo_sae" / JACOBIAN_FILE,
+        *(sorted(folder.glob("*.safetensors")) if folder.is_dir() else []),
+    ]
+    for path in paths:
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                if list(handle.get_slice("jacobian").get_shape()) == [width, width]:
+                    return True
+        except (OSError, SafetensorError):
+            continue
+    return False
 
 
 def steered_logits(
