@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -67,20 +68,27 @@ def test_demo_sae_metrics_match_its_model_card(gemma: tuple) -> None:
     assert row["ce_clean"] == pytest.approx(card["ce_clean"], abs=0.01)
 
 
+@contextlib.contextmanager
+def _no_forward(model: torch.nn.Module):
+    """Fails the test if `model` runs a forward pass inside."""
+    calls: list[int] = []
+    handle = model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        yield
+    finally:
+        handle.remove()
+    assert not calls, f"{len(calls)} forward passes ran"
+
+
 def test_demo_dashboards_open_from_the_shipped_evidence_without_a_pass() -> None:
     scope = sw.demo()
     sae = scope.sae()
-    calls: list[int] = []
-    handle = scope.model.register_forward_pre_hook(lambda *_: calls.append(1))
-    try:
+    with _no_forward(scope.model):  # neither the model nor a corpus pass runs
         for feature in (2, sae.cfg.d_sae // 2, sae.cfg.d_sae - 1):
             dash = scope.dashboard(feature)
             assert "evidence file" in dash.source and dash.feature == feature
             assert dash.density >= 0 and len(dash.top_logits) == 10
         every = scope.dashboards(None, progress=False)
-    finally:
-        handle.remove()
-    assert not calls  # neither the model nor a corpus pass ran
     assert every.features == list(range(sae.cfg.d_sae)) and "examples.safetensors" in every.rows.source
     stats = scope.feature_stats()  # the ranking's statistics come from the same shipped pass
     assert stats.n_tokens == every.rows.n_tokens
@@ -96,13 +104,9 @@ def test_demo_ships_its_steering_jacobian_and_labels_read_by_steering() -> None:
 
     scope = sw.demo()
     sae = scope.sae()
-    calls: list[int] = []
-    handle = scope.model.register_forward_pre_hook(lambda *_: calls.append(1))
-    try:
+    with _no_forward(scope.model):
         shipped = steering_jacobian(scope, sae, progress=False)  # found under the model's fingerprint
-    finally:
-        handle.remove()
-    assert not calls and shipped.shape == (640, 640)
+    assert shipped.shape == (640, 640)
     windows = context_windows(scope.tokenizer)  # three rows again, by autograd, written out
     delta = torch.zeros(640, requires_grad=True)
     keep = (windows != bos_id(scope.tokenizer))[..., None]

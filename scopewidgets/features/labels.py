@@ -34,7 +34,7 @@ import torch
 
 from ..core.effects import feature_logits, logit_effects
 from ..dashboards.result import DashboardSet
-from .logit import check_effect, steering_jacobian
+from .logit import check_effect, steered_directions, steering_jacobian
 
 if TYPE_CHECKING:
     from ..core.engine import Engine
@@ -237,13 +237,13 @@ def promoted_tokens(
         return torch.zeros(0, k, dtype=torch.long)
     if jacobian is None:
         return feature_logits(model, sae, features, k, chunk, progress=False, vocab=vocab)[1]
-    w_dec = sae.W_dec.detach()
-    moved = jacobian.to(w_dec.device, torch.float32).T
-    parts = []
-    for start in range(0, features.numel(), chunk):
-        moved_rows = w_dec[features[start : start + chunk].to(w_dec.device)].float() @ moved
-        parts.append(logit_effects(model, moved_rows, k, vocab=vocab)[1].cpu())
-    return torch.cat(parts)
+    parts = [
+        logit_effects(
+            model, steered_directions(sae, features[start : start + chunk], jacobian), k, vocab=vocab
+        )
+        for start in range(0, features.numel(), chunk)
+    ]
+    return torch.cat([ids.cpu() for _, ids, _, _ in parts])
 
 
 __all__ = ["NEVER_FIRES", "candidates", "clean_token", "label_features", "promoted_tokens"]

@@ -119,31 +119,50 @@ def steering_effects(
         >>> steering_effects(scope, scope.sae(), [5, 7], joint=True).shape
         torch.Size([32, 3])
     """
-    site = sae.cfg.site_out or sae.cfg.site
+    windows = context_windows(scope.tokenizer) if windows is None else windows
     with (
         torch.inference_mode(False),
         torch.enable_grad(),
     ):  # a caller's inference mode would block the backward
-        windows = (context_windows(scope.tokenizer) if windows is None else windows).clone().to(scope.device)
-        delta = torch.zeros(sae.W_dec.shape[1], device=scope.device, dtype=torch.float32, requires_grad=True)
-        keep = (windows != bos_id(scope.tokenizer))[..., None]
-
-        def add(h: torch.Tensor) -> torch.Tensor:
-            return h + (keep * delta).to(h.dtype)
-
-        with patch(scope.model, site, sae.cfg.layer, add):
-            hidden = sites.text_model(scope.model)(input_ids=windows, use_cache=False).last_hidden_state[
-                :, 1:
-            ]
-            cotangents = _logprob_cotangents(scope.model, hidden.detach(), list(token_ids), joint)
-            grads = [
-                torch.autograd.grad(
-                    hidden, delta, cot.to(hidden.dtype), retain_graph=i + 1 < len(cotangents)
-                )[0]
-                for i, cot in enumerate(cotangents)
-            ]
+        hidden, delta = _steered_forward(scope, sae, windows)
+        cotangents = _logprob_cotangents(scope.model, hidden.detach(), list(token_ids), joint)
+        grads = [
+            torch.autograd.grad(hidden, delta, cot.to(hidden.dtype), retain_graph=i + 1 < len(cotangents))[0]
+            for i, cot in enumerate(cotangents)
+        ]
     directions = sae.W_dec.detach().float()
     return (directions @ torch.stack(grads, dim=1).to(directions.device)).cpu()
+
+
+def _steered_forward(scope: Engine, sae: SAE, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """In grad mode: a zero direction `delta` `[d]` (float32, requires grad) added at every non-BOS position
+    of the SAE's output site (steering's `add`), and the final hidden states after BOS `[n, L - 1, d]` it
+    flows into, so that their derivatives with respect to `delta` are steering's first-order effects."""
+    windows = windows.clone().to(scope.device)
+    delta = torch.zeros(sae.W_dec.shape[1], device=scope.device, dtype=torch.float32, requires_grad=True)
+    keep = (windows != bos_id(scope.tokenizer))[..., None]
+
+    def add(h: torch.Tensor) -> torch.Tensor:
+        return h + (keep * delta).to(h.dtype)
+
+    with patch(scope.model, sae.cfg.site_out or sae.cfg.site, sae.cfg.layer, add):
+        hidden = sites.text_model(scope.model)(input_ids=windows, use_cache=False).last_hidden_state
+    return hidden[:, 1:], delta
+
+
+def steered_directions(sae: SAE, features: torch.Tensor, jacobian: torch.Tensor) -> torch.Tensor:
+    """`[n, d]` float32: `jacobian @ w_dec[f]` for each of `features`, the first-order change of the final
+    hidden state when steering with the feature (`steering_jacobian`); read by the unembedding, the change of
+    every token's logit.
+
+    Example:
+        >>> from scopewidgets.testing import tiny_scope
+        >>> scope = tiny_scope(d_sae=32)
+        >>> steered_directions(scope.sae(), torch.tensor([1, 2]), torch.eye(64)).shape
+        torch.Size([2, 64])
+    """
+    w_dec = sae.W_dec.detach()
+    return w_dec[features.to(w_dec.device)].float() @ jacobian.to(w_dec.device, torch.float32).T
 
 
 def steering_jacobian(
@@ -179,16 +198,8 @@ def steering_jacobian(
     if found is not None:
         return found
     with torch.inference_mode(False), torch.enable_grad():
-        windows = windows.clone().to(scope.device)
-        delta = torch.zeros(width, device=scope.device, dtype=torch.float32, requires_grad=True)
-        keep = (windows != bos_id(scope.tokenizer))[..., None]
-
-        def add(h: torch.Tensor) -> torch.Tensor:
-            return h + (keep * delta).to(h.dtype)
-
-        with patch(scope.model, site, sae.cfg.layer, add):
-            hidden = sites.text_model(scope.model)(input_ids=windows, use_cache=False).last_hidden_state
-        mean = hidden[:, 1:].to(torch.promote_types(hidden.dtype, torch.float32)).mean(dim=(0, 1))  # [d]
+        hidden, delta = _steered_forward(scope, sae, windows)
+        mean = hidden.to(torch.promote_types(hidden.dtype, torch.float32)).mean(dim=(0, 1))  # [d]
         rows = [
             torch.autograd.grad(mean[i], delta, retain_graph=i + 1 < width)[0].cpu()
             for i in tqdm(range(width), desc="Steering Jacobian", unit="row", disable=not progress)
@@ -228,12 +239,9 @@ def _stored_jacobian(key: str, width: int) -> torch.Tensor | None:
     return None
 
 
-_LOADED: dict[str, torch.Tensor] = {}  # key -> Jacobian read from disk this session (a few at most)
-
-
 def stored_steering_jacobian(scope: Engine, sae: SAE) -> torch.Tensor | None:
     """The steering Jacobian at `sae`'s site over the default windows if it is already known (cached on
-    disk, shipped with the demo, or read before this session), else None; never computes it.
+    disk or shipped with the demo), else None; never computes it.
 
     Example:
         >>> from scopewidgets.testing import tiny_scope
@@ -247,23 +255,15 @@ def stored_steering_jacobian(scope: Engine, sae: SAE) -> torch.Tensor | None:
     if not _any_stored(width):  # no file of this width: skip hashing the whole model (seconds for a 2B)
         return None
     site = sae.cfg.site_out or sae.cfg.site
-    key = jacobian_key(scope.model, site, sae.cfg.layer, context_windows(scope.tokenizer))
-    if key not in _LOADED:
-        found = _stored_jacobian(key, width)
-        if found is None:
-            return None
-        while len(_LOADED) >= 4:
-            _LOADED.pop(next(iter(_LOADED)))
-        _LOADED[key] = found
-    return _LOADED[key]
+    return _stored_jacobian(
+        jacobian_key(scope.model, site, sae.cfg.layer, context_windows(scope.tokenizer)), width
+    )
 
 
 def _any_stored(width: int) -> bool:
-    """Whether a `[width, width]` Jacobian is loaded, cached or shipped (file headers only)."""
+    """Whether a `[width, width]` Jacobian is cached or shipped (file headers only)."""
     from safetensors import safe_open
 
-    if any(tuple(j.shape) == (width, width) for j in _LOADED.values()):
-        return True
     folder = cache_dir() / "jacobians"
     paths = [
         DATA / "demo_sae" / JACOBIAN_FILE,
@@ -294,8 +294,7 @@ def steered_logits(
         >>> len(top), top[0][1] >= top[-1][1]
         (4, True)
     """
-    w_dec = sae.W_dec.detach()
-    moved = w_dec[int(feature)].float()[None] @ jacobian.to(w_dec.device, torch.float32).T
+    moved = steered_directions(sae, torch.tensor([int(feature)]), jacobian)
     with torch.inference_mode():
         top, top_ids, bottom, bottom_ids = (t[0].cpu() for t in logit_effects(scope.model, moved, k))
     names = scope.token_strings

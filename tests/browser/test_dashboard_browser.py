@@ -180,7 +180,6 @@ def test_exported_dashboard_lists_the_tokens_steering_promotes_first(
     from scopewidgets.features import logit
 
     monkeypatch.setenv("SCOPEWIDGETS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(logit, "_LOADED", {})
     dashes = _reserved_dashboards()
     logit.steering_jacobian(dashes.scope, dashes.sae, progress=False)  # known from now on
     view = dashes.widget(4)

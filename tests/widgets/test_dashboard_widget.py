@@ -57,7 +57,6 @@ def test_tokens_promoted_by_steering_show_once_the_steering_jacobian_is_known(da
     from scopewidgets.widgets._tokens import display_text
 
     monkeypatch.setenv("SCOPEWIDGETS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(logit, "_LOADED", {})
     hashed = []
     with monkeypatch.context() as patch:  # no Jacobian of this width anywhere: the model is not even hashed
         patch.setattr(logit, "jacobian_key", lambda *a: hashed.append(a))
@@ -66,7 +65,6 @@ def test_tokens_promoted_by_steering_show_once_the_steering_jacobian_is_known(da
         )  # nothing computed behind your back
     assert not hashed
     jacobian = logit.steering_jacobian(dashes.scope, dashes.sae, progress=False)  # computed and cached
-    monkeypatch.setattr(logit, "_LOADED", {})  # so the view reads it back from the disk cache
     view = DashboardWidget(dashes, feature=4)
     for feature in (4, 10):
         view.feature = feature
