@@ -205,11 +205,9 @@ def search(
         raise ValueError("search needs a text query, or logit=' token'")
     query = checked.text(query, "query")
     acts = activations_of(scope, query, sae)
-    rows = torch.ones(len(acts), dtype=torch.bool)
+    rows, matched = torch.ones(len(acts), dtype=torch.bool), ""
     if token is not None:
-        rows = torch.tensor([t == token for t in acts.tokens])
-        if not rows.any():
-            raise ValueError(f"Token {token!r} does not occur in the query; its tokens are {acts.tokens}")
+        rows, matched = token_rows(acts.tokens, checked.text(token, "token"))
     stats = acts.stats
     peak, where = acts.values[rows].max(dim=0)
     feats, scores = ranking.top_features(
@@ -227,7 +225,58 @@ def search(
             "label": label_column(sae, feats),
         }
     )
-    return SearchResult(table, query=query if token is None else f"{query!r} at {token!r}")
+    return SearchResult(table, query=query if token is None else f"{query!r} at {matched}")
+
+
+def token_rows(tokens: Sequence[str], token: str) -> tuple[torch.Tensor, str]:
+    """Where `token` is in a text's `tokens`, as a `[len(tokens)]` bool mask, and a caption naming what
+    matched. A token with its leading space (`" Paris"`) matches itself only; a word without one (`"Paris"`)
+    matches both forms, since the tokenizer writes the space into the token (`" Paris"` mid-sentence,
+    `"Paris"` at the start); a word the tokenizer splits (`"Eiffel"` -> `" E" "iff" "el"`) matches every token
+    of each whole occurrence. Anything else is a `ValueError` listing the text's tokens.
+
+    Example:
+        >>> mask, caption = token_rows(["<bos>", "The", " city", " of", " Paris"], "Paris")
+        >>> mask.nonzero().flatten().tolist(), caption
+        ([4], "' Paris'")
+        >>> token_rows(["<bos>", "The", " E", "iff", "el", " Tower"], "Eiffel")[1]
+        "'Eiffel' (its tokens ' E' 'iff' 'el')"
+    """
+    forms = {token} if token[:1].isspace() else {token, " " + token}
+    rows = torch.tensor([t in forms for t in tokens])
+    if rows.any():
+        found = dict.fromkeys(t for t in tokens if t in forms)  # in the order they occur
+        return rows, " or ".join(repr(t) for t in found)
+    word = token.strip()
+    spans = _word_spans(tokens, word) if word else []
+    if not spans:
+        raise ValueError(
+            f"Token {token!r} does not occur in the query (with or without its leading space, or as a "
+            f"whole word of several tokens); its tokens are {list(tokens)}"
+        )
+    for start, stop in spans:
+        rows[start:stop] = True
+    start, stop = spans[0]
+    return rows, f"{word!r} (its tokens {' '.join(repr(t) for t in tokens[start:stop])})"
+
+
+def _word_spans(tokens: Sequence[str], word: str) -> list[tuple[int, int]]:
+    """`[(start, stop)]`: runs of tokens that spell `word` (leading space aside) as a whole word: starting
+    after a space or a non-letter, and not followed by a letter or digit."""
+    spans = []
+    for start, first in enumerate(tokens):
+        if start and not (first[:1].isspace() or not tokens[start - 1][-1:].isalnum()):
+            continue
+        spelled = first.lstrip()
+        if not spelled:  # a token of spaces alone starts no word
+            continue
+        stop = start + 1
+        while len(spelled) < len(word) and stop < len(tokens) and word.startswith(spelled):
+            spelled += tokens[stop]
+            stop += 1
+        if spelled == word and (stop == len(tokens) or not tokens[stop][:1].isalnum()):
+            spans.append((start, stop))
+    return spans
 
 
 def _minus_features(sae: SAE, features: torch.Tensor, keep: torch.Tensor, scale: float = 1.0) -> Any:

@@ -244,8 +244,9 @@ class Scope(Engine):
         include_reserved: bool = False,
         effect: str = "steer",
     ) -> Any:
-        """Find features: those firing on a text (optionally only where `token` occurs in it), the ones
-        specific to it first (`rank="specific"`, see `scopewidgets.features.ranking`; `rank="activation"`:
+        """Find features: those firing on a text (optionally only where `token` occurs in it: `"Paris"`
+        matches `"Paris"` and `" Paris"`, `" Paris"` only itself, and a word the tokenizer splits matches
+        each whole occurrence; `scopewidgets.checks.token_rows`), the ones specific to it first (`rank="specific"`, see `scopewidgets.features.ranking`; `rank="activation"`:
         highest activation first); or with `logit=" Paris"` the live features (density > 0) that most
         promote a token. `effect="steer"` (default): what adding the feature's decoder direction at every
         position (`steer(method="add")`) does to the token's log-probability, to first order, through every
@@ -256,7 +257,7 @@ class Scope(Engine):
         listing them. Reserved features are left out unless `include_reserved`.
 
         Example:
-            >>> scope.search("The Eiffel Tower is in Paris", token=" Paris", k=5).features  # doctest: +SKIP
+            >>> scope.search("The Eiffel Tower is in Paris", token="Paris", k=5).features  # doctest: +SKIP
             >>> scope.search(logit="Paris")                                      # doctest: +SKIP
             >>> scope.search(logit="Paris", effect="direct")                     # doctest: +SKIP
         """

@@ -64,6 +64,30 @@ def test_search_text_and_token_match_brute_force(scope64):
         scope64.search(PROMPT, token="z")
 
 
+def test_search_token_finds_a_word_without_its_space_or_split_into_tokens(scope64):
+    acts = scope64.activations(PROMPT)  # the tiny tokenizer spells words letter by letter
+    cat = scope64.search(PROMPT, k=3, token="cat", rank="activation")
+    assert cat.features == acts.values[5:8].max(0).values.topk(3).indices.tolist()
+    assert "its tokens 'c' 'a' 't'" in cat.query
+    the = scope64.search(PROMPT, k=3, token=" the", rank="activation")  # both "the"s, the first after BOS
+    assert the.features == acts.values[[1, 2, 3, 16, 17, 18]].max(0).values.topk(3).indices.tolist()
+    for inside in ("at", "he", "ca"):  # part of a word is not the word
+        with pytest.raises(ValueError, match="does not occur"):
+            scope64.search(PROMPT, token=inside)
+
+
+def test_token_rows_takes_both_forms_of_a_word():
+    from scopewidgets.checks import token_rows
+
+    tokens = ["<bos>", "Paris", " is", " not", " Paris", ",", " Parisian"]
+    mask, caption = token_rows(tokens, "Paris")
+    assert mask.nonzero().flatten().tolist() == [1, 4] and caption == "'Paris' or ' Paris'"
+    mask, caption = token_rows(tokens, " Paris")  # the leading space typed: that form only
+    assert mask.nonzero().flatten().tolist() == [4] and caption == "' Paris'"
+    with pytest.raises(ValueError, match="its tokens are"):
+        token_rows(tokens, "Pari")
+
+
 def test_search_logit_matches_full_logit_effects(scope64):
     sae = scope64.saes[0]
     effects = (sae.W_dec * sites.final_norm_gain(scope64.model).double()) @ sites.unembedding(scope64.model).T
