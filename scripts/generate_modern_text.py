@@ -14,6 +14,7 @@ text stays fluent (rare ids are never sampled; they can still be read).
 Resumable: stop it at any time and run it again with the same arguments.
 
     python scripts/generate_modern_text.py --tokens 300000 --out ~/.cache/scopewidgets/modern_acts
+    python scripts/generate_modern_text.py --openings topics --seed 1 --tokens 300000 --out ~/.cache/scopewidgets/topic_acts
 """
 
 from __future__ import annotations
@@ -151,6 +152,69 @@ To whom it may concern,
 """.strip().splitlines()
 OPENINGS = [line.replace("\\n", "\n") for line in OPENINGS]  # newlines inside an opening are written \\n
 
+# A second set (`--openings topics`): everyday subjects the first set touches little (the body and health,
+# the kitchen, trades and jobs, materials and making things, home and garden, nature, school subjects).
+TOPIC_OPENINGS = r"""
+I twisted my ankle playing football and now
+The physiotherapist showed me an exercise for
+After the operation the surgeon said
+My grandmother has arthritis in
+Symptoms include pain in the
+A rash appeared on my
+The dentist said one of my teeth
+Stretch slowly and hold the position while
+Wash your hands before touching your
+The nurse checked my blood pressure and
+Ingredients:\n
+For the filling you will need
+Our family recipe for Sunday lunch:
+The menu at the new restaurant includes
+Shopping list for the week:\n-
+At the market this morning I bought
+Breakfast in our house usually means
+Preheat the oven, grease a tin and
+The bakery on the corner sells
+What to pack for a school lunch:
+Job title:
+We are looking for an experienced
+My dad worked all his life as a
+She trained for seven years to become a
+A day in the life of a
+Which jobs will still exist in twenty years? Think of
+The workers on the building site
+The court heard that the
+The crew of the fishing boat
+Careers advice: if you like helping people, consider
+The necklace is made from
+This antique clock has a case of
+The bridge was built from
+Blacksmiths heat the metal until
+The roof was covered with sheets of
+Jewellery care: to clean your rings,
+The mine produced
+Our kitchen sink is made of
+Prices on the commodities market today:
+The sculpture, cast in
+In the garden this spring we planted
+The living room is painted
+Our new sofa is
+The walls of the old farmhouse
+At the zoo the children saw
+On our walk through the woods we spotted
+The farmer keeps
+Wildlife guide: animals you may see
+In history class we learned that
+The capital of
+Geography quiz: name the
+Our chemistry teacher explained that
+The calendar for next year:
+My cousin's wedding is on
+The whole family came for dinner:
+My little brother and I
+""".strip().splitlines()
+TOPIC_OPENINGS = [line.replace("\\n", "\n") for line in TOPIC_OPENINGS]
+OPENING_SETS = {"modern": OPENINGS, "topics": TOPIC_OPENINGS}
+
 
 def frequent_ids(tokenizer, n: int, texts: int = 4000) -> torch.Tensor:
     """The `n` token ids used most often over the first `texts` texts of the training mix (fixed)."""
@@ -206,6 +270,12 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--openings",
+        choices=tuple(OPENING_SETS),
+        default="modern",
+        help="which set of openings to start from",
+    )
     parser.add_argument("--out", type=Path, default=Path("~/.cache/scopewidgets/modern_acts").expanduser())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -219,7 +289,8 @@ def main() -> None:
     unembed = model.get_output_embeddings().weight.detach().index_select(0, vocab)  # [vocab, d_model]
     bos = tokenizer.bos_token_id
     openings: dict[int, list[list[int]]] = {}
-    for text in OPENINGS:
+    chosen = OPENING_SETS[args.openings]
+    for text in chosen:
         ids = [bos, *tokenizer(text, add_special_tokens=False)["input_ids"]]
         openings.setdefault(len(ids), []).append(ids)
     lengths = sorted(openings)
@@ -243,7 +314,7 @@ def main() -> None:
         bar.update(rows * body)
     bar.close()
     corpus = (
-        f"text sampled from Gemma 3 270M after {len(OPENINGS)} modern openings (scripts/"
+        f"text sampled from Gemma 3 270M after {len(chosen)} {args.openings} openings (scripts/"
         f"generate_modern_text.py: temperature {args.temperature}, top-k {args.top_k}, "
         f"{args.vocab} most frequent ids, seed {args.seed})"
     )

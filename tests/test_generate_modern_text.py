@@ -18,6 +18,9 @@ def test_openings_keep_their_newlines_and_none_is_empty():
     assert len(openings) >= 100 and all(o.strip() for o in openings)
     assert "Hi Sarah,\n\nThanks for your email about" in openings
     assert not any("\\n" in o for o in openings)
+    topics = load_script().OPENING_SETS["topics"]
+    assert len(topics) >= 50 and all(o.strip() for o in topics) and not set(topics) & set(openings)
+    assert "Ingredients:\n" in topics and not any("\\n" in o for o in topics)
 
 
 def test_sampled_windows_and_their_activations_equal_one_forward_over_the_result():
