@@ -104,6 +104,63 @@ RESERVED = (
 )
 
 
+def later_stages(t: dict) -> tuple[str, str, str]:
+    """The card's stage text, data paragraph and reproduce lines for an SAE taken on from a finished SAE
+    that was itself taken on (`training["previous"]`, nested as deep as the stages go)."""
+    chain = [t]
+    while "previous" in chain[0]:
+        chain.insert(0, chain[0]["previous"])
+    first = chain[0]["first_stage"]
+    parts = [f"{first['tokens']:,} in a first run over the mix above (Adam {first['lr']:.2e})"]
+    data, lines, before = [], [], None
+    for number, stage in enumerate(chain, start=2):
+        mix = stage["mix"]
+        parts.append(
+            f"stage {number}: {stage['continued_tokens']:,} more with {mix['share']:.0%} of every batch from"
+            f" {mix['unique_tokens']:,} activations of model-written text (Adam restarted at {stage['lr']:.2e}),"
+            f" the rest replaying {stage['replayed_tokens']:,} of the first mix"
+        )
+        data.append(f"Stage {number}: `{mix['corpus']}`.")
+        caches = ["~/.cache/scopewidgets/modern_acts"]
+        if before is None:
+            lines.append(
+                f"python scripts/generate_modern_text.py --tokens {mix['unique_tokens']}"
+                " --out ~/.cache/scopewidgets/modern_acts"
+            )
+        elif "topics openings" in str(mix["corpus"]):
+            caches.append("~/.cache/scopewidgets/topic_acts")
+            lines.append(
+                "python scripts/generate_modern_text.py --openings topics --seed 1 --tokens"
+                f" {mix['unique_tokens'] - before['mix']['unique_tokens']} --out ~/.cache/scopewidgets/topic_acts"
+            )
+        replay = f"~/.cache/scopewidgets/replay{number}_acts"
+        lines.append(
+            f"python scripts/cache_activations.py --tokens {stage['replayed_tokens'] + stage['val_rows']}"
+            f" --out {replay}   # the first windows of the first mix"
+        )
+        lines.append(
+            f"python scripts/train_demo_sae.py --continue-from scopewidgets/data/demo_sae --acts {replay}"
+            f" --mix {' '.join(caches)} --mix-share {mix['share']} --tokens {stage['continued_tokens']}"
+            f" --lr {stage['lr']:.3g} --out scopewidgets/data/demo_sae"
+        )
+        before = stage
+    stages = (
+        ": "
+        + "; ".join(parts)
+        + ". Each stage after the first started from the finished SAE of the one before"
+        " (its weights mapped back into a trainer, `training.convert.from_jumprelu`, in a normalizer refitted"
+        " to the new data)"
+    )
+    mix_data = (
+        "\n\nLater stages: modern everyday English (news, e-mail, reviews, recipes, tech...) and everyday"
+        " subjects (the body and health, the kitchen, jobs, materials, home, nature, school) that the base"
+        " model writes itself after openings written for `scripts/generate_modern_text.py` (`OPENING_SETS`);"
+        " no offline source holds such text. Only the activations are used; no text is shipped. "
+        + " ".join(data)
+    )
+    return stages, mix_data, "\n" + "\n".join(lines)
+
+
 def verdict(value: float, low: float | None, high: float | None) -> tuple[str, str]:
     """(target text, met / missed by how much) for one value."""
     if low is None and high is None:
@@ -217,6 +274,8 @@ def write_model_card(path: Path, config: dict, notes: str = "") -> None:
             f" --mix ~/.cache/scopewidgets/wiki_acts --mix-share {mix['share']} --tokens {t['continued_tokens']}"
             " --out scopewidgets/data/demo_sae"
         )
+    if "previous" in t:  # three stages or more: the record of the SAE each stage started from is nested
+        stages, mix_data, second_stage = later_stages(t)
     text = CARD.format(
         stages=stages, mix_data=mix_data, second_stage=second_stage, nested=nested, first_mix=first_mix,
         layer=6, width=config["width"], hook=config["hf_hook_point_in"], d_in=640, method=t["method"], k=t["k"],

@@ -26,6 +26,10 @@ the method and the first stage's tokens and lr come from its `config.json`:
 
     python scripts/train_demo_sae.py --continue-from scopewidgets/data/demo_sae --acts ~/.cache/scopewidgets/demo_acts \
         --mix ~/.cache/scopewidgets/modern_acts --mix-share 0.5 --tokens 1000000 --out /tmp/demo_sae_next
+
+`--mix` takes several caches, read as one in the order given (the shipped SAE's third stage: model-written
+modern text and text on everyday subjects, `scripts/generate_modern_text.py --openings topics`). A folder
+that was itself taken on keeps its record under `training["previous"]`, so the card lists every stage.
 """
 
 from __future__ import annotations
@@ -93,6 +97,18 @@ def cached_rows(folder: Path) -> tuple[np.ndarray, int, dict]:
     return acts, progress["done"] * (acts.shape[0] // progress["n_windows"]), {**progress, **meta}
 
 
+def mixed_caches(folders: list[Path]) -> tuple[np.ndarray, int, dict]:
+    """Several caches as one (`cached_rows`): their filled rows concatenated in order (one cache: its
+    memmap as is), the corpora joined with "; then ", their caching seconds summed."""
+    parts = [cached_rows(folder) for folder in folders]
+    if len(parts) == 1:
+        return parts[0]
+    acts = np.concatenate([rows[:n] for rows, n, _ in parts])
+    meta = {**parts[0][2], "corpus": "; then ".join(str(m.get("corpus")) for _, _, m in parts),
+            "seconds": sum(m.get("seconds", 0) for _, _, m in parts)}  # fmt: skip
+    return acts, len(acts), meta
+
+
 def cached_fisher(acts_dir: Path, n_windows: int, layer: int, batch: int = 4) -> torch.Tensor:
     """The output metric's Fisher matrix on the first `n_windows` cached training windows (kept on disk)."""
     path = acts_dir / f"fisher_{n_windows}.pt"
@@ -119,6 +135,11 @@ def cached_metrics(sae, x: torch.Tensor) -> dict[str, float]:
         "l0": round(l0 / len(x), 2),
         "dead": round(1 - fired.float().mean().item(), 4),
     }
+
+
+# the figures evaluate_demo_sae.py adds to a record: left out of a later stage's "previous"
+MEASURED = ("eval", "quick_check", "density", "concept_probe", "short_modern_text", "loss_increase_held_out",
+            "eval_windows", "quick_windows", "seconds")  # fmt: skip
 
 
 def main() -> None:
@@ -185,7 +206,13 @@ def main() -> None:
         default="",
         help="Matryoshka prefix sizes, comma-separated (e.g. 128,512,2048; default none: a flat SAE)",
     )
-    parser.add_argument("--mix", type=Path, default=None, help="a second activation cache mixed into batches")
+    parser.add_argument(
+        "--mix",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="second activation cache(s) mixed into batches (several: read as one, in the order given)",
+    )
     parser.add_argument("--mix-share", type=float, default=0.5, help="share of each batch drawn from --mix")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -204,7 +231,7 @@ def main() -> None:
     rng = np.random.default_rng(1)
     sample = torch.from_numpy(np.asarray(acts[np.sort(rng.choice(n_train, 65_536, replace=False))])).float()
     if args.mix is not None:
-        extra, n_extra, extra_meta = cached_rows(args.mix)
+        extra, n_extra, extra_meta = mixed_caches(args.mix)
         from_extra = round(65_536 * args.mix_share)
         rows = np.sort(rng.choice(n_extra, from_extra, replace=False))
         sample = torch.cat([sample[: 65_536 - from_extra], torch.from_numpy(np.asarray(extra[rows])).float()])
@@ -264,7 +291,7 @@ def main() -> None:
         name = f"continue_{args.continue_from.name}_{args.mix_share:g}.pt"
     else:  # a fresh run mixing a second cache: the share names it too
         name = f"train_ckpt_mix{args.mix_share:g}.pt" if args.mix is not None else "train_ckpt.pt"
-    default_checkpoint = (args.mix or args.acts) / name
+    default_checkpoint = (args.mix[0] if args.mix else args.acts) / name
     trainer, norm, stats = fit(batches, acts.shape[1], args.width, k=args.k, tokens=total, method=args.method,
                                lr=args.lr, seed=args.seed, norm=norm, trainer=start,
                                checkpoint=args.checkpoint or default_checkpoint)  # fmt: skip
@@ -304,6 +331,9 @@ def main() -> None:
         training["continued_tokens"] = stats["tokens"]
     if shipped is not None:  # the first stage was a whole run of its own: its data and time, then this one's
         record = first["record"]
+        # taken on itself: its record (its stages and all) comes along, less its metrics
+        if "first_stage" in record:
+            training["previous"] = {k: v for k, v in record.items() if k not in MEASURED}
         training["first_stage"]["unique_tokens"] = record.get("unique_tokens")
         training["first_stage"]["from"] = "finished SAE folder (training.convert.from_jumprelu)"
         training["replayed_tokens"] = n_train  # activations of the first mix drawn beside the second cache
