@@ -294,14 +294,35 @@ def steered_logits(
         >>> len(top), top[0][1] >= top[-1][1]
         (4, True)
     """
-    moved = steered_directions(sae, torch.tensor([int(feature)]), jacobian)
+    return steered_logits_many(scope, sae, [feature], jacobian, k)[0]
+
+
+def steered_logits_many(
+    scope: Engine, sae: SAE, features: list[int], jacobian: torch.Tensor, k: int = 10
+) -> list[tuple[list[tuple[str, float]], list[tuple[str, float]]]]:
+    """`steered_logits` for each of `features`, in one product with the unembedding (the feature atlas
+    lists them for every feature: ~0.2 s per 64 features for the demo on 2 CPU cores).
+
+    Example:
+        >>> from scopewidgets.testing import tiny_scope
+        >>> scope = tiny_scope(d_sae=32)
+        >>> jacobian = steering_jacobian(scope, scope.sae(), progress=False, cache=False)
+        >>> lists = steered_logits_many(scope, scope.sae(), [3, 5], jacobian, k=4)
+        >>> alone = steered_logits(scope, scope.sae(), 3, jacobian, k=4)  # the same, to float rounding
+        >>> [t for t, _ in lists[0][0]] == [t for t, _ in alone[0]]
+        True
+    """
+    moved = steered_directions(sae, torch.tensor([int(f) for f in features], dtype=torch.long), jacobian)
     with torch.inference_mode():
-        top, top_ids, bottom, bottom_ids = (t[0].cpu() for t in logit_effects(scope.model, moved, k))
+        top, top_ids, bottom, bottom_ids = (t.cpu() for t in logit_effects(scope.model, moved, k))
     names = scope.token_strings
-    return (
-        list(zip(names(top_ids.tolist()), top.tolist(), strict=True)),
-        list(zip(names(bottom_ids.tolist()), bottom.tolist(), strict=True)),
-    )
+    return [
+        (
+            list(zip(names(top_ids[i].tolist()), top[i].tolist(), strict=True)),
+            list(zip(names(bottom_ids[i].tolist()), bottom[i].tolist(), strict=True)),
+        )
+        for i in range(len(features))
+    ]
 
 
 def save_jacobian(path: Path, key: str, jacobian: torch.Tensor) -> None:

@@ -26,6 +26,7 @@ from ..core.display import presents
 from ..dashboards.materialize import ensure_table
 from ..dashboards.result import DashboardSet
 from ..features.columns import known_stats
+from ..features.logit import steered_logits_many, stored_steering_jacobian
 from ..features.stats import FeatureStats
 from ._bundle import bundle_text
 from ._dashboard_view import dashboard_state
@@ -69,10 +70,10 @@ class _Vocabulary:
 
 
 def _feature_state(
-    dashes: DashboardSet, feature: int, vocab: _Vocabulary, stats: FeatureStats | None
+    dashes: DashboardSet, feature: int, vocab: _Vocabulary, stats: FeatureStats | None, steered: Any = None
 ) -> dict[str, Any]:
     bos = dashes.scope.tokenizer.bos_token_id
-    state = dashboard_state(dashes[feature], dashes.__contains__, bos, stats)
+    state = dashboard_state(dashes[feature], dashes.__contains__, bos, stats, steered)
     state["examples"]["tokens"] = [vocab(t) for t in state["examples"]["tokens"]]
     return _encode(state)
 
@@ -93,8 +94,15 @@ def save_atlas(dashes: DashboardSet, path: str | Path, progress: bool = True) ->
     features, vocab = dashes.features, _Vocabulary()
     bar = tqdm(total=len(features), desc="Atlas", unit="feature", disable=not progress)
     kept, known = set(dashes._memo), known_stats(dashes.sae, dashes.scope)
+    jacobian = stored_steering_jacobian(dashes.scope, dashes.sae)  # the widget's steering lists, when known
     for chunk, start in enumerate(range(0, len(features), CHUNK)):
-        states = {f: _feature_state(dashes, f, vocab, known) for f in features[start : start + CHUNK]}
+        some = features[start : start + CHUNK]
+        steered = [None] * len(some)
+        if jacobian is not None:
+            steered = steered_logits_many(dashes.scope, dashes.sae, some, jacobian)
+        states = {
+            f: _feature_state(dashes, f, vocab, known, lists) for f, lists in zip(some, steered, strict=True)
+        }
         text = f"window.SW_ATLAS_CHUNK({chunk}, {script_json(states)});\n"
         (out / "data" / "features" / f"{chunk}.js").write_text(text, encoding="utf-8")
         for col in set(dashes._memo) - kept:  # memory stays one chunk of dashboards

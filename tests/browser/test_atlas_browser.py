@@ -13,8 +13,11 @@ ROW = "[data-testid=atlas-row]"
 
 
 @pytest.mark.browser
-def test_atlas_lists_searches_and_opens_dashboards_offline(offline_page: Recorder, tmp_path) -> None:
+def test_atlas_lists_searches_and_opens_dashboards_offline(
+    offline_page: Recorder, tmp_path, monkeypatch
+) -> None:
     import scopewidgets as sw
+    from scopewidgets.features import logit
     from scopewidgets.testing import random_sae, tiny_gemma3
 
     model, tok = tiny_gemma3()
@@ -23,6 +26,8 @@ def test_atlas_lists_searches_and_opens_dashboards_offline(offline_page: Recorde
     scope = sw.Scope(model, tok, saes=[sae])
     texts = ["The cat sat on the mat.\nThe dog sat on the log."] * 6
     dashes = scope.dashboards(None, corpus=texts, seq_len=24, cache=False, progress=False)
+    monkeypatch.setenv("SCOPEWIDGETS_CACHE", str(tmp_path / "cache"))
+    logit.steering_jacobian(scope, sae, progress=False)  # known: the dashboards list what steering promotes
     index = dashes.save_atlas(tmp_path / "atlas", progress=False)
     assert len(list((tmp_path / "atlas" / "data" / "features").glob("*.js"))) == 3  # 160 features, 64 a file
     page = offline_page.page
@@ -49,6 +54,9 @@ def test_atlas_lists_searches_and_opens_dashboards_offline(offline_page: Recorde
     )
     assert "#100" in page.locator("[data-testid=dash-header]").text_content()
     assert page.locator("[data-testid=top-examples] .sw-strip").count() == len(dashes[100].examples)
+    assert page.locator("[data-testid=steer-top-logits] .sw-logit").count() == 10
+    headers = page.locator("[data-testid=dashboard] h4").all_text_contents()
+    assert headers.index("Promoted by steering") < headers.index("Promoted tokens (direct logit effect)")
     similar = page.locator("[data-testid=similar] .sw-feat:not([disabled])").first
     target = similar.get_attribute("data-feature")
     similar.click()  # its data file is loaded when first asked for

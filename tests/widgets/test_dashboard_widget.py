@@ -79,6 +79,33 @@ def test_tokens_promoted_by_steering_show_once_the_steering_jacobian_is_known(da
     assert view.logits["top"] and view.logits["top"] != view.logits["steer_top"]  # the direct table stays
 
 
+def _atlas_chunk(folder, chunk=0):
+    text = (folder / "data" / "features" / f"{chunk}.js").read_text(encoding="utf-8")
+    prefix = f"window.SW_ATLAS_CHUNK({chunk}, "
+    assert text.startswith(prefix) and text.endswith(");\n")
+    return {int(f): state for f, state in json.loads(text[len(prefix) : -3]).items()}
+
+
+def test_atlas_dashboards_list_what_steering_promotes_when_the_jacobian_is_known(
+    dashes, tmp_path, monkeypatch
+):
+    from scopewidgets.features import logit
+
+    monkeypatch.setenv("SCOPEWIDGETS_CACHE", str(tmp_path / "cache"))
+    dashes.save_atlas(tmp_path / "before", progress=False)
+    assert all(s["logits"]["steer_top"] == [] for s in _atlas_chunk(tmp_path / "before").values())
+    logit.steering_jacobian(dashes.scope, dashes.sae, progress=False)  # computed and cached
+    dashes.save_atlas(tmp_path / "after", progress=False)
+    states, view = _atlas_chunk(tmp_path / "after"), DashboardWidget(dashes, feature=4)
+    assert sorted(states) == list(range(0, 24, 2))
+    for feature in (4, 10):  # the same lists as the widget's, to float rounding
+        view.feature = feature
+        for key in ("steer_top", "steer_bottom"):
+            shown, atlas = view.logits[key], states[feature]["logits"][key]
+            assert [item["token"] for item in atlas] == [item["token"] for item in shown] and len(atlas) == 10
+            assert [item["value"] for item in atlas] == pytest.approx([i["value"] for i in shown], rel=1e-4)
+
+
 def test_top_examples_keep_a_wider_context_than_quantile_samples(dashes):
     dash = dashes[4]
     wide = [max(e.focus, len(e.tokens) - 1 - e.focus) for e in dash.examples]
