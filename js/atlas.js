@@ -3,7 +3,8 @@
 //
 // index (data/index.js, a classic script setting window.SW_ATLAS_INDEX):
 //   {title, features: number[], label: string[], density: number[], max: number[], top: string[],
-//    chunk: number, vocab: string[] (token strings by local id)}
+//    top_title?: string (the top column's header, naming its measure), chunk: number,
+//    vocab: string[] (token strings by local id)}
 // Each feature's dashboard state lives in data/features/<chunk>.js (chunk = position in `features` / chunk),
 // a classic script calling window.SW_ATLAS_CHUNK(chunk, {feature: state}); it is loaded when first needed.
 // The dashboard is the widget's own module (js/dashboard.js) over a local model (standalone.js).
@@ -76,7 +77,8 @@ export function mount(el, index) {
   const search = h("input", { type: "search", placeholder: "Search id, label or token", "data-testid": "atlas-search" });
   const count = h("span", { class: "sw-atlas-count", "data-testid": "atlas-count" });
   const head = h("div", { class: "sw-atlas-row sw-atlas-head" }, COLUMNS.map(([key, name]) =>
-    h("button", { type: "button", dataset: { sort: key }, "data-testid": `sort-${key}` }, name)));
+    h("button", { type: "button", dataset: { sort: key }, "data-testid": `sort-${key}` },
+      key === "top" && index.top_title ? index.top_title : name)));
   const spacer = h("div", { class: "sw-atlas-spacer" });
   const list = h("div", { class: "sw-atlas-list", "data-testid": "atlas-list" }, spacer);
   const status = h("div", { class: "sw-atlas-status", "data-testid": "atlas-status" }, "Click a feature to open its dashboard");

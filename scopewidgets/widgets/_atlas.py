@@ -3,7 +3,9 @@
     atlas/index.html              the page: a Content Security Policy (no network; only the page's own
                                   loader, by hash, and the folder's scripts run), the loader
     atlas/data/index.js           window.SW_ATLAS_INDEX: per feature id, label, density, max, top promoted
-                                  token; the token strings the dashboards use (`vocab`)
+                                  token (by steering when the model's steering Jacobian is known, else the
+                                  direct logit effect; `top_title` says which); the token strings the
+                                  dashboards use (`vocab`)
     atlas/data/app.js             window.SW_ATLAS_APP: the bundled js/atlas.js (list + the dashboard's own
                                   drawing code) and its CSS, imported by the loader through a Blob URL
     atlas/data/features/<c>.js    window.SW_ATLAS_CHUNK(c, {feature: dashboard traits}) for `CHUNK` features,
@@ -95,11 +97,13 @@ def save_atlas(dashes: DashboardSet, path: str | Path, progress: bool = True) ->
     bar = tqdm(total=len(features), desc="Atlas", unit="feature", disable=not progress)
     kept, known = set(dashes._memo), known_stats(dashes.sae, dashes.scope)
     jacobian = stored_steering_jacobian(dashes.scope, dashes.sae)  # the widget's steering lists, when known
+    first_steered: list[str] = []
     for chunk, start in enumerate(range(0, len(features), CHUNK)):
         some = features[start : start + CHUNK]
         steered = [None] * len(some)
         if jacobian is not None:
             steered = steered_logits_many(dashes.scope, dashes.sae, some, jacobian)
+            first_steered += [top[0][0] for top, _ in steered]
         states = {
             f: _feature_state(dashes, f, vocab, known, lists) for f, lists in zip(some, steered, strict=True)
         }
@@ -116,7 +120,8 @@ def save_atlas(dashes: DashboardSet, path: str | Path, progress: bool = True) ->
         "label": [dashes.sae.label(f) or "" for f in features],
         "density": [_finite(v) for v in stats["density"].tolist()],
         "max": [_finite(v) for v in stats["max_activation"].tolist()],
-        "top": [display_text(t) for t in dashes.text(table.top_ids[:, 0])],
+        "top": [display_text(t) for t in first_steered or dashes.text(table.top_ids[:, 0])],
+        "top_title": "top token by steering" if first_steered else "top promoted token (direct)",
         "chunk": CHUNK,
         "vocab": list(vocab.ids),
     }

@@ -34,6 +34,7 @@ def test_atlas_lists_searches_and_opens_dashboards_offline(
     page.goto(index.as_uri())
     page.wait_for_selector(ROW)
     assert page.locator("[data-testid=atlas-count]").text_content().startswith("160 of 160")
+    assert page.locator("[data-testid=sort-top]").text_content() == "top token by steering"
     page.fill("[data-testid=atlas-search]", "CATS")
     page.wait_for_function(
         "() => document.querySelector('[data-testid=atlas-count]').textContent.startsWith('1 of')"

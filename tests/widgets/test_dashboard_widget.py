@@ -86,6 +86,11 @@ def _atlas_chunk(folder, chunk=0):
     return {int(f): state for f, state in json.loads(text[len(prefix) : -3]).items()}
 
 
+def _atlas_index(folder):
+    text = (folder / "data" / "index.js").read_text(encoding="utf-8")
+    return json.loads(text.removeprefix("window.SW_ATLAS_INDEX = ").removesuffix(";\n"))
+
+
 def test_atlas_dashboards_list_what_steering_promotes_when_the_jacobian_is_known(
     dashes, tmp_path, monkeypatch
 ):
@@ -94,6 +99,9 @@ def test_atlas_dashboards_list_what_steering_promotes_when_the_jacobian_is_known
     monkeypatch.setenv("SCOPEWIDGETS_CACHE", str(tmp_path / "cache"))
     dashes.save_atlas(tmp_path / "before", progress=False)
     assert all(s["logits"]["steer_top"] == [] for s in _atlas_chunk(tmp_path / "before").values())
+    index = _atlas_index(tmp_path / "before")
+    assert index["top_title"] == "top promoted token (direct)"
+    assert index["top"][2] == _atlas_chunk(tmp_path / "before")[4]["logits"]["top"][0]["token"]
     logit.steering_jacobian(dashes.scope, dashes.sae, progress=False)  # computed and cached
     dashes.save_atlas(tmp_path / "after", progress=False)
     states, view = _atlas_chunk(tmp_path / "after"), DashboardWidget(dashes, feature=4)
@@ -104,6 +112,9 @@ def test_atlas_dashboards_list_what_steering_promotes_when_the_jacobian_is_known
             shown, atlas = view.logits[key], states[feature]["logits"][key]
             assert [item["token"] for item in atlas] == [item["token"] for item in shown] and len(atlas) == 10
             assert [item["value"] for item in atlas] == pytest.approx([i["value"] for i in shown], rel=1e-4)
+    index = _atlas_index(tmp_path / "after")  # the list's top token is the steering one too, and says so
+    assert index["top_title"] == "top token by steering"
+    assert index["top"][5] == states[10]["logits"]["steer_top"][0]["token"]
 
 
 def test_top_examples_keep_a_wider_context_than_quantile_samples(dashes):
