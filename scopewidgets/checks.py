@@ -230,10 +230,11 @@ def search(
 
 def token_rows(tokens: Sequence[str], token: str) -> tuple[torch.Tensor, str]:
     """Where `token` is in a text's `tokens`, as a `[len(tokens)]` bool mask, and a caption naming what
-    matched. A token with its leading space (`" Paris"`) matches itself only; a word without one (`"Paris"`)
-    matches both forms, since the tokenizer writes the space into the token (`" Paris"` mid-sentence,
-    `"Paris"` at the start); a word the tokenizer splits (`"Eiffel"` -> `" E" "iff" "el"`) matches every token
-    of each whole occurrence. Anything else is a `ValueError` listing the text's tokens.
+    matched. A token typed with its leading space (`" Paris"`) matches that token; a word typed without one
+    (`"Paris"`) matches both forms, since the tokenizer writes the space into the token (`" Paris"`
+    mid-sentence, `"Paris"` at the start). When no such token occurs, a word the tokenizer splits
+    (`"Eiffel"` -> `" E" "iff" "el"`) matches every token of each whole occurrence. Anything else is a
+    `ValueError` listing the text's tokens.
 
     Example:
         >>> mask, caption = token_rows(["<bos>", "The", " city", " of", " Paris"], "Paris")
