@@ -15,8 +15,9 @@ that folder:
   `max` and `mean` (over the tokens where it fires) `[d_sae]`; metadata `n_tokens`, `corpus` and `sae` (the
   SAE's fingerprint);
 - `steering_jacobian.safetensors`: the demo model's steering Jacobian at the SAE's site
-  (`features.logit.steering_jacobian`, ~4 minutes), keyed by the model's fingerprint, site, layer and
-  windows, so labels (and anyone calling it) on the unedited demo skip computing it;
+  (`features.logit.steering_jacobian`, ~4 minutes; reused when one is already stored under the same key,
+  e.g. for another SAE on the same model), keyed by the model's fingerprint, site, layer and windows, so
+  labels (and anyone calling it) on the unedited demo skip computing it;
 - `auto_labels.json`: `{"feature": "label"}` for every feature, from `scopewidgets.label_features`.
 
 `--labels-only` skips the pass: it rewrites the Jacobian and the labels from the evidence already in
@@ -156,12 +157,14 @@ def write_stats(dashes: DashboardSet, corpus: str, out: Path) -> Path:
 
 
 def write_jacobian(scope: sw.Scope, out: Path) -> Path:
-    """`steering_jacobian.safetensors`: the steering Jacobian at the SAE's site, over the default windows."""
+    """`steering_jacobian.safetensors`: the steering Jacobian at the SAE's site, over the default windows
+    (taken from the cache or the shipped file when one is stored under the same key: the same model, site,
+    layer and windows, so the same numbers; computed otherwise)."""
     sae = scope.saes[0]
     windows = context_windows(scope.tokenizer)
     key = jacobian_key(scope.model, sae.cfg.site_out or sae.cfg.site, sae.cfg.layer, windows)
     path = out / JACOBIAN_FILE
-    save_jacobian(path, key, steering_jacobian(scope, sae, windows, cache=False))
+    save_jacobian(path, key, steering_jacobian(scope, sae, windows))
     return path
 
 
