@@ -266,10 +266,9 @@ def _word_spans(tokens: Sequence[str], word: str) -> list[tuple[int, int]]:
     after a space or a non-letter, and not followed by a letter or digit."""
     spans = []
     for start, first in enumerate(tokens):
-        if start and not (first[:1].isspace() or not tokens[start - 1][-1:].isalnum()):
-            continue
+        after_word = start > 0 and tokens[start - 1][-1:].isalnum()
         spelled = first.lstrip()
-        if not spelled:  # a token of spaces alone starts no word
+        if not spelled or (after_word and not first[:1].isspace()):  # spaces alone, or inside a word
             continue
         stop = start + 1
         while len(spelled) < len(word) and stop < len(tokens) and word.startswith(spelled):

@@ -106,7 +106,8 @@ RESERVED = (
 
 def later_stages(t: dict) -> tuple[str, str, str]:
     """The card's stage text, data paragraph and reproduce lines for an SAE taken on from a finished SAE
-    that was itself taken on (`training["previous"]`, nested as deep as the stages go)."""
+    folder on model-written text (`scripts/train_demo_sae.py --continue-from DIR`), that SAE maybe taken on
+    itself (`training["previous"]`, nested as deep as the stages go)."""
     chain = [t]
     while "previous" in chain[0]:
         chain.insert(0, chain[0]["previous"])
@@ -151,12 +152,17 @@ def later_stages(t: dict) -> tuple[str, str, str]:
         " (its weights mapped back into a trainer, `training.convert.from_jumprelu`, in a normalizer refitted"
         " to the new data)"
     )
+    topics = any("topics openings" in str(stage["mix"]["corpus"]) for stage in chain)
     mix_data = (
-        "\n\nLater stages: modern everyday English (news, e-mail, reviews, recipes, tech...) and everyday"
-        " subjects (the body and health, the kitchen, jobs, materials, home, nature, school) that the base"
-        " model writes itself after openings written for `scripts/generate_modern_text.py` (`OPENING_SETS`);"
-        " no offline source holds such text. Only the activations are used; no text is shipped. "
-        + " ".join(data)
+        "\n\nLater stages: modern everyday English (news, e-mail, reviews, recipes, tech...)"
+        + (
+            " and everyday subjects (the body and health, the kitchen, jobs, materials, home, nature, school)"
+            if topics
+            else ""
+        )
+        + " that the base model writes itself after openings written for `scripts/generate_modern_text.py`"
+        " (`OPENING_SETS`); no offline source holds such text. Only the activations are used; no text is"
+        " shipped. " + " ".join(data)
     )
     return stages, mix_data, "\n" + "\n".join(lines)
 
@@ -221,13 +227,6 @@ def write_model_card(path: Path, config: dict, notes: str = "") -> None:
             f" {t['continued_tokens']:,} more with {mix['share']:.0%} of every batch from a second cache of"
             f" {mix['unique_tokens']:,} activations (Adam restarted at {t['lr']:.2e})"
         )
-        if "replayed_tokens" in t:  # the second stage started from the finished SAE, not a checkpoint
-            stages += (
-                f"; the second stage started from the finished first-stage SAE (its weights mapped back into"
-                f" a {t['method']} trainer, `training.convert.from_jumprelu`, in a normalizer refitted to the"
-                f" new data), the rest of each batch replaying {t['replayed_tokens']:,} activations of the"
-                " first mix"
-            )
     if first is None and mix is not None:  # one run, a second cache mixed into every batch from the start
         stages = (
             f": {1 - mix['share']:.0%} of every batch from the mix above and {mix['share']:.0%} from a second"
@@ -255,17 +254,7 @@ def write_model_card(path: Path, config: dict, notes: str = "") -> None:
             " itself after 110 openings written for the script; no offline source holds such text."
             " Only the activations are used; no text is shipped."
         )
-        if first is not None and "replayed_tokens" in t:
-            second_stage = (
-                f"\npython scripts/generate_modern_text.py --tokens {mix['unique_tokens']}"
-                " --out ~/.cache/scopewidgets/modern_acts"
-                f"\npython scripts/cache_activations.py --tokens {t['replayed_tokens'] + t['val_rows']}"
-                " --out ~/.cache/scopewidgets/replay_acts   # the first windows of the first mix"
-                "\npython scripts/train_demo_sae.py --continue-from scopewidgets/data/demo_sae"
-                f" --acts ~/.cache/scopewidgets/replay_acts --mix ~/.cache/scopewidgets/modern_acts"
-                f" --mix-share {mix['share']} --tokens {t['continued_tokens']} --out scopewidgets/data/demo_sae"
-            )
-    if first is not None and mix is not None and not second_stage:
+    if first is not None and mix is not None:
         second_stage = (
             "\npip download --no-deps gensim==4.4.0 -d ~/.cache/scopewidgets/sources"
             f"\npython scripts/cache_activations.py --source wikipedia --tokens {mix['unique_tokens']}"
@@ -274,7 +263,7 @@ def write_model_card(path: Path, config: dict, notes: str = "") -> None:
             f" --mix ~/.cache/scopewidgets/wiki_acts --mix-share {mix['share']} --tokens {t['continued_tokens']}"
             " --out scopewidgets/data/demo_sae"
         )
-    if "previous" in t:  # three stages or more: the record of the SAE each stage started from is nested
+    if "replayed_tokens" in t:  # taken on from a finished SAE folder, maybe more than once: every stage
         stages, mix_data, second_stage = later_stages(t)
     text = CARD.format(
         stages=stages, mix_data=mix_data, second_stage=second_stage, nested=nested, first_mix=first_mix,

@@ -137,11 +137,6 @@ def cached_metrics(sae, x: torch.Tensor) -> dict[str, float]:
     }
 
 
-# the figures evaluate_demo_sae.py adds to a record: left out of a later stage's "previous"
-MEASURED = ("eval", "quick_check", "density", "concept_probe", "short_modern_text", "loss_increase_held_out",
-            "eval_windows", "quick_windows", "seconds")  # fmt: skip
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--acts", type=Path, default=Path("~/.cache/scopewidgets/demo_acts").expanduser())
@@ -331,9 +326,8 @@ def main() -> None:
         training["continued_tokens"] = stats["tokens"]
     if shipped is not None:  # the first stage was a whole run of its own: its data and time, then this one's
         record = first["record"]
-        # taken on itself: its record (its stages and all) comes along, less its metrics
-        if "first_stage" in record:
-            training["previous"] = {k: v for k, v in record.items() if k not in MEASURED}
+        if "first_stage" in record:  # taken on itself: its record (stages and measured figures) comes along
+            training["previous"] = record
         training["first_stage"]["unique_tokens"] = record.get("unique_tokens")
         training["first_stage"]["from"] = "finished SAE folder (training.convert.from_jumprelu)"
         training["replayed_tokens"] = n_train  # activations of the first mix drawn beside the second cache

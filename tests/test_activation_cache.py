@@ -74,3 +74,7 @@ def test_model_card_lists_every_stage_of_a_chained_record() -> None:
     assert "Stage 3: `modern openings; then" in data
     assert "--openings topics --seed 1 --tokens 300000" in lines
     assert lines.count("train_demo_sae.py --continue-from") == 2
+    stages, data, lines = card.later_stages(stage2)  # taken on once: the same reading, one later stage
+    assert "4,000,000 in a first run" in stages and "stage 2: 2,000,000 more with 65%" in stages
+    assert "stage 3" not in stages and "everyday subjects" not in data and "--openings topics" not in lines
+    assert lines.count("train_demo_sae.py --continue-from") == 1
