@@ -106,7 +106,13 @@ class Activations(_ShownAsTokens):
         rank, stats = self._ranking(rank)
         peak, where = self.values.max(dim=0)
         top_idx, top_scores = ranking.top_features(
-            peak, stats, k, rank=rank, reserved=self.sae.reserved_features, include_reserved=include_reserved
+            self.values,
+            stats,
+            k,
+            rank=rank,
+            reserved=self.sae.reserved_features,
+            include_reserved=include_reserved,
+            starts=self.start_rows,
         )
         body = self.values[self._content_rows()]
         mean = body[:, top_idx].mean(dim=0) if body.shape[0] else torch.zeros(len(top_idx))
@@ -193,6 +199,20 @@ class Activations(_ShownAsTokens):
     def feature(self, index: int) -> torch.Tensor:
         """`[n_tokens]` activations of one feature over the text."""
         return self.values[:, self.sae.check_feature(index)]
+
+    @property
+    def start_rows(self) -> list[int]:
+        """Rows holding a text's first token (right after BOS), which rankings score against the
+        statistics at text starts (`features.starts`).
+
+        Example:
+            >>> scope.activations("The cat sat.").start_rows            # doctest: +SKIP
+            [1]
+        """
+        if self.bos_mask is None:
+            return []
+        bos = self.bos_mask.bool()
+        return torch.nonzero(~bos[1:] & bos[:-1]).add(1).flatten().tolist()
 
     def _content_rows(self) -> torch.Tensor:
         """`[n_tokens]` bool: rows that are not BOS."""

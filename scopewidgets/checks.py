@@ -209,11 +209,19 @@ def search(
     if token is not None:
         rows, matched = token_rows(acts.tokens, checked.text(token, "token"))
     stats = acts.stats
-    peak, where = acts.values[rows].max(dim=0)
+    chosen = torch.nonzero(rows).flatten()
+    peak, where = acts.values[chosen].max(dim=0)
+    starts = [i for i, row in enumerate(chosen.tolist()) if row in acts.start_rows]
     feats, scores = ranking.top_features(
-        peak, stats, k, rank=rank, reserved=sae.reserved_features, include_reserved=include_reserved
+        acts.values[chosen],
+        stats,
+        k,
+        rank=rank,
+        reserved=sae.reserved_features,
+        include_reserved=include_reserved,
+        starts=starts,
     )
-    positions = torch.nonzero(rows).flatten()[where[feats]]
+    positions = chosen[where[feats]]
     table = pd.DataFrame(
         {
             "feature": feats.tolist(),
@@ -382,7 +390,9 @@ def compare(
     acts_a, acts_b = activations_of(scope, prompt_a, sae), activations_of(scope, prompt_b, sae)
     stats = acts_a.stats
     a, b = acts_a.values.max(dim=0).values, acts_b.values.max(dim=0).values
-    score = ranking.scores(b, stats, rank) - ranking.scores(a, stats, rank)
+    score = ranking.text_scores(acts_b.values, stats, rank, acts_b.start_rows) - ranking.text_scores(
+        acts_a.values, stats, rank, acts_a.start_rows
+    )
     hidden = ranking.hidden_mask(a.numel(), sae.reserved_features, include_reserved)
     candidates = torch.nonzero(((a > 0) | (b > 0)) & ~hidden).flatten()
     top = candidates[torch.sort(score[candidates].abs(), descending=True, stable=True).indices[:k]]

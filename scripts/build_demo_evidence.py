@@ -12,8 +12,10 @@ that folder:
   model up to its layer: `scope.dashboard(f)` and `scope.dashboards(None)` then open from it instantly, and
   fall back to a real pass when the weights or the default corpus change;
 - `feature_stats.safetensors`: float32 `density` (fraction of non-BOS tokens where the feature is > 0),
-  `max` and `mean` (over the tokens where it fires) `[d_sae]`; metadata `n_tokens`, `corpus` and `sae` (the
-  SAE's fingerprint);
+  `max` and `mean` (over the tokens where it fires) `[d_sae]`, and the same two at a text's first token
+  (`start_density`, `start_mean`: over the sentence and line starts of the default corpus,
+  `scopewidgets.features.starts`); metadata `n_tokens`, `n_starts`, `corpus` and `sae` (the SAE's
+  fingerprint);
 - `steering_jacobian.safetensors`: the demo model's steering Jacobian at the SAE's site
   (`features.logit.steering_jacobian`, ~4 minutes; reused when one is already stored under the same key,
   e.g. for another SAE on the same model), keyed by the model's fingerprint, site, layer and windows, so
@@ -21,7 +23,9 @@ that folder:
 - `auto_labels.json`: `{"feature": "label"}` for every feature, from `scopewidgets.label_features`.
 
 `--labels-only` skips the pass: it rewrites the Jacobian and the labels from the evidence already in
-`--out` (what `scope.dashboards(None)` opens), e.g. after the labels' definition changed.
+`--out` (what `scope.dashboards(None)` opens), e.g. after the labels' definition changed. `--starts-only`
+adds (or recomputes) the statistics at text starts in the `feature_stats.safetensors` already there
+(seconds).
 
 The pass is split into `--shards` shards (`scope.dashboards(..., shard=(rank, world))`) that are saved in
 `--work` as they finish, so an interrupted build resumes where it stopped (run the same command again); the
@@ -31,6 +35,7 @@ a whole pass state (~0.4 GB for 8,192 features).
     python scripts/build_demo_evidence.py                                 # whole corpus, resumable
     python scripts/build_demo_evidence.py --windows 32 --out /tmp/sae     # a quick trial on a copy
     python scripts/build_demo_evidence.py --labels-only                   # Jacobian and labels only
+    python scripts/build_demo_evidence.py --starts-only                   # statistics at text starts only
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from scopewidgets.dashboards.evidence import EVIDENCE_FILE  # noqa: E402
 from scopewidgets.dashboards.rows import StateRows  # noqa: E402
 from scopewidgets.dashboards.shipped import write_evidence  # noqa: E402
 from scopewidgets.dashboards.state import DashboardState, PassSettings  # noqa: E402
+from scopewidgets.features.starts import start_stats  # noqa: E402
 from scopewidgets.features.logit import (  # noqa: E402
     JACOBIAN_FILE,
     context_windows,
@@ -86,6 +92,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--labels-only", action="store_true", help="rewrite the Jacobian and labels from the shipped evidence"
+    )
+    parser.add_argument(
+        "--starts-only", action="store_true", help="add the statistics at text starts to feature_stats only"
     )
     return parser.parse_args()
 
@@ -140,7 +149,8 @@ def saved_settings(tensors: dict[str, torch.Tensor]) -> PassSettings:
 
 def write_stats(dashes: DashboardSet, corpus: str, out: Path) -> Path:
     """`feature_stats.safetensors`: density, max, mean (float32 [d_sae]) with n_tokens, corpus and the
-    SAE's fingerprint (the statistics are not used for edited weights)."""
+    SAE's fingerprint (the statistics are not used for edited weights), then the statistics at text starts
+    (`add_starts`)."""
     stats = dashes.rows.stats()
     tensors = {
         "density": torch.from_numpy(stats["density"]).float(),
@@ -153,6 +163,21 @@ def write_stats(dashes: DashboardSet, corpus: str, out: Path) -> Path:
     path = out / "feature_stats.safetensors"
     metadata = {"n_tokens": str(dashes.rows.n_tokens), "corpus": corpus, "sae": sae_fingerprint(dashes.sae)}
     save_file(tensors, path, metadata=metadata)
+    return add_starts(dashes.scope, path)
+
+
+def add_starts(scope: sw.Scope, path: Path) -> Path:
+    """Rewrite the statistics file at `path` with `start_density`, `start_mean` and metadata `n_starts`
+    added: the SAE's statistics at the first token of a text, over the default corpus's sentence and line
+    starts (`scopewidgets.features.starts.start_stats`). Its other tensors and metadata are kept."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+    tensors = load_file(path)
+    density, mean, n_starts = start_stats(scope, scope.saes[0], progress=False)
+    tensors.update(start_density=density.contiguous(), start_mean=mean.contiguous())
+    save_file(tensors, path, metadata={**metadata, "n_starts": str(n_starts)})
     return path
 
 
@@ -182,6 +207,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, tokenizer = sw.demo_model()
     scope = sw.Scope(model, tokenizer, saes=[sw.load_sae(args.out, dtype=torch.float32)])  # as sw.demo()
+    if args.starts_only:
+        start = time.perf_counter()
+        path = add_starts(scope, args.out / "feature_stats.safetensors")
+        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB) in {time.perf_counter() - start:.1f} s")
+        return
     if args.labels_only:
         for write in (
             lambda: write_jacobian(scope, args.out),

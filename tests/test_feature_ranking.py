@@ -217,3 +217,149 @@ def test_statistics_come_from_a_dashboard_pass_over_every_feature(gemma3):
     assert stats.source == "a dashboard pass over every feature"
     assert stats.density.tolist() == pytest.approx([dashes[f].density for f in range(D_SAE)])
     assert stats.max.tolist() == pytest.approx([dashes[f].max_activation for f in range(D_SAE)])
+
+
+# ------------------------------------------------------------------ statistics at a text's first token
+def _with_starts(stats: FeatureStats, seed: int = 5) -> FeatureStats:
+    """`stats` with made-up statistics at text starts that differ from the corpus ones."""
+    g = torch.Generator().manual_seed(seed)
+    density = 10 ** (-4 * torch.rand(D_SAE, generator=g))
+    mean = 0.2 + 2 * torch.rand(D_SAE, generator=g)
+    mean[::7] = 0.0  # never seen firing at a start: the feature's usual typical level is used
+    return stats.with_starts(density, mean, n_starts=2_000)
+
+
+def brute_force_text_order(values: torch.Tensor, starts: list[int], stats: FeatureStats, hidden: set[int]):
+    """The documented score at every token (a start row against the start statistics), best per feature,
+    in plain Python."""
+    means = [float(m) for m in stats.mean if m > 0]
+    median = sorted(means)[(len(means) - 1) // 2]
+    best = {}
+    for row in range(values.shape[0]):
+        at_start = row in starts
+        density = stats.start_density if at_start else stats.density
+        floor = max(0.001, 1 / (stats.n_starts if at_start else stats.n_tokens))
+        for f in range(values.shape[1]):
+            a = float(values[row, f])
+            if a <= 0 or f in hidden:
+                continue
+            usual = float(stats.mean[f]) if stats.mean[f] > 0 else median
+            typical = float(stats.start_mean[f]) if at_start and stats.start_mean[f] > 0 else usual
+            score = (a / typical) ** 3 * math.log(1 / max(float(density[f]), floor))
+            best[f] = max(best.get(f, -1.0), score)
+    return [f for f, _ in sorted(best.items(), key=lambda item: (-item[1], item[0]))]
+
+
+@pytest.fixture
+def start_scope(gemma3):
+    model, tok = gemma3
+    scope = sw.Scope(model, tok, saes=[_reserved_sae(model)])
+    register_feature_stats(scope.sae(), _with_starts(_stats()))
+    return scope
+
+
+def test_a_texts_first_token_is_scored_against_the_statistics_at_text_starts(start_scope):
+    scope, stats = start_scope, start_scope.feature_stats()
+    acts = scope.activations(TEXT)
+    assert acts.start_rows == [1]
+    expected = brute_force_text_order(acts.values, [1], stats, hidden={0, 1})
+    plain = brute_force_order(acts.values.max(0).values, stats, hidden={0, 1})
+    assert expected != plain  # the start statistics change the order here
+    assert acts.top_features(12).feature.tolist() == expected[:12]
+    assert scope.search(TEXT, k=12).features == expected[:12]
+    rows = [i for i, t in enumerate(acts.tokens) if t == "t"]  # the first token and later ones
+    assert 1 in rows and len(rows) > 1
+    assert (
+        scope.search(TEXT, token="t", k=8).features
+        == brute_force_text_order(acts.values[rows], [0], stats, hidden={0, 1})[:8]
+    )
+    later = [r for r in rows if r != 1]  # a token inside the text keeps the corpus statistics
+    mid = brute_force_order(acts.values[later].max(0).values, stats, hidden={0, 1})
+    assert brute_force_text_order(acts.values[later], [], stats, hidden={0, 1}) == mid
+
+
+def test_the_token_view_and_compare_use_the_statistics_at_text_starts(start_scope):
+    from scopewidgets.features import ranking
+    from scopewidgets.widgets._tokens import unpack_entries
+
+    scope, stats = start_scope, start_scope.feature_stats()
+    acts, other = scope.activations(TEXT), scope.activations("a dog ran home")
+    view = acts.widget(k=5, n_features=12)
+    assert [item["feature"] for item in view.top_features] == acts.top_features(12).feature.tolist()
+    features, _, counts = unpack_entries({n: getattr(view, n) for n in ("feature_table", "topk_features",
+                                                                      "topk_values", "topk_scale", "topk_counts")})  # fmt: skip
+    first = features[counts[0] : counts[0] + counts[1]].tolist()  # the text's first token (row 1)
+    assert first == brute_force_text_order(acts.values[1:2], [0], stats, hidden={0, 1})[:5]
+    table = scope.compare(TEXT, "a dog ran home", k=D_SAE).table
+    text_score = lambda a: ranking.text_scores(a.values, stats, "specific", a.start_rows)  # noqa: E731
+    difference = text_score(other) - text_score(acts)
+    assert table.score.tolist() == pytest.approx(difference[table.feature.tolist()].tolist())
+    several = scope.activations([TEXT, "a dog ran home"])
+    both = brute_force_text_order(torch.cat([acts.values, other.values]), [1, len(acts) + 1], stats, {0, 1})
+    assert several.top_features(10).feature.tolist() == both[:10]
+
+
+def test_start_statistics_equal_a_brute_force_over_the_openings(gemma3):
+    from scopewidgets.features.starts import openings, start_stats
+
+    model, tok = gemma3
+    scope = sw.Scope(model, tok, saes=[random_sae(model, "resid_post", 1, D_SAE, threshold=0.3)])
+    texts = ["The cat sat. The dog ran!\nA bird sang", "Then it rained. It was cold? The end."]
+    counts = openings(tok, texts)
+    pieces = ["The cat sat.", "The dog ran!", "A bird sang", "Then it rained.", "It was cold?", "The end."]
+    assert sum(counts.values()) == len(pieces)
+    density, mean, n_starts = start_stats(scope, scope.sae(), texts, progress=False)
+    assert n_starts == len(pieces)
+    rows = torch.stack([scope.activations(p).values[1] for p in pieces]).clamp_min(0)  # whole texts
+    fires = (rows > 0).float()
+    assert torch.allclose(density, fires.mean(0))
+    assert torch.allclose(mean, rows.sum(0) / fires.sum(0).clamp_min(1), rtol=1e-4, atol=1e-4)
+    _, _, kept = start_stats(scope, scope.sae(), texts, max_openings=1, progress=False)
+    assert kept == max(counts.values())  # only the most frequent opening token
+    with pytest.raises(ValueError, match="No sentence or line starts"):
+        start_stats(scope, scope.sae(), ["a"], progress=False)
+
+
+def test_start_statistics_are_saved_loaded_and_checked(tmp_path):
+    stats = _with_starts(_stats())
+    loaded = FeatureStats.load(stats.save(tmp_path / "s.safetensors"), D_SAE)
+    assert loaded.has_starts and loaded.n_starts == 2_000
+    assert torch.equal(loaded.start_density, stats.start_density) and torch.equal(
+        loaded.start_mean, stats.start_mean
+    )
+    assert not FeatureStats.load(_stats().save(tmp_path / "plain.safetensors")).has_starts
+    with pytest.raises(ValueError, match="together"):
+        FeatureStats(stats.density, stats.max, stats.mean, 10, "x", start_density=stats.density)
+    with pytest.raises(ValueError, match=r"start_density must be \[48\]"):
+        FeatureStats(stats.density, stats.max, stats.mean, 10, "x", start_density=torch.ones(3),
+                     start_mean=torch.ones(3), n_starts=5)  # fmt: skip
+    with pytest.raises(ValueError, match="fractions"):
+        stats.with_starts(torch.full((D_SAE,), 2.0), stats.mean, 5)
+    with pytest.raises(ValueError, match="n_starts"):
+        stats.with_starts(stats.density, stats.mean, 0)
+
+
+def test_a_shipped_file_without_start_statistics_gets_them_once(gemma3, tmp_path, private_cache):
+    from scopewidgets.features import _sources
+    from scopewidgets.features.starts import start_stats
+
+    model, tok = gemma3
+    folder = sw.save_sae(random_sae(model, "resid_post", 1, D_SAE, threshold=0.3), tmp_path / "sae")
+    _stats(seed=3).save(folder / "feature_stats.safetensors")
+    scope = sw.Scope(model, tok, saes=[sw.load_sae(folder)])
+    assert not feature_stats(scope.sae(), scope, compute=False).has_starts  # nothing computed, nothing cached
+    sw.features.forget_feature_stats(scope.sae())
+    found = scope.feature_stats(progress=False)
+    assert found.source.endswith("feature_stats.safetensors") and found.has_starts
+    density, mean, n_starts = start_stats(scope, scope.sae(), progress=False)
+    assert torch.equal(found.start_density, density) and found.n_starts == n_starts
+    path = _sources.starts_path(scope, scope.sae())
+    assert path.is_file()
+    sw.features.forget_feature_stats(scope.sae())
+    assert torch.equal(feature_stats(scope.sae(), scope, compute=False).start_mean, mean)  # from the disk
+    path.write_bytes(b"damaged")
+    sw.features.forget_feature_stats(scope.sae())
+    with pytest.warns(UserWarning, match="is damaged"):
+        assert feature_stats(scope.sae(), scope, progress=False).has_starts
+    computed = sw.features._sources.run_stats_pass(scope, scope.sae(), n_windows=4, progress=False)
+    assert computed.has_starts and torch.equal(computed.start_density, density)  # the pass brings its own

@@ -1,5 +1,6 @@
 """Where `FeatureStats` come from: shipped files, Gemma Scope evidence, a dashboard pass in memory, or a
-short pass over the default corpus (cached on disk)."""
+short pass over the default corpus (cached on disk); and the statistics at text starts (`starts`) that a
+source lacks, computed once and cached on disk."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .stats import STATS_FILE, FeatureStats
 if TYPE_CHECKING:
     from ..core.engine import Engine
 
-FORMAT = "scopewidgets-feature-stats/1"
+FORMAT = "scopewidgets-feature-stats/2"  # 2: with the statistics at text starts
 SEQ_LEN = 128
 
 
@@ -144,6 +145,54 @@ def _cache_key(scope: Engine, sae: SAE, n_windows: int) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
+def starts_path(scope: Engine, sae: SAE) -> Path:
+    """Where the statistics at text starts (`starts.start_stats` over the default corpus) are stored for
+    this model and these SAE weights."""
+    return cache_folder() / f"{_cache_key(scope, sae, 0)}.starts.safetensors"
+
+
+def with_starts(
+    scope: Engine, sae: SAE, stats: FeatureStats, *, compute: bool = True, progress: bool = True
+) -> FeatureStats:
+    """`stats` with the statistics at text starts added (from the disk cache, else computed when `compute`:
+    one two-token pass per frequent opening token, seconds), or `stats` as they are."""
+    from safetensors.torch import load_file, save_file
+
+    from .starts import start_stats
+
+    if stats.has_starts:
+        return stats
+    path = starts_path(scope, sae)
+    if path.is_file():
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as handle:
+                n_starts = int((handle.metadata() or {})["n_starts"])
+            found = load_file(str(path))
+            return stats.with_starts(found["start_density"], found["start_mean"], n_starts)
+        except Exception as err:
+            warnings.warn(
+                f"Start statistics cache entry {path} is damaged ({err}); rebuilding it", stacklevel=3
+            )
+            path.unlink(missing_ok=True)
+    if not compute:
+        return stats
+    density, mean, n_starts = start_stats(scope, sae, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(handle)
+    try:
+        save_file(
+            {"start_density": density, "start_mean": mean}, temporary, metadata={"n_starts": str(n_starts)}
+        )
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return stats.with_starts(density, mean, n_starts)
+
+
 def cache_path(scope: Engine, sae: SAE, n_windows: int) -> Path:
     """Where the statistics pass over `n_windows` windows is stored for this model and these SAE weights."""
     return cache_folder() / f"{_cache_key(scope, sae, n_windows)}.safetensors"
@@ -186,10 +235,12 @@ def run_stats_pass(
     scope: Engine, sae: SAE, *, n_windows: int = 256, batch_size: int = 8, progress: bool = True, texts=None
 ) -> FeatureStats:
     """Density, max and mean (over active tokens) of every feature over `texts` (default: the default
-    corpus), cut into at most `n_windows` windows of 128 tokens; BOS excluded."""
+    corpus), cut into at most `n_windows` windows of 128 tokens, BOS excluded; and the same at the texts'
+    sentence and line starts (`starts.start_stats`)."""
     from tqdm.auto import tqdm
 
     from ..core import corpus as corpus_module
+    from .starts import start_stats
 
     windows = corpus_module.token_windows(
         scope.tokenizer, corpus_module.default() if texts is None else texts, SEQ_LEN, max_windows=n_windows
@@ -212,6 +263,7 @@ def run_stats_pass(
         bar.update(len(ids))
     bar.close()
     where = "the default corpus" if texts is None else "the given texts"
+    start_density, start_mean, n_starts = start_stats(scope, sae, texts, progress=progress)
     return FeatureStats(
         (count / max(n_tokens, 1)).float(),
         peak,
@@ -219,4 +271,7 @@ def run_stats_pass(
         n_tokens=n_tokens,
         source=f"a pass over {len(windows)} windows of {where}",
         corpus=f"{'default' if texts is None else 'given'}: {len(windows)} windows x {SEQ_LEN} tokens",
+        start_density=start_density,
+        start_mean=start_mean,
+        n_starts=n_starts,
     )

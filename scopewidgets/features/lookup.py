@@ -15,6 +15,11 @@
    keyed by the model and SAE weights.
 
 Once an SAE's weights were edited in place, sources 3 and 4 describe other weights: they are skipped for it.
+
+Statistics at a text's first token (`FeatureStats.has_starts`, `features.starts`) come with the pass (6) and
+with shipped files that hold them (the demo SAE's); otherwise, when a scope is given, they are computed once
+(seconds: one two-token pass per frequent opening token of the default corpus) and stored under the same
+cache folder.
 """
 
 from __future__ import annotations
@@ -92,6 +97,8 @@ def feature_stats(
         stats = _sources.from_disk_cache(path, sae)
         if stats is None and compute:
             stats = _sources.from_pass(scope, sae, path, n_windows=windows, progress=progress)
+    if stats is not None and scope is not None:  # text starts: a short pass of their own, cached on disk
+        stats = _sources.with_starts(scope, sae, stats, compute=compute, progress=progress)
     if stats is None:
         raise ValueError(
             f"No feature statistics for {sae!r}: rank='specific' needs them. Rank from a Scope "

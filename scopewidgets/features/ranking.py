@@ -18,6 +18,11 @@ on a class of words. Dense features and features firing at their usual strength 
 `benchmarks/concept_ranking.py` compares this score with others on held-out concept sentences
 (`benchmarks/RESULTS.md`); `docs/features.md` explains it for users.
 
+At a text's first token (right after BOS) `typical_f` and `density_f` are the feature's statistics over
+text starts when they are known (`FeatureStats.has_starts`, `features.starts`): a feature that fires on
+"The" opening a text is common there, though rare in the running text of corpus windows. A text's score
+for a feature is its best score over the text's tokens (`text_scores`).
+
 `rank="activation"` keeps raw order (highest activation first). Reserved features (`sae.reserved_features`)
 are left out unless `include_reserved=True`, in both orders.
 """
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -42,35 +47,43 @@ def check_rank(rank: str) -> str:
     return rank
 
 
-# statistics -> (typical, rarity), computed once per FeatureStats (rankings then cost one elementwise op)
-_TERMS: weakref.WeakKeyDictionary[FeatureStats, tuple[torch.Tensor, torch.Tensor]] = (
+# (statistics, at a text start) -> (typical, rarity), computed once per FeatureStats (rankings then cost
+# one elementwise op)
+_TERMS: weakref.WeakKeyDictionary[FeatureStats, dict[bool, tuple[torch.Tensor, torch.Tensor]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _terms(stats: FeatureStats) -> tuple[torch.Tensor, torch.Tensor]:
-    terms = _TERMS.get(stats)
-    if terms is None:
-        terms = _TERMS[stats] = (_typical(stats), _rarity(stats))
-    return terms
+def _terms(stats: FeatureStats, start: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    start = start and stats.has_starts
+    terms = _TERMS.setdefault(stats, {})
+    if start not in terms:
+        if start:
+            typical = _typical(stats.start_mean, fallback=_terms(stats)[0])
+            terms[start] = (typical, _rarity(stats.start_density, stats.n_starts))
+        else:
+            terms[start] = (_typical(stats.mean), _rarity(stats.density, stats.n_tokens))
+    return terms[start]
 
 
-def typical_activation(stats: FeatureStats) -> torch.Tensor:
-    """`[d_sae]` each feature's mean activation when active; the median of the others where unknown."""
-    return _terms(stats)[0]
+def typical_activation(stats: FeatureStats, start: bool = False) -> torch.Tensor:
+    """`[d_sae]` each feature's mean activation when active; the median of the others where unknown.
+    `start=True`: at a text's first token, where the statistics have it (else its usual typical level)."""
+    return _terms(stats, start)[0]
 
 
-def rarity(stats: FeatureStats) -> torch.Tensor:
+def rarity(stats: FeatureStats, start: bool = False) -> torch.Tensor:
     """`[d_sae]` `ln(1 / max(density, floor))`, `floor = max(0.001, 1 / n_tokens)`: 0 for a feature firing
-    on every token, at most ln(1000) = 6.9."""
-    return _terms(stats)[1]
+    on every token, at most ln(1000) = 6.9. `start=True`: the density at a text's first token, where known."""
+    return _terms(stats, start)[1]
 
 
-def _typical(stats: FeatureStats) -> torch.Tensor:
-    mean = stats.mean.clone()
+def _typical(mean: torch.Tensor, fallback: torch.Tensor | None = None) -> torch.Tensor:
+    mean = mean.clone()
     known = torch.isfinite(mean) & (mean > 0)
-    fallback = float(mean[known].median()) if bool(known.any()) else 1.0
-    mean[~known] = fallback
+    if fallback is not None:  # at text starts: the feature's usual level where it never fired there
+        return torch.where(known, mean, fallback)
+    mean[~known] = float(mean[known].median()) if bool(known.any()) else 1.0
     return mean
 
 
@@ -78,13 +91,14 @@ DENSITY_FLOOR = 1e-3
 STRENGTH_POWER = 3.0  # the exponent of a / typical (benchmarks/concept_ranking.py)
 
 
-def _rarity(stats: FeatureStats) -> torch.Tensor:
-    floor = max(DENSITY_FLOOR, 1.0 / stats.n_tokens if stats.n_tokens > 0 else 0.0)
-    return (-torch.log(stats.density.clamp(min=floor))).clamp_min(0.0)
+def _rarity(density: torch.Tensor, n: int) -> torch.Tensor:
+    floor = max(DENSITY_FLOOR, 1.0 / n if n > 0 else 0.0)
+    return (-torch.log(density.clamp(min=floor))).clamp_min(0.0)
 
 
-def specificity(values: torch.Tensor, stats: FeatureStats) -> torch.Tensor:
-    """`[..., d_sae]` activations -> the specificity score of each (0 where the value is <= 0).
+def specificity(values: torch.Tensor, stats: FeatureStats, *, start: bool = False) -> torch.Tensor:
+    """`[..., d_sae]` activations -> the specificity score of each (0 where the value is <= 0); `start`:
+    activations at a text's first token (scored against the statistics there, when known).
 
     Example:
         >>> import torch
@@ -93,8 +107,9 @@ def specificity(values: torch.Tensor, stats: FeatureStats) -> torch.Tensor:
         1
     """
     values = values.float()
-    ratio = values.clamp_min(0.0) / typical_activation(stats).to(values.device)
-    return ratio.pow(STRENGTH_POWER) * rarity(stats).to(values.device)
+    typical, rare = _terms(stats, start)
+    ratio = values.clamp_min(0.0) / typical.to(values.device)
+    return ratio.pow(STRENGTH_POWER) * rare.to(values.device)
 
 
 def scores(values: torch.Tensor, stats: FeatureStats | None, rank: str) -> torch.Tensor:
@@ -104,6 +119,34 @@ def scores(values: torch.Tensor, stats: FeatureStats | None, rank: str) -> torch
     if stats is None:
         raise ValueError("rank='specific' needs feature statistics")
     return specificity(values, stats)
+
+
+def token_scores(
+    values: torch.Tensor, stats: FeatureStats | None, rank: str, starts: Iterable[int] = ()
+) -> torch.Tensor:
+    """`[n_tokens, d_sae]` activations -> each token's score for each feature (`scores`); the rows in
+    `starts` hold a text's first token (right after BOS) and are scored against the statistics there.
+
+    Example:
+        >>> stats = FeatureStats(torch.tensor([0.5, 0.001]), torch.ones(2), torch.ones(2), 1000, "example",
+        ...                      start_density=torch.tensor([0.001, 0.5]), start_mean=torch.ones(2), n_starts=1000)
+        >>> token_scores(torch.ones(2, 2), stats, "specific", starts=[0]).argmax(dim=1).tolist()
+        [0, 1]
+    """
+    score = scores(values, stats, rank)
+    rows = sorted(set(starts))
+    if rank == "specific" and rows and stats is not None and stats.has_starts:
+        score = score.clone()
+        score[rows] = specificity(values[rows], stats, start=True)
+    return score
+
+
+def text_scores(
+    values: torch.Tensor, stats: FeatureStats | None, rank: str, starts: Iterable[int] = ()
+) -> torch.Tensor:
+    """`[n_tokens, d_sae]` activations -> `[d_sae]` each feature's best score over the tokens
+    (`token_scores`): how a whole text ranks its features."""
+    return token_scores(values, stats, rank, starts).max(dim=0).values
 
 
 def hidden_mask(d_sae: int, reserved: Sequence[int], include_reserved: bool) -> torch.Tensor:
@@ -122,17 +165,24 @@ def top_features(
     rank: str = "specific",
     reserved: Sequence[int] = (),
     include_reserved: bool = False,
+    starts: Iterable[int] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (at most) `k` features with value > 0 in `values` `[d_sae]`, best first: `(features, scores)`.
+    """The (at most) `k` features with value > 0 in `values`, best first: `(features, scores)`.
 
-    Ties keep the lower feature id first. Reserved features are left out unless `include_reserved`.
+    `values` is one activation per feature `[d_sae]` (a peak), or a text's `[n_tokens, d_sae]`: then each
+    feature's score is its best over the tokens (`text_scores`, with `starts` the rows of a text's first
+    token). Ties keep the lower feature id first. Reserved features are left out unless `include_reserved`.
 
     Example:
         >>> top_features(torch.tensor([0.0, 3.0, 1.0]), None, 2, rank="activation")[0].tolist()
         [1, 2]
     """
     values = values.float().cpu()
-    score = scores(values, stats, rank).cpu()
+    if values.ndim == 2:
+        score = text_scores(values, stats, rank, starts).cpu()
+        values = values.max(dim=0).values if len(values) else torch.zeros(values.shape[1])
+    else:
+        score = scores(values, stats, rank).cpu()
     keep = (values > 0) & ~hidden_mask(values.numel(), reserved, include_reserved)
     candidates = torch.nonzero(keep).flatten()
     order = torch.sort(score[candidates], descending=True, stable=True).indices
@@ -148,11 +198,13 @@ def per_token_top(
     rank: str = "specific",
     reserved: Sequence[int] = (),
     include_reserved: bool = False,
+    starts: Iterable[int] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For `[n_tokens, d_sae]` activations, each token's `k` best features by `rank`: `(features, keep)`
-    `[n_tokens, k]` (keep: value > 0 and not hidden); entries are best first, ties lower id first."""
+    `[n_tokens, k]` (keep: value > 0 and not hidden); entries are best first, ties lower id first. `starts`:
+    the rows of a text's first token (`token_scores`)."""
     values = values.float()
-    score = scores(values, stats, rank)
+    score = token_scores(values, stats, rank, starts)
     hidden = hidden_mask(values.shape[-1], reserved, include_reserved).to(values.device)
     score = torch.where((values > 0) & ~hidden, score, torch.full_like(score, -math.inf))
     k = min(k, values.shape[-1])

@@ -120,9 +120,12 @@ def feature_summary(rows: Sequence[Activations], n: int, ranked: Ranked) -> list
         >>> feature_summary([acts], 5, Ranked.of([acts]))[0].keys()          # doctest: +SKIP
         dict_keys(['feature', 'max', 'count', 'density', 'score'])
     """
-    peak = torch.stack([row.values.max(dim=0).values for row in rows]).max(dim=0).values
-    count = torch.stack([(row.values > 0).sum(dim=0) for row in rows]).sum(dim=0)
-    chosen, scores = ranking.top_features(peak, ranked.stats, n, **ranked.options)
+    values = torch.cat([row.values for row in rows])
+    offsets = torch.tensor([0, *(len(row) for row in rows)]).cumsum(0).tolist()
+    starts = [offset + r for row, offset in zip(rows, offsets, strict=False) for r in row.start_rows]
+    peak = values.max(dim=0).values
+    count = (values > 0).sum(dim=0)
+    chosen, scores = ranking.top_features(values, ranked.stats, n, **ranked.options, starts=starts)
     density = density_column(ranked.stats, chosen)
     return [
         {"feature": int(f), "max": float(peak[f]), "count": int(count[f]),
@@ -169,11 +172,14 @@ class Ranked:
         return {"rank": self.rank, "reserved": self.reserved, "include_reserved": self.include_reserved}
 
 
-def ranked_entries(values: torch.Tensor, k: int, ranked: Ranked) -> tuple[torch.Tensor, ...]:
-    """Like `topk_entries`, but each token's `k` best features by `ranked` (hidden ones left out)."""
+def ranked_entries(
+    values: torch.Tensor, k: int, ranked: Ranked, starts: Sequence[int] = ()
+) -> tuple[torch.Tensor, ...]:
+    """Like `topk_entries`, but each token's `k` best features by `ranked` (hidden ones left out); `starts`:
+    the rows of a text's first token (`ranking.token_scores`)."""
     if not 1 <= k <= 255:
         raise ValueError(f"k must be in [1, 255], got {k}")
-    top, keep = ranking.per_token_top(values, ranked.stats, k, **ranked.options)
+    top, keep = ranking.per_token_top(values, ranked.stats, k, **ranked.options, starts=starts)
     return top[keep], values.float().gather(-1, top)[keep], keep.sum(dim=-1)
 
 
@@ -188,7 +194,8 @@ def ranked_data(rows: Sequence[Activations], k: int, n_features: int, ranked: Ra
     """The traits that depend on the ranking: per-token lists, side list, labels and default colouring."""
     sae = rows[0].sae
     features, values, counts = (
-        torch.cat(parts) for parts in zip(*(ranked_entries(r.values, k, ranked) for r in rows), strict=True)
+        torch.cat(parts)
+        for parts in zip(*(ranked_entries(r.values, k, ranked, r.start_rows) for r in rows), strict=True)
     )
     summary = feature_summary(rows, n_features, ranked)
     colour, colour_feature = (
