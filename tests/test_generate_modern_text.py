@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from repo_module import load_repo_module
 
@@ -41,3 +42,29 @@ def test_sampled_windows_and_their_activations_equal_one_forward_over_the_result
             model, opening, 16, 1, unembed_all[vocab], vocab, 0.9, 8, torch.Generator().manual_seed(0)
         )
         assert torch.equal(again[0], ids)  # a resumed batch draws the same tokens
+
+
+def test_model_written_passages_drop_bos_and_the_opening_and_join_windows(tmp_path):
+    import json
+
+    import numpy as np
+
+    from scopewidgets.testing import tiny_tokenizer
+
+    script = load_repo_module("scripts/model_written_passages.py")
+    tok = tiny_tokenizer()
+    openings = script.opening_ids(tok)
+    assert [len(ids) for _, ids in openings] == sorted((len(ids) for _, ids in openings), reverse=True)
+    name, first = next((n, ids) for n, ids in openings if n == "topics")
+    written = tok("the cake was warm", add_special_tokens=False)["input_ids"]
+    windows = np.array([[tok.bos_token_id, *first, *written]] * 3, dtype=np.int32)
+    folder = tmp_path / "topics_seed7"
+    folder.mkdir()
+    np.save(folder / "tokens.npy", np.concatenate([windows, windows]))  # a cache holds spare rows
+    (folder / "meta.json").write_text(json.dumps({"n_windows": 3}))
+    assert script.written_part(windows[0].tolist(), openings) == (name, written)
+    records = script.passages([folder], tok, size=30)
+    assert [r["text"] for r in records] == ["the cake was warm\n\nthe cake was warm", "the cake was warm"]
+    assert [r["index"] for r in records] == [0, 1] and records[0]["title"] == "topics openings, topics_seed7"
+    with pytest.raises(ValueError, match="none of the openings"):
+        script.written_part([tok.bos_token_id, *written], openings)

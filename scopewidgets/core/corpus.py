@@ -4,9 +4,11 @@ Anything iterable of strings is a corpus: a list, a pandas Series, a generator, 
 `datasets` dataset with a text column. A 2-D tensor of token ids `[n_seq, seq_len]` is used as given.
 
 Offline texts (sources and licences in `scopewidgets/data/corpus/CREDITS.md`):
-- `default()`: ~2 MB (~0.5 M tokens) vendored in the package: State of the Union addresses, public-domain
-  books, Python docs and code, World Factbook prose, the UDHR in ~80 languages.
-- `training_mix()`: ~10 M tokens assembled at run time from the same sources where installed.
+- `default()`: ~3.3 MB (~0.8 M tokens) vendored in the package: State of the Union addresses, public-domain
+  books, Python docs and code, World Factbook prose, the UDHR in ~80 languages, and everyday English that
+  the demo model wrote itself (e-mail, news, recipes, health, jobs...; no offline source holds any).
+- `training_mix()`: ~10 M tokens assembled at run time from the same sources where installed (not the
+  model-written text, which is all held out).
 This text leans 19th-century and American-political and is not web text: features found on it differ
 from what web-trained SAEs show.
 """
@@ -217,8 +219,8 @@ def training_mix(
     missing = []
     for name in SOURCES:
         reader, description = available[name]
-        if name not in wanted:
-            continue
+        if name not in wanted or (name in sources.SHIPPED_ONLY and not include_held_out):
+            continue  # a shipped-only source is all held out: nothing of it is for training
         if reader is None:
             missing.append(f"{name} ({description}): {sources.install_hint(name)}")
             continue

