@@ -176,14 +176,17 @@ def test_the_demo_sae_ships_stats_and_a_label_for_every_feature():
     config = json.loads((DEMO_SAE_DIR / "config.json").read_text())
     d_sae = int(config["width"])
     stats_path, labels_path = DEMO_SAE_DIR / "feature_stats.safetensors", DEMO_SAE_DIR / "auto_labels.json"
-    assert stats_path.stat().st_size < 150_000 and labels_path.stat().st_size < 600_000
+    assert stats_path.stat().st_size < 200_000 and labels_path.stat().st_size < 600_000
     with safe_open(str(stats_path), framework="pt") as handle:
         meta = handle.metadata()
         stats = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    assert sorted(stats) == ["density", "max", "mean"]
+    assert sorted(stats) == ["density", "max", "mean", "start_density", "start_mean"]  # at text starts too
     for values in stats.values():
         assert values.dtype == torch.float32 and values.shape == (d_sae,) and torch.isfinite(values).all()
-    assert int(meta["n_tokens"]) > 100_000 and "default()" in meta["corpus"]
+    assert (
+        int(meta["n_tokens"]) > 100_000 and "default()" in meta["corpus"] and int(meta["n_starts"]) > 10_000
+    )
+    assert ((stats["start_density"] >= 0) & (stats["start_density"] <= 1)).all()
     density = stats["density"]
     assert ((density >= 0) & (density <= 1)).all() and (stats["max"] >= stats["mean"]).all()
     labels = json.loads(labels_path.read_text(encoding="utf-8"))
