@@ -161,8 +161,9 @@ def later_stages(t: dict) -> tuple[str, str, str]:
             else ""
         )
         + " that the base model writes itself after openings written for `scripts/generate_modern_text.py`"
-        " (`OPENING_SETS`); no offline source holds such text. Only the activations are used; no text is"
-        " shipped. " + " ".join(data)
+        " (`OPENING_SETS`); no offline source holds such text. Only the activations are used; that text is"
+        " not shipped (the default corpus's `gemma_written` passages are other text the model wrote, seed 7,"
+        " held out of training). " + " ".join(data)
     )
     return stages, mix_data, "\n" + "\n".join(lines)
 
@@ -252,7 +253,8 @@ def write_model_card(path: Path, config: dict, notes: str = "") -> None:
         mix_data += (
             " Modern everyday English (news, e-mail, reviews, recipes, tech...) that the base model writes"
             " itself after 110 openings written for the script; no offline source holds such text."
-            " Only the activations are used; no text is shipped."
+            " Only the activations are used; that text is not shipped (the default corpus's `gemma_written`"
+            " passages are other text the model wrote, seed 7, held out of training)."
         )
     if first is not None and mix is not None:
         second_stage = (

@@ -1,7 +1,8 @@
 """Turn windows the demo model wrote into passages of the default corpus's `gemma_written` source.
 
 `scripts/generate_modern_text.py` samples 128-token windows (BOS, one of its openings, then what the model
-writes) into a cache folder (`tokens.npy`). This script drops BOS and the opening from each window (the
+writes) into a cache folder (`tokens.npy`; `progress.json` says how many are finished, so a cache still being
+written, or stopped early, can be read). This script drops BOS and the opening from each window (the
 openings are short and repeat; only what the model wrote is kept), decodes the rest, joins windows into
 passages of about 3,000 characters and writes them as JSON lines (`title`, `index`, `text`) to `--out`, where
 `scopewidgets.core.corpus_sources` reads the source (`<sources_dir>/gemma_written.jsonl`). Then run
@@ -60,8 +61,8 @@ def passages(folders: list[Path], tokenizer, size: int = cs.PASSAGE_CHARS) -> li
     openings = opening_ids(tokenizer)
     records = []
     for folder in folders:
-        meta = json.loads((folder / "meta.json").read_text())
-        windows = np.load(folder / "tokens.npy")[: meta["n_windows"]].tolist()
+        done = json.loads((folder / "progress.json").read_text())["done"]  # finished windows, even mid-run
+        windows = np.load(folder / "tokens.npy", mmap_mode="r")[:done].tolist()
         parts = [written_part(w, openings) for w in windows]
         kinds = {name for name, _ in parts}
         title = f"{'/'.join(sorted(kinds))} openings, {folder.name}"

@@ -61,7 +61,7 @@ def test_model_written_passages_drop_bos_and_the_opening_and_join_windows(tmp_pa
     folder = tmp_path / "topics_seed7"
     folder.mkdir()
     np.save(folder / "tokens.npy", np.concatenate([windows, windows]))  # a cache holds spare rows
-    (folder / "meta.json").write_text(json.dumps({"n_windows": 3}))
+    (folder / "progress.json").write_text(json.dumps({"n_windows": 6, "done": 3}))
     assert script.written_part(windows[0].tolist(), openings) == (name, written)
     records = script.passages([folder], tok, size=30)
     assert [r["text"] for r in records] == ["the cake was warm\n\nthe cake was warm", "the cake was warm"]
