@@ -123,7 +123,7 @@ def test_demo_ships_its_steering_jacobian_and_labels_read_by_steering() -> None:
             assert torch.allclose(shipped[row], expected, rtol=1e-3, atol=1e-5 * float(expected.abs().max()))
     # the labels' promoted half reads the feature's effect through the later layers
     fired = {f: set(sae.label(f).split(" → ")[0].split(" · ")) for f in range(sae.cfg.d_sae)}
-    dog = next(f for f, words in fired.items() if {"dog", "animal"} <= words)
+    dog = next(f for f, words in fired.items() if "animal" in words and words & {"dog", "cat"})
     assert "animal" in sae.label(dog).split(" → ")[1].lower()
     from scopewidgets.widgets import DashboardWidget  # and its dashboard lists what steering promotes
 

@@ -167,7 +167,7 @@ def default_records() -> tuple[dict[str, str], ...]:
 
 
 def default(source: str | Sequence[str] | None = None) -> list[str]:
-    """The small corpus shipped with the package (~2 MB of text): a list of passages (~3,000 characters).
+    """The small corpus shipped with the package (~3 MB of text): a list of passages (~3,000 characters).
 
     Genres are mixed (speeches, fiction and poetry, technical prose and code, encyclopedic prose, ~80
     languages); passages are held out from the demo SAE's training mix. They come interleaved across
