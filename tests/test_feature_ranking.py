@@ -363,3 +363,15 @@ def test_a_shipped_file_without_start_statistics_gets_them_once(gemma3, tmp_path
         assert feature_stats(scope.sae(), scope, progress=False).has_starts
     computed = sw.features._sources.run_stats_pass(scope, scope.sae(), n_windows=4, progress=False)
     assert computed.has_starts and torch.equal(computed.start_density, density)  # the pass brings its own
+
+
+def test_text_scores_equal_the_best_token_score_per_feature():
+    from scopewidgets.features import ranking
+
+    g = torch.Generator().manual_seed(0)
+    stats = _with_starts(_stats())
+    for n, starts in [(5, [1]), (1, [0]), (7, [1, 4]), (6, []), (3, [0, 1, 2])]:
+        values = (torch.randn(n, D_SAE, generator=g) * 3).clamp_min(0)
+        for rank in ("specific", "activation"):
+            best = ranking.token_scores(values, stats, rank, starts).max(dim=0).values
+            assert torch.allclose(ranking.text_scores(values, stats, rank, starts), best)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 
 import torch
 
@@ -145,8 +146,23 @@ def text_scores(
     values: torch.Tensor, stats: FeatureStats | None, rank: str, starts: Iterable[int] = ()
 ) -> torch.Tensor:
     """`[n_tokens, d_sae]` activations -> `[d_sae]` each feature's best score over the tokens
-    (`token_scores`): how a whole text ranks its features."""
-    return token_scores(values, stats, rank, starts).max(dim=0).values
+    (`token_scores`): how a whole text ranks its features. The score grows with the activation, so the
+    other rows are scored once, at their peak (as cheap for a long text as for a short one).
+
+    Example:
+        >>> stats = FeatureStats(torch.tensor([0.5, 0.001]), torch.ones(2), torch.ones(2), 1000, "example")
+        >>> text_scores(torch.tensor([[0.0, 1.0], [2.0, 0.5]]), stats, "specific").argmax().item()
+        1
+    """
+    rows = sorted(set(starts)) if rank == "specific" and stats is not None and stats.has_starts else []
+    if not rows:
+        return scores(values.max(dim=0).values, stats, rank)
+    at_start = specificity(values[rows], stats, start=True).max(dim=0).values
+    bounds = [-1, *rows, values.shape[0]]  # the other rows: the runs between start rows (views, no copy)
+    runs = [values[a + 1 : b].max(dim=0).values for a, b in pairwise(bounds) if b > a + 1]
+    if not runs:
+        return at_start
+    return torch.maximum(scores(torch.stack(runs).max(dim=0).values, stats, rank), at_start)
 
 
 def hidden_mask(d_sae: int, reserved: Sequence[int], include_reserved: bool) -> torch.Tensor:
