@@ -176,7 +176,8 @@ def test_steering_jacobian_matches_finite_differences_and_steering_effects(famil
         column = (
             _steered_mean_hidden(scope, windows, basis) - _steered_mean_hidden(scope, windows, -basis)
         ) / (2 * eps)
-        assert jacobian[:, j].tolist() == pytest.approx(column.tolist(), rel=1e-3, abs=1e-5)
+        # abs 2e-5: the float32 softmax's rounding, divided by eps, reaches ~1.1e-5 on some windows
+        assert jacobian[:, j].tolist() == pytest.approx(column.tolist(), rel=1e-3, abs=2e-5)
     if family != "gemma2":  # no soft-capping: logit and log-probability derivatives differ by a shared term
         unembed = sites.unembedding(scope.model).double()
         tokens = [3, 40, 77, 101]

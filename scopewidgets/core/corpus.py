@@ -155,8 +155,8 @@ def default_records() -> tuple[dict[str, str], ...]:
     """The vendored default corpus as records `{"source", "title", "index", "text"}` (read once, cached).
 
     Example:
-        >>> sorted({r["source"] for r in default_records()})[:2]
-        ['factbook', 'gutenberg']
+        >>> sorted({r["source"] for r in default_records()})[:3]
+        ['factbook', 'gemma_written', 'gutenberg']
     """
     if not DEFAULT_CORPUS.is_file():
         raise FileNotFoundError(
