@@ -211,7 +211,8 @@ def search(
     stats = acts.stats
     chosen = torch.nonzero(rows).flatten()
     peak, where = acts.values[chosen].max(dim=0)
-    starts = [i for i, row in enumerate(chosen.tolist()) if row in acts.start_rows]
+    first = set(acts.start_rows)
+    starts = [i for i, row in enumerate(chosen.tolist()) if row in first]
     feats, scores = ranking.top_features(
         acts.values[chosen],
         stats,

@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -179,18 +180,22 @@ def with_starts(
     if not compute:
         return stats
     density, mean, n_starts = start_stats(scope, sae, progress=progress)
+    tensors = {"start_density": density, "start_mean": mean}
+    _write_atomically(path, lambda name: save_file(tensors, name, metadata={"n_starts": str(n_starts)}))
+    return stats.with_starts(density, mean, n_starts)
+
+
+def _write_atomically(path: Path, write: Callable[[str], object]) -> None:
+    """`write(temporary_name)` beside `path`, then renamed onto it (readers never see half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(handle)
     try:
-        save_file(
-            {"start_density": density, "start_mean": mean}, temporary, metadata={"n_starts": str(n_starts)}
-        )
+        write(temporary)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
-    return stats.with_starts(density, mean, n_starts)
 
 
 def cache_path(scope: Engine, sae: SAE, n_windows: int) -> Path:
@@ -218,15 +223,7 @@ def from_pass(
 ) -> FeatureStats:
     """A pass over the first `n_windows` windows of the default corpus, stored atomically at `path`."""
     stats = run_stats_pass(scope, sae, n_windows=n_windows, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(handle)
-    try:
-        stats.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    _write_atomically(path, stats.save)
     return stats
 
 
