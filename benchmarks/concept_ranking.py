@@ -20,10 +20,12 @@ Prints one table; the primary figure is the first test sentence of each class (1
     python benchmarks/concept_ranking.py            # hit counts per score, then the ranking's cost
     python benchmarks/concept_ranking.py --timing   # the ranking's cost only
     python benchmarks/concept_ranking.py --extended # every score on 143 held-out sentences (TESTS, VALIDATION,
-                                                    # EXTRA) under six definitions: the two above, the
-                                                    # concept probe's features with F1 >= 0.3, 0.4, 0.5, and
+                                                    # EXTRA) under seven definitions: the two above, the
+                                                    # concept probe's features with F1 >= 0.3, 0.4, 0.5,
                                                     # "evidence": >= 5 of a feature's 20 top examples are
-                                                    # words of the class (LEXICON), what its dashboard shows
+                                                    # words of the class (LEXICON), what its dashboard shows,
+                                                    # and "label": its label's fired half names a word of
+                                                    # the class, what every list shows beside it
     python benchmarks/concept_ranking.py --sae PATH # another SAE folder on the demo model (its statistics:
                                                     # shipped ones if it has them, else a short pass)
 """
@@ -483,6 +485,22 @@ def evidence_concepts(scope: sw.Scope, at_least: int = 5) -> dict[str, dict[str,
     return {"evidence": found}
 
 
+def label_concepts(scope: sw.Scope) -> dict[str, dict[str, set[int]]]:
+    """Concept features by their labels, what every list shows beside a feature: a class's features are
+    those whose label's fired half (`fired · words → ...`, the words it fires on most over its top
+    examples) holds a word of the class (`LEXICON` or the class's words in `CLASSES`). Crude like
+    "evidence", but it is what a reader sees without opening a dashboard."""
+    sae = scope.sae()
+    fired = [
+        {w.strip().lower() for w in sae.label(f).split(" → ")[0].split(" · ")} for f in range(sae.cfg.d_sae)
+    ]
+    found = {}
+    for name, lexicon in LEXICON.items():
+        wanted = set(lexicon.split()) | {w.lower() for w in CLASSES[name].split()}
+        found[name] = {f for f, words in enumerate(fired) if words & wanted}
+    return {"label": found}
+
+
 def held_out(scope: sw.Scope) -> list[tuple[str, str, torch.Tensor]]:
     """(class, sentence, activations at the class word) of every held-out sentence: `TESTS`, `VALIDATION`,
     `EXTRA`."""
@@ -542,7 +560,8 @@ def main() -> None:
     vectors = probe_vectors(scope)
     definitions = {by: concept_features(scope, by, vectors) for by in ("firing", "activation")}
     if "--extended" in sys.argv:  # 143 sentences, six definitions
-        print(extended(scope, {**definitions, **probe_concepts(scope), **evidence_concepts(scope)}))
+        every = {**definitions, **probe_concepts(scope), **evidence_concepts(scope), **label_concepts(scope)}
+        print(extended(scope, every))
         return
     reserved = torch.tensor(sae.reserved_features, dtype=torch.long)
     scores = variants(stats)
