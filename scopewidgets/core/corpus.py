@@ -170,7 +170,7 @@ def default(source: str | Sequence[str] | None = None) -> list[str]:
     """The small corpus shipped with the package (~3 MB of text): a list of passages (~3,000 characters).
 
     Genres are mixed (speeches, fiction and poetry, technical prose and code, encyclopedic prose, ~80
-    languages); passages are held out from the demo SAE's training mix. They come interleaved across
+    languages, everyday English the demo model wrote); passages are held out from the demo SAE's training mix. They come interleaved across
     sources (one of each in turn), so any prefix mixes genres: `default()[:50]` is a fair small sample.
     `source` keeps only some of them: any of `corpus.SHIPPED_SOURCES` (Wikipedia, CC BY-SA, is only in the
     run-time `training_mix`).
