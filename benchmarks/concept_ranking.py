@@ -490,9 +490,11 @@ def label_concepts(scope: sw.Scope) -> dict[str, dict[str, set[int]]]:
     those whose label's fired half (`fired · words → ...`, the words it fires on most over its top
     examples) holds a word of the class (`LEXICON` or the class's words in `CLASSES`). Crude like
     "evidence", but it is what a reader sees without opening a dashboard."""
+    from scopewidgets.features.labels import ARROW, SEP
+
     sae = scope.sae()
     fired = [
-        {w.strip().lower() for w in sae.label(f).split(" → ")[0].split(" · ")} for f in range(sae.cfg.d_sae)
+        {w.strip().lower() for w in sae.label(f).split(ARROW)[0].split(SEP)} for f in range(sae.cfg.d_sae)
     ]
     found = {}
     for name, lexicon in LEXICON.items():

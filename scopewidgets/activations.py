@@ -104,7 +104,6 @@ class Activations(_ShownAsTokens):
 
         k = checked.integer(k, "k", minimum=1)
         rank, stats = self._ranking(rank)
-        peak, where = self.values.max(dim=0)
         top_idx, top_scores = ranking.top_features(
             self.values,
             stats,
@@ -114,17 +113,19 @@ class Activations(_ShownAsTokens):
             include_reserved=include_reserved,
             starts=self.start_rows,
         )
-        body = self.values[self._content_rows()]
-        mean = body[:, top_idx].mean(dim=0) if body.shape[0] else torch.zeros(len(top_idx))
-        active = (self.values[:, top_idx] > 0).sum(dim=0)
+        chosen = self.values[:, top_idx]  # [n_tokens, k]: only the listed features' columns are read again
+        peak, where = chosen.max(dim=0)
+        body = chosen[self._content_rows()]
+        mean = body.mean(dim=0) if body.shape[0] else torch.zeros(len(top_idx))
+        active = (chosen > 0).sum(dim=0)
         return pd.DataFrame(
             {
                 "feature": top_idx.tolist(),
                 "score": top_scores.tolist(),
-                "max_activation": peak[top_idx].tolist(),
+                "max_activation": peak.tolist(),
                 "mean_activation": mean.tolist(),
                 "n_active": active.tolist(),
-                "top_token": [self.tokens[int(i)] for i in where[top_idx]],
+                "top_token": [self.tokens[int(i)] for i in where],
                 "density": density_column(stats, top_idx),
                 "label": label_column(self.sae, top_idx),
             }

@@ -210,7 +210,6 @@ def search(
         rows, matched = token_rows(acts.tokens, checked.text(token, "token"))
     stats = acts.stats
     chosen = torch.nonzero(rows).flatten()
-    peak, where = acts.values[chosen].max(dim=0)
     first = set(acts.start_rows)
     starts = [i for i, row in enumerate(chosen.tolist()) if row in first]
     feats, scores = ranking.top_features(
@@ -222,12 +221,13 @@ def search(
         include_reserved=include_reserved,
         starts=starts,
     )
-    positions = chosen[where[feats]]
+    peak, where = acts.values[:, feats][chosen].max(dim=0)  # only the listed features' columns
+    positions = chosen[where]
     table = pd.DataFrame(
         {
             "feature": feats.tolist(),
             "score": scores.tolist(),
-            "activation": peak[feats].tolist(),
+            "activation": peak.tolist(),
             "density": density_column(stats, feats),
             "position": positions.tolist(),
             "token": [acts.tokens[int(p)] for p in positions],
@@ -390,10 +390,9 @@ def compare(
     prompt_a, prompt_b = checked.text(prompt_a, "prompt_a"), checked.text(prompt_b, "prompt_b")
     acts_a, acts_b = activations_of(scope, prompt_a, sae), activations_of(scope, prompt_b, sae)
     stats = acts_a.stats
-    a, b = acts_a.values.max(dim=0).values, acts_b.values.max(dim=0).values
-    score = ranking.text_scores(acts_b.values, stats, rank, acts_b.start_rows) - ranking.text_scores(
-        acts_a.values, stats, rank, acts_a.start_rows
-    )
+    a, score_a = ranking.peak_and_scores(acts_a.values, stats, rank, acts_a.start_rows)
+    b, score_b = ranking.peak_and_scores(acts_b.values, stats, rank, acts_b.start_rows)
+    score = score_b - score_a
     hidden = ranking.hidden_mask(a.numel(), sae.reserved_features, include_reserved)
     candidates = torch.nonzero(((a > 0) | (b > 0)) & ~hidden).flatten()
     top = candidates[torch.sort(score[candidates].abs(), descending=True, stable=True).indices[:k]]

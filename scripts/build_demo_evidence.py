@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,23 +161,16 @@ def write_stats(dashes: DashboardSet, corpus: str, out: Path) -> Path:
     for name, values in tensors.items():
         if not torch.isfinite(values).all():
             raise ValueError(f"{name} holds non-finite values")
-    path = out / "feature_stats.safetensors"
     metadata = {"n_tokens": str(dashes.rows.n_tokens), "corpus": corpus, "sae": sae_fingerprint(dashes.sae)}
-    save_file(tensors, path, metadata=metadata)
-    return add_starts(dashes.scope, path)
+    return write_with_starts(dashes.scope, out / "feature_stats.safetensors", tensors, metadata)
 
 
-def add_starts(scope: sw.Scope, path: Path) -> Path:
-    """Rewrite the statistics file at `path` with `start_density`, `start_mean` and metadata `n_starts`
-    added: the SAE's statistics at the first token of a text, over the default corpus's sentence and line
-    starts (`scopewidgets.features.starts.start_stats`). Its other tensors and metadata are kept."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = dict(handle.metadata() or {})
-    tensors = load_file(path)
+def write_with_starts(scope: sw.Scope, path: Path, tensors: dict, metadata: dict) -> Path:
+    """Write the statistics file at `path`: `tensors` and `metadata` with `start_density`, `start_mean` and
+    `n_starts` added, the SAE's statistics at the first token of a text over the default corpus's sentence
+    and line starts (`scopewidgets.features.starts.start_stats`)."""
     density, mean, n_starts = start_stats(scope, scope.saes[0], progress=False)
-    tensors.update(start_density=density.contiguous(), start_mean=mean.contiguous())
+    tensors = {**tensors, "start_density": density.contiguous(), "start_mean": mean.contiguous()}
     save_file(tensors, path, metadata={**metadata, "n_starts": str(n_starts)})
     return path
 
@@ -209,7 +203,11 @@ def main() -> None:
     scope = sw.Scope(model, tokenizer, saes=[sw.load_sae(args.out, dtype=torch.float32)])  # as sw.demo()
     if args.starts_only:
         start = time.perf_counter()
-        path = add_starts(scope, args.out / "feature_stats.safetensors")
+        path = args.out / "feature_stats.safetensors"
+        with safe_open(str(path), framework="pt") as handle:  # kept as it is, the start statistics replaced
+            metadata = handle.metadata() or {}
+            tensors = {k: handle.get_tensor(k) for k in ("density", "max", "mean")}
+        write_with_starts(scope, path, tensors, metadata)
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB) in {time.perf_counter() - start:.1f} s")
         return
     if args.labels_only:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from generate_modern_text import OPENING_SETS  # noqa: E402
 
 from scopewidgets.core import corpus_sources as cs  # noqa: E402
-from scopewidgets.demo import demo_model  # noqa: E402
+from scopewidgets.demo import prepare_demo_model  # noqa: E402
 
 
 def opening_ids(tokenizer) -> list[tuple[str, list[int]]]:
@@ -84,7 +84,9 @@ def main() -> None:
     parser.add_argument("folders", type=Path, nargs="+", help="caches of scripts/generate_modern_text.py")
     parser.add_argument("--out", type=Path, default=cs.sources_dir() / cs.GEMMA_WRITTEN_FILE)
     args = parser.parse_args()
-    _, tokenizer = demo_model()
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(prepare_demo_model())  # the demo model's; no weights loaded
     records = passages(args.folders, tokenizer)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")

@@ -72,6 +72,9 @@ def test_top_features_follow_the_documented_score(scope):
     assert table.feature.tolist() == expected[:10]
     assert table.score.is_monotonic_decreasing
     assert table.density.tolist() == pytest.approx(scope.feature_stats().density[expected[:10]].tolist())
+    assert table.max_activation.tolist() == pytest.approx(peak[expected[:10]].tolist())
+    where = acts.values[:, expected[:10]].argmax(dim=0).tolist()
+    assert table.top_token.tolist() == [acts.tokens[i] for i in where]
     assert table.label.tolist() == [""] * len(table)  # never None or NaN
     raw = acts.top_features(10, rank="activation").feature.tolist()
     assert raw == [f for f in peak.argsort(descending=True).tolist() if f not in (0, 1)][:10]
@@ -85,6 +88,9 @@ def test_search_at_a_token_follows_the_documented_score(scope):
     found = scope.search(TEXT, token="t", k=6)
     assert found.features == brute_force_order(peak, scope.feature_stats(), hidden={0, 1})[:6]
     assert set(found.table.columns) >= {"feature", "score", "density", "label", "token"}
+    assert found.table.activation.tolist() == pytest.approx(peak[found.features].tolist())
+    where = [rows[i] for i in acts.values[rows][:, found.features].argmax(dim=0).tolist()]
+    assert found.table.position.tolist() == where
 
 
 def test_reserved_features_are_hidden_by_default_and_shown_on_request(scope):
@@ -375,3 +381,5 @@ def test_text_scores_equal_the_best_token_score_per_feature():
         for rank in ("specific", "activation"):
             best = ranking.token_scores(values, stats, rank, starts).max(dim=0).values
             assert torch.allclose(ranking.text_scores(values, stats, rank, starts), best)
+            peak, score = ranking.peak_and_scores(values, stats, rank, starts)
+            assert torch.equal(peak, values.max(dim=0).values) and torch.allclose(score, best)

@@ -157,7 +157,8 @@ def with_starts(
 ) -> FeatureStats:
     """`stats` with the statistics at text starts added (from the disk cache, else computed when `compute`:
     one two-token pass per frequent opening token, seconds), or `stats` as they are."""
-    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    from safetensors.torch import save_file
 
     from .starts import start_stats
 
@@ -166,12 +167,10 @@ def with_starts(
     path = starts_path(scope, sae)
     if path.is_file():
         try:
-            from safetensors import safe_open
-
             with safe_open(str(path), framework="pt") as handle:
                 n_starts = int((handle.metadata() or {})["n_starts"])
-            found = load_file(str(path))
-            return stats.with_starts(found["start_density"], found["start_mean"], n_starts)
+                density, mean = handle.get_tensor("start_density"), handle.get_tensor("start_mean")
+            return stats.with_starts(density, mean, n_starts)
         except Exception as err:
             warnings.warn(
                 f"Start statistics cache entry {path} is damaged ({err}); rebuilding it", stacklevel=3

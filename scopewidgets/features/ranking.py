@@ -142,27 +142,47 @@ def token_scores(
     return score
 
 
+def peak_and_scores(
+    values: torch.Tensor, stats: FeatureStats | None, rank: str, starts: Iterable[int] = ()
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`[n_tokens, d_sae]` activations -> `([d_sae] peak activation, [d_sae] best score over the tokens)`
+    (`token_scores`), in one pass: the score grows with the activation, so the rows other than `starts` are
+    scored once, at their peak (`amax` over the runs between start rows: views, no copy).
+
+    Example:
+        >>> stats = FeatureStats(torch.tensor([0.5, 0.001]), torch.ones(2), torch.ones(2), 1000, "example")
+        >>> peak, score = peak_and_scores(torch.tensor([[0.0, 1.0], [2.0, 0.5]]), stats, "specific")
+        >>> peak.tolist(), score.argmax().item()
+        ([2.0, 1.0], 1)
+    """
+    if values.shape[0] == 0:
+        nothing = values.new_zeros(values.shape[1])
+        return nothing, scores(nothing, stats, rank)
+    rows = sorted(set(starts)) if rank == "specific" and stats is not None and stats.has_starts else []
+    bounds = [-1, *rows, values.shape[0]]
+    runs = [values[a + 1 : b].amax(dim=0) for a, b in pairwise(bounds) if b > a + 1]
+    rest = torch.stack(runs).amax(dim=0) if runs else None
+    if not rows:
+        return rest, scores(rest, stats, rank)
+    at_start = values[rows].amax(dim=0)
+    best_start = specificity(values[rows], stats, start=True).amax(dim=0)
+    if rest is None:
+        return at_start, best_start
+    return torch.maximum(rest, at_start), torch.maximum(scores(rest, stats, rank), best_start)
+
+
 def text_scores(
     values: torch.Tensor, stats: FeatureStats | None, rank: str, starts: Iterable[int] = ()
 ) -> torch.Tensor:
-    """`[n_tokens, d_sae]` activations -> `[d_sae]` each feature's best score over the tokens
-    (`token_scores`): how a whole text ranks its features. The score grows with the activation, so the
-    other rows are scored once, at their peak (as cheap for a long text as for a short one).
+    """`[n_tokens, d_sae]` activations -> `[d_sae]` each feature's best score over the tokens: how a whole
+    text ranks its features (`peak_and_scores`).
 
     Example:
         >>> stats = FeatureStats(torch.tensor([0.5, 0.001]), torch.ones(2), torch.ones(2), 1000, "example")
         >>> text_scores(torch.tensor([[0.0, 1.0], [2.0, 0.5]]), stats, "specific").argmax().item()
         1
     """
-    rows = sorted(set(starts)) if rank == "specific" and stats is not None and stats.has_starts else []
-    if not rows:
-        return scores(values.max(dim=0).values, stats, rank)
-    at_start = specificity(values[rows], stats, start=True).max(dim=0).values
-    bounds = [-1, *rows, values.shape[0]]  # the other rows: the runs between start rows (views, no copy)
-    runs = [values[a + 1 : b].max(dim=0).values for a, b in pairwise(bounds) if b > a + 1]
-    if not runs:
-        return at_start
-    return torch.maximum(scores(torch.stack(runs).max(dim=0).values, stats, rank), at_start)
+    return peak_and_scores(values, stats, rank, starts)[1]
 
 
 def hidden_mask(d_sae: int, reserved: Sequence[int], include_reserved: bool) -> torch.Tensor:
@@ -195,8 +215,7 @@ def top_features(
     """
     values = values.float().cpu()
     if values.ndim == 2:
-        score = text_scores(values, stats, rank, starts).cpu()
-        values = values.max(dim=0).values if len(values) else torch.zeros(values.shape[1])
+        values, score = peak_and_scores(values, stats, rank, starts)
     else:
         score = scores(values, stats, rank).cpu()
     keep = (values > 0) & ~hidden_mask(values.numel(), reserved, include_reserved)

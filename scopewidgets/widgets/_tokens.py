@@ -123,14 +123,15 @@ def feature_summary(rows: Sequence[Activations], n: int, ranked: Ranked) -> list
     values = torch.cat([row.values for row in rows])
     offsets = torch.tensor([0, *(len(row) for row in rows)]).cumsum(0).tolist()
     starts = [offset + r for row, offset in zip(rows, offsets, strict=False) for r in row.start_rows]
-    peak = values.max(dim=0).values
-    count = (values > 0).sum(dim=0)
     chosen, scores = ranking.top_features(values, ranked.stats, n, **ranked.options, starts=starts)
+    listed = values[:, chosen]  # only the listed features' columns are read again
+    peak, count = listed.amax(dim=0), (listed > 0).sum(dim=0)
     density = density_column(ranked.stats, chosen)
     return [
-        {"feature": int(f), "max": float(peak[f]), "count": int(count[f]),
-         "density": None if math.isnan(d) else d, "score": float(s)}
-        for f, d, s in zip(chosen.tolist(), density, scores.tolist(), strict=True)
+        {"feature": int(f), "max": float(m), "count": int(c), "density": None if math.isnan(d) else d,
+         "score": float(s)}
+        for f, m, c, d, s in zip(chosen.tolist(), peak.tolist(), count.tolist(), density, scores.tolist(),
+                                 strict=True)
     ]  # fmt: skip
 
 
