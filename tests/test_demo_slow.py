@@ -161,7 +161,9 @@ def test_scopewidgets_demo_serves_the_quickstart_notebook(tmp_path: Path) -> Non
         "--dir",
         str(tmp_path),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    log = tmp_path / "server.log"  # what the user's terminal shows besides the URL
+    with log.open("w") as server_log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=server_log, text=True, env=env)
     try:
         url = _read_url(process, timeout=240)
         assert url.startswith(f"http://127.0.0.1:{port}/lab/tree/{cli.FIRST_TUTORIAL}?token=")
@@ -179,3 +181,9 @@ def test_scopewidgets_demo_serves_the_quickstart_notebook(tmp_path: Path) -> Non
         process.wait(timeout=60)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5)
+    # a clean start: no error logged (the repository's package.json once made Node load JupyterLab's
+    # CommonJS yarn.js from the .venv inside the repository as an ES module, a wall of minified JavaScript)
+    errors = [
+        line for line in log.read_text().splitlines() if "[E " in line or "Error" in line or "Fail" in line
+    ]
+    assert not errors, "\n".join(errors[:5])
