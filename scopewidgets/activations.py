@@ -15,7 +15,7 @@ from .core.corpus import bos_id
 from .core.display import Displayable, present
 from .core.engine import Engine, SaeRef
 from .core.sae import SAE
-from .features.columns import density_column, label_column
+from .features.columns import density_column, known_stats, label_column
 from .features.lookup import stats_provider
 
 if TYPE_CHECKING:
@@ -154,19 +154,27 @@ class Activations(_ShownAsTokens):
         return rank, stats
 
     def to_dataframe(self, min_value: float = 0.0) -> pd.DataFrame:
-        """Long form: one row per (token position, active feature) with value > `min_value`.
+        """Long form: one row per (token position, active feature) with value > `min_value`, and the
+        feature's `density` (fraction of corpus tokens where it fires; NaN when the SAE's statistics are not
+        known without a corpus pass, as in the widgets) and `label` ("" when it has none).
 
         Example:
             >>> acts.to_dataframe().columns.tolist()                 # doctest: +SKIP
-            ['position', 'token', 'feature', 'value']
+            ['position', 'token', 'feature', 'value', 'density', 'label']
         """
         position, feature = torch.nonzero(self.values > min_value, as_tuple=True)
+        present, where = torch.unique(feature, return_inverse=True)  # each feature's columns read once
+        stats = known_stats(self.sae, getattr(self.stats_source, "scope", None))
+        density = torch.tensor(density_column(stats, present), dtype=torch.float64)
+        labels = label_column(self.sae, present)
         return pd.DataFrame(
             {
                 "position": position.tolist(),
                 "token": [self.tokens[int(p)] for p in position],
                 "feature": feature.tolist(),
                 "value": self.values[position, feature].tolist(),
+                "density": density[where].tolist(),
+                "label": [labels[i] for i in where.tolist()],
             }
         )
 

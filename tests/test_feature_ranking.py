@@ -197,6 +197,30 @@ def test_a_pass_is_cached_on_disk(gemma3, private_cache):
     assert torch.equal(rebuilt.density, computed.density) and entry.stat().st_size > 100
 
 
+def test_long_table_carries_each_rows_density_and_label(scope):
+    scope.sae().labels = {5: "five"}
+    acts = scope.activations(TEXT)
+    frame = acts.to_dataframe()
+    assert list(frame.columns) == ["position", "token", "feature", "value", "density", "label"]
+    assert len(frame) == int((acts.values > 0).sum())
+    density = scope.feature_stats().density
+    assert frame.density.tolist() == pytest.approx(density[frame.feature.tolist()].double().tolist())
+    assert frame.label.tolist() == ["five" if f == 5 else "" for f in frame.feature]
+    assert frame.value.tolist() == pytest.approx(acts.values[frame.position, frame.feature].tolist())
+
+
+def test_long_table_never_starts_a_pass_for_the_density(gemma3):
+    model, _ = gemma3
+    sae = random_sae(model, "resid_post", 1, D_SAE, threshold=0.3)
+    values = torch.rand(3, D_SAE)
+    values[0] = 0
+    acts = sw.Activations(
+        tokens=["<bos>", "a", "b"], token_ids=torch.tensor([2, 3, 4]), values=values, sae=sae
+    )
+    frame = acts.to_dataframe()
+    assert len(frame) == 2 * D_SAE and frame.density.isna().all() and (frame.label == "").all()
+
+
 def test_without_a_scope_or_statistics_ranking_falls_back_with_a_warning(gemma3):
     model, _ = gemma3
     sae = random_sae(model, "resid_post", 1, D_SAE, threshold=0.3)

@@ -212,7 +212,8 @@ def test_add_scaled_scales_by_the_residual_norm(scope: sw.Scope) -> None:
     assert torch.allclose(added[1:], 0.5 * h[1, 1:].norm(dim=-1, keepdim=True) * w, atol=1e-4)
 
 
-def test_result_table_and_code_reproduce(scope: sw.Scope) -> None:
+def test_result_table_and_code_reproduce(scope: sw.Scope, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scope.sae(), "labels", {5: "five"})
     out = scope.steer(PROMPT, {5: 30.0, 9: -10.0}, max_new_tokens=6, temperature=0.5, seed=16)
     frame = out.to_dataframe()
     assert frame.columns.tolist() == [
@@ -223,8 +224,10 @@ def test_result_table_and_code_reproduce(scope: sw.Scope) -> None:
         "feature",
         "activation",
         "density",
+        "label",
     ]
     assert len(frame) == (len(out.default_ids) + len(out.steered_ids)) * 2
+    assert set(zip(frame.feature, frame.label, strict=True)) == {(5, "five"), (9, "")}  # never None or NaN
     again = eval(out.code(), {"scope": scope})
     assert again.steered_text == out.steered_text and again.default_text == out.default_text
 

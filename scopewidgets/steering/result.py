@@ -101,12 +101,13 @@ class Steering(Displayable):
         """Long form: one row per (completion, generated step, feature).
 
         Columns: `completion` ("default" | "steered"), `step`, `token`, `token_id`, `feature`, `activation`,
-        `density` (the feature's, NaN when unknown).
+        `density` (the feature's, NaN when unknown), `label` (the feature's, "" when it has none).
 
         Example:
             >>> out.to_dataframe().columns.tolist()                    # doctest: +SKIP
-            ['completion', 'step', 'token', 'token_id', 'feature', 'activation', 'density']
+            ['completion', 'step', 'token', 'token_id', 'feature', 'activation', 'density', 'label']
         """
+        labels = {f: (self.sae.label(f) if self.sae is not None else None) or "" for f in self.feature_list}
         rows: list[dict[str, Any]] = []
         for name in ("default", "steered"):
             ids, tokens = getattr(self, f"{name}_ids").tolist(), getattr(self, f"{name}_tokens")
@@ -122,9 +123,10 @@ class Steering(Displayable):
                             "feature": feature,
                             "activation": float(values[step, column]),
                             "density": self.densities.get(feature, math.nan),
+                            "label": labels[feature],
                         }
                     )
-        columns = ["completion", "step", "token", "token_id", "feature", "activation", "density"]
+        columns = ["completion", "step", "token", "token_id", "feature", "activation", "density", "label"]
         return pd.DataFrame(rows, columns=columns)
 
     def code(self, scope_name: str = "scope") -> str:
