@@ -123,11 +123,19 @@ def similar_of(
 
 @presents(FeatureDashboard, role="text")
 def summary_text(dash: FeatureDashboard) -> str:
-    """One plain-text line describing a dashboard."""
+    """One plain-text line describing a dashboard: the tokens steering with the feature promotes when its
+    widget knows them (the model's steering Jacobian is known), else the direct top logits."""
     label = f" {dash.label!r}" if dash.label else ""
-    top = ", ".join(repr(t) for t, _ in dash.top_logits[:5])
+    view = dash.__dict__.get(
+        "_view"
+    )  # the widget shown beside this text, when built: its lists, not new ones
+    steered = view.logits.get("steer_top") if view is not None and view.feature == dash.feature else None
+    if steered:
+        effect = "promoted by steering " + ", ".join(repr(item["token"]) for item in steered[:5])
+    else:
+        effect = "top logits " + ", ".join(repr(t) for t, _ in dash.top_logits[:5])
     return (f"FeatureDashboard #{dash.feature}{label}: density {dash.density:.3g}, max {dash.max_activation:.3g}, "
-            f"{len(dash.examples)} top examples; top logits {top}")  # fmt: skip
+            f"{len(dash.examples)} top examples; {effect}")  # fmt: skip
 
 
 @presents(FeatureDashboard, role="html")

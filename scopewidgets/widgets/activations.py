@@ -184,18 +184,20 @@ class ActivationsWidget(Widget):
 
 
 def summary_text(view: ActivationsWidget, n: int = 5) -> str:
-    """One plain-text line describing a view, for front ends that cannot show widgets.
+    """One plain-text line describing a view, for front ends that cannot show widgets: the side list's first
+    `n` features in its order ("most specific" or "strongest", after `rank`), each with its peak activation.
 
     Example:
         >>> summary_text(acts.widget())                            # doctest: +SKIP
-        'Activations: 6 tokens, SAE resid_post@1 (32 features); strongest: #13 4.41, #29 3.91'
+        'Activations: 6 tokens, SAE resid_post@1 (32 features); most specific: #13 (peak 4.41), #29 (peak 3.91)'
     """
     cfg = view._rows[0].sae.cfg
     texts = f" in {len(view.row_lengths)} texts" if len(view.row_lengths) > 1 else ""
-    strongest = ", ".join(f"#{item['feature']} {item['max']:.3g}" for item in view.top_features[:n])
+    order = "strongest" if view.rank == "activation" else "most specific"
+    listed = ", ".join(f"#{item['feature']} (peak {item['max']:.3g})" for item in view.top_features[:n])
     return (
         f"Activations: {len(view.tokens)} tokens{texts}, SAE {cfg.site}@{cfg.layer} ({cfg.d_sae} features); "
-        f"strongest: {strongest or 'none fire'}"
+        f"{order}: {listed or 'none fire'}"
     )
 
 

@@ -133,7 +133,10 @@ def test_mimebundle_has_widget_text_and_escaped_static_html() -> None:
     acts = fake_activations(["<bos>", "<b>x</b>", " "], [[0, 0], [2.0, 0], [0, 1.0]], labels={0: "bold"})
     data, _ = acts._repr_mimebundle_()
     assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == acts._view.model_id
-    assert data["text/plain"].startswith("Activations: 3 tokens") and "#0 2" in data["text/plain"]
+    assert (
+        data["text/plain"].startswith("Activations: 3 tokens")
+        and "strongest: #0 (peak 2)" in data["text/plain"]
+    )
     assert "&lt;b&gt;x&lt;/b&gt;" in data["text/html"] and "<b>" not in data["text/html"]
     assert "<script" not in data["text/html"] and "·" in data["text/html"]
     assert acts._view is acts._view  # built once
@@ -156,3 +159,16 @@ def test_a_displayed_result_still_pickles_and_copies() -> None:
     for clone in (pickle.loads(pickle.dumps(acts)), copy.deepcopy(acts)):
         assert clone.tokens == acts.tokens and torch.equal(clone.values, acts.values)
         assert "_view" not in clone.__dict__ and clone._view is not acts._view
+
+
+def test_text_summary_names_the_side_lists_order(scope: sw.Scope) -> None:
+    from scopewidgets.widgets.activations import summary_text
+
+    acts = scope.activations("The cat sat on the mat")
+    for rank, word in (("specific", "most specific"), ("activation", "strongest")):
+        view = acts.widget(rank=rank)
+        listed = ", ".join(f"#{item['feature']} (peak {item['max']:.3g})" for item in view.top_features[:3])
+        assert summary_text(view, 3).endswith(f"; {word}: {listed}")
+    by_peak = acts.values.amax(0)
+    shown = [item["feature"] for item in acts.widget(rank="activation").top_features[:3]]
+    assert shown == [f for f in by_peak.argsort(descending=True).tolist()][:3]

@@ -3,6 +3,7 @@ tests/js/dashboard.test.js and tests/browser/test_dashboard_browser.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -64,6 +65,8 @@ def test_tokens_promoted_by_steering_show_once_the_steering_jacobian_is_known(da
             DashboardWidget(dashes, feature=4).logits["steer_top"] == []
         )  # nothing computed behind your back
     assert not hashed
+    before = dataclasses.replace(dashes[4])._repr_mimebundle_()[0]["text/plain"]  # a copy: its own widget
+    assert "; top logits " in before and "steering" not in before  # no Jacobian: the direct table
     jacobian = logit.steering_jacobian(dashes.scope, dashes.sae, progress=False)  # computed and cached
     view = DashboardWidget(dashes, feature=4)
     for feature in (4, 10):
@@ -77,6 +80,12 @@ def test_tokens_promoted_by_steering_show_once_the_steering_jacobian_is_known(da
             values = logits[picked.indices].tolist()
             assert [item["value"] for item in shown] == pytest.approx(values, rel=1e-4, abs=1e-7)
     assert view.logits["top"] and view.logits["top"] != view.logits["steer_top"]  # the direct table stays
+    dash = dataclasses.replace(
+        dashes[10]
+    )  # its text line (what a front end without widgets shows) names the widget's list
+    text = dash._repr_mimebundle_()[0]["text/plain"]
+    steered = ", ".join(repr(item["token"]) for item in dash._view.logits["steer_top"][:5])
+    assert text.endswith(f"; promoted by steering {steered}") and dash._view.feature == 10
 
 
 def _atlas_chunk(folder, chunk=0):
