@@ -126,6 +126,43 @@ class Scope(Engine):
 
         return feature_dashboard(self, feature, sae, corpus)
 
+    def steered_logits(
+        self, feature: int, k: int = 10, sae: SaeRef = None, *, compute: bool = False
+    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """What steering with `feature` does to the next token: the `k` tokens whose logits adding its decoder
+        direction at every position (`steer(method="add")`) raises most and lowers most, per unit of strength,
+        to first order through every layer after the SAE, as `(top, bottom)` lists of `(token, value)` (the
+        dashboard widget's "Promoted by steering"; `scopewidgets.features.logit.steered_logits`). For an SAE
+        in the middle of the model this is what the feature does, where a dashboard's `top_logits` (the
+        decoder direction read straight by the unembedding, skipping those layers) is mostly noise.
+
+        It needs the model's steering Jacobian at the SAE's site: the one stored on disk (the demo ships it),
+        or with `compute=True` one computed now (one backward pass per residual dimension: minutes on a CPU)
+        and cached. Without either, a `ValueError` says so.
+
+        Example:
+            >>> top, bottom = scope.steered_logits(285, k=5)                   # doctest: +SKIP
+            >>> [t for t, _ in top]                                            # doctest: +SKIP
+            [' Railroad', ' Telephone', ' Cables', ' Commercial', ' Transportation']
+        """
+        from .core import validate as checked
+        from .features.logit import steered_logits, steering_jacobian, stored_steering_jacobian
+
+        chosen = self.sae(sae)
+        width = chosen.cfg.d_sae
+        feature = checked.integer(feature, "feature", minimum=0, maximum=width - 1)
+        k = checked.integer(k, "k", minimum=1)
+        jacobian = stored_steering_jacobian(self, chosen)
+        if jacobian is None and not compute:
+            raise ValueError(
+                "The model's steering Jacobian at this SAE's site is not known yet: pass compute=True to "
+                "compute it once (minutes on a CPU, then cached on disk), or read a dashboard's top_logits "
+                "(the direct effect)"
+            )
+        if jacobian is None:
+            jacobian = steering_jacobian(self, chosen)
+        return steered_logits(self, chosen, feature, jacobian, k)
+
     # ----------------------------------------------------------------------------------------- steering
     def steer(
         self,

@@ -122,6 +122,24 @@ def test_steering_jacobian_is_cached_and_an_edited_model_gets_a_fresh_one(scope,
     assert not torch.allclose(fresh, first)
 
 
+def test_scope_steered_logits_read_the_stored_jacobian_or_compute_it_when_asked(scope, monkeypatch):
+    from scopewidgets.features import logit
+
+    with pytest.raises(ValueError, match="compute=True"):
+        scope.steered_logits(3)  # nothing stored: no minutes-long computation behind the user's back
+    with pytest.raises(ValueError, match="feature"):
+        scope.steered_logits(24, compute=True)
+    top, bottom = scope.steered_logits(3, k=4, compute=True)
+    jacobian = logit.stored_steering_jacobian(scope, scope.sae())
+    assert jacobian is not None  # computed once, then on disk
+    logits = scope.model.lm_head.weight.float() @ (jacobian @ scope.sae().W_dec[3].float())  # brute force
+    for shown, picked in ((top, logits.topk(4)), (bottom, (-logits).topk(4))):
+        assert [t for t, _ in shown] == scope.token_strings(picked.indices.tolist())
+        assert [v for _, v in shown] == pytest.approx(logits[picked.indices].tolist(), rel=1e-4, abs=1e-7)
+    monkeypatch.setattr(logit, "steering_jacobian", lambda *a, **k: pytest.fail("recomputed"))
+    assert scope.steered_logits(3, k=4) == (top, bottom)
+
+
 def test_a_scope_is_labelled_through_a_pass_over_its_corpus(scope, windows):
     direct = sw.label_features(scope, corpus=windows)
     dashes = scope.dashboards(corpus=windows, n_quantile_groups=0, progress=False)
