@@ -114,6 +114,7 @@ class Attribution(_Table):
     Columns: `feature`, `attribution` (summed over positions), `ablation_effect` (the clean target logit minus
     the target logit with the feature zeroed at every position, error term kept: what attribution estimates
     to first order; NaN beyond the `check` strongest), `density`, `label`. `target_logit` is the clean logit.
+    The SAE's reserved features are left out unless asked for (`include_reserved=True`).
     """
 
     target: str = ""
@@ -335,9 +336,18 @@ def ablate(scope: Engine, prompt: str, features: Sequence[int], sae: SAE, k: int
     return AblationResult(table, features=tuple(int(f) for f in chosen))
 
 
-def attribute(scope: Engine, prompt: str, target: str | int, sae: SAE, k: int, check: int) -> Attribution:
+def attribute(
+    scope: Engine,
+    prompt: str,
+    target: str | int,
+    sae: SAE,
+    k: int,
+    check: int,
+    *,
+    include_reserved: bool = False,
+) -> Attribution:
     """See `Scope.attribute`."""
-    from .features import feature_stats
+    from .features import feature_stats, ranking
 
     target_id = token_id(scope, target)
     k, check = checked.integer(k, "k", minimum=1), checked.integer(check, "check", minimum=0)
@@ -355,7 +365,11 @@ def attribute(scope: Engine, prompt: str, target: str | int, sae: SAE, k: int, c
         logit = scope.model(input_ids=ids[None].to(scope.device), use_cache=False).logits[0, -1, target_id]
         (grad,) = torch.autograd.grad(logit, store["codes"])
     scores = (grad * store["codes"].detach())[0].sum(0)
-    top = scores.abs().topk(min(k, scores.numel())).indices
+    hidden = ranking.hidden_mask(scores.numel(), sae.reserved_features, include_reserved).to(scores.device)
+    size = scores.abs().masked_fill(
+        hidden, -1.0
+    )  # below every |attribution|: a hidden feature is never picked
+    top = size.topk(min(k, int((~hidden).sum()))).indices
     effects = torch.full((len(top),), float("nan"))
     for i, feature in enumerate(top[:check]):
         edited = _last_logits(scope, ids, sae, _minus_features(sae, feature[None], keep))

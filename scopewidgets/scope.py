@@ -323,17 +323,25 @@ class Scope(Engine):
         return ablate(self, prompt, features, self.sae(sae), k)
 
     def attribute(
-        self, prompt: str, target: str | int, sae: SaeRef = None, *, k: int = 20, check: int = 5
+        self,
+        prompt: str,
+        target: str | int,
+        sae: SaeRef = None,
+        *,
+        k: int = 20,
+        check: int = 5,
+        include_reserved: bool = False,
     ) -> Any:
         """Which features at the SAE site drive the target token's logit at the last position: gradient x
-        activation, with the exact effect of zeroing each of the `check` strongest for comparison.
+        activation, with the exact effect of zeroing each of the `check` strongest for comparison. Reserved
+        features (`sae.reserved_features`) are left out unless `include_reserved`.
 
         Example:
             >>> scope.attribute("The Eiffel Tower is in the city of", " Paris")  # doctest: +SKIP
         """
         from .checks import attribute
 
-        return attribute(self, prompt, target, self.sae(sae), k, check)
+        return attribute(self, prompt, target, self.sae(sae), k, check, include_reserved=include_reserved)
 
     def compare(
         self,

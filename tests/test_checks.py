@@ -253,6 +253,20 @@ def test_attribution_equals_finite_differences_and_ablation(scope64):
     assert result.table.attribution.abs().is_monotonic_decreasing
 
 
+def test_attribution_leaves_out_reserved_features_unless_asked(gemma3):
+    model, tok = gemma3
+    sae = random_sae(model, "resid_post", 1, 24, threshold=0.3)
+    sae.cfg.extra["training"] = {"reserved_direction": True}  # features 0 and 1, like the demo's
+    with torch.no_grad():
+        sae.b_enc[:2] = 50.0  # they fire strongly on every token, so they carry large attributions
+    scope = sw.Scope(model, tok, saes=[sae])
+    every = scope.attribute(PROMPT, "m", k=24, check=0, include_reserved=True).table.feature.tolist()
+    assert sorted(every) == list(range(24)) and {0, 1} & set(every[:6])
+    shown = scope.attribute(PROMPT, "m", k=6, check=2).table
+    assert shown.feature.tolist() == [f for f in every if f not in (0, 1)][:6]
+    assert shown.ablation_effect.iloc[:2].notna().all()
+
+
 def test_compare_matches_brute_force(scope64):
     a, b = "the cat", "a dog ran"
     result = scope64.compare(a, b, k=4, rank="activation")
