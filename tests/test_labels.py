@@ -122,6 +122,32 @@ def test_steering_jacobian_is_cached_and_an_edited_model_gets_a_fresh_one(scope,
     assert not torch.allclose(fresh, first)
 
 
+def test_stored_jacobians_are_bounded_like_the_dashboard_cache(scope, monkeypatch):
+    import copy
+    import os
+
+    from scopewidgets.core import sites
+    from scopewidgets.features import logit
+
+    folder = sw.core.paths.cache_dir() / "jacobians"
+    models = [copy.deepcopy(scope.model) for _ in range(3)]
+    for i, model in enumerate(models):  # three models after the site: three Jacobians
+        with torch.no_grad():
+            sites.final_norm(model).weight.add_(0.1 * i)
+    scopes = [sw.Scope(model, scope.tokenizer, saes=[scope.saes[0]]) for model in models]
+    logit.steering_jacobian(scopes[0], scopes[0].saes[0], progress=False)
+    (entry,) = folder.glob("*.safetensors")
+    size = entry.stat().st_size
+    monkeypatch.setenv("SCOPEWIDGETS_DASHBOARD_CACHE_MB", str(2.5 * size / 1e6))  # room for two
+    logit.steering_jacobian(scopes[1], scopes[1].saes[0], progress=False)
+    os.utime(entry, (1, 1))  # the first is the oldest ...
+    assert logit.stored_steering_jacobian(scopes[0], scopes[0].saes[0]) is not None  # ... until read again
+    logit.steering_jacobian(scopes[2], scopes[2].saes[0], progress=False)
+    assert len(list(folder.glob("*.safetensors"))) == 2 and entry.exists()  # the second was evicted
+    assert logit.stored_steering_jacobian(scopes[1], scopes[1].saes[0]) is None
+    assert logit.stored_steering_jacobian(scopes[2], scopes[2].saes[0]) is not None
+
+
 def test_scope_steered_logits_read_the_stored_jacobian_or_compute_it_when_asked(scope, monkeypatch):
     from scopewidgets.features import logit
 

@@ -164,13 +164,14 @@ def cache_limit_bytes() -> int | float:
     return math.inf if math.isinf(megabytes) else int(megabytes * 1e6)
 
 
-def evict(keep: Path | None = None) -> list[Path]:
-    """Delete the least recently used entries until the folder fits `cache_limit_bytes()`; return them."""
+def evict(keep: Path | None = None, folder: Path | None = None) -> list[Path]:
+    """Delete the least recently used entries of `folder` (default `cache_folder()`) until it fits
+    `cache_limit_bytes()`; return them."""
     limit = cache_limit_bytes()
     if math.isinf(limit):
         return []
     entries = []
-    for path in cache_folder().glob("*.safetensors"):
+    for path in (cache_folder() if folder is None else folder).glob("*.safetensors"):
         try:
             stat = path.stat()
         except FileNotFoundError:  # deleted by another process meanwhile

@@ -19,7 +19,9 @@ Two measures of "promotes" (`effect=`):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +37,7 @@ from ..core.fingerprint import model_fingerprint
 from ..core.hooks import patch
 from ..core.paths import DATA, cache_dir
 from ..core.sae import SAE
+from ..dashboards.cache import evict
 from .columns import density_column, label_column
 from .ranking import hidden_mask
 from .stats import FeatureStats
@@ -226,7 +229,8 @@ def _stored_jacobian(key: str, width: int) -> torch.Tensor | None:
     """The Jacobian stored under `key` in the cache or shipped with the demo, else None."""
     from safetensors import safe_open
 
-    for path in (cache_dir() / "jacobians" / f"{key}.safetensors", DATA / "demo_sae" / JACOBIAN_FILE):
+    cached = cache_dir() / "jacobians" / f"{key}.safetensors"
+    for path in (cached, DATA / "demo_sae" / JACOBIAN_FILE):
         try:
             with safe_open(str(path), framework="pt") as handle:
                 if (handle.metadata() or {}).get("key") != key:
@@ -235,6 +239,9 @@ def _stored_jacobian(key: str, width: int) -> torch.Tensor | None:
         except (OSError, SafetensorError):
             continue
         if tuple(jacobian.shape) == (width, width):
+            if path == cached:
+                with contextlib.suppress(OSError):  # most recently used: evicted last
+                    os.utime(path)
             return jacobian
     return None
 
@@ -334,6 +341,9 @@ def save_jacobian(path: Path, key: str, jacobian: torch.Tensor) -> None:
         partial = path.with_suffix(".partial")
         save_file({"jacobian": jacobian.contiguous()}, str(partial), metadata={"key": key})
         partial.replace(path)
+        evict(
+            keep=path, folder=path.parent
+        )  # the same bound as the dashboard cache, least recently used first
     except OSError as err:
         warnings.warn(f"Could not cache the steering Jacobian in {path.parent}: {err}", stacklevel=3)
 
