@@ -171,8 +171,9 @@ def test_features_show_their_density_in_the_panel_the_result_and_its_summaries()
     assert {c["feature"]: c["density"] for c in panel.controls} == pytest.approx(expected)
     assert out.densities == pytest.approx(expected)
     frame = out.to_dataframe()
-    assert frame.columns[-1] == "density"
+    assert frame.columns[-2:].tolist() == ["density", "label"]
     assert frame.density.tolist() == pytest.approx([expected[f] for f in frame.feature])  # on every row
+    assert frame.label.tolist() == ["third" if f == 3 else "" for f in frame.feature]
     summary = out._repr_text()
     assert f"#5 (density {100 * expected[5]:.3g}%), #3 'third' (density {100 * expected[3]:.3g}%)" in summary
     view = out.widget()  # read-only, no scope: the result's densities and the SAE's label
