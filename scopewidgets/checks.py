@@ -366,9 +366,8 @@ def attribute(
         (grad,) = torch.autograd.grad(logit, store["codes"])
     scores = (grad * store["codes"].detach())[0].sum(0)
     hidden = ranking.hidden_mask(scores.numel(), sae.reserved_features, include_reserved).to(scores.device)
-    size = scores.abs().masked_fill(
-        hidden, -1.0
-    )  # below every |attribution|: a hidden feature is never picked
+    # -1 sits below every |attribution|, so a hidden feature is never picked
+    size = scores.abs().masked_fill(hidden, -1.0)
     top = size.topk(min(k, int((~hidden).sum()))).indices
     effects = torch.full((len(top),), float("nan"))
     for i, feature in enumerate(top[:check]):

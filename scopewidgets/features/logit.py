@@ -341,9 +341,8 @@ def save_jacobian(path: Path, key: str, jacobian: torch.Tensor) -> None:
         partial = path.with_suffix(".partial")
         save_file({"jacobian": jacobian.contiguous()}, str(partial), metadata={"key": key})
         partial.replace(path)
-        evict(
-            keep=path, folder=path.parent
-        )  # the same bound as the dashboard cache, least recently used first
+        # the same size bound as the dashboard cache, least recently used first
+        evict(keep=path, folder=path.parent)
     except OSError as err:
         warnings.warn(f"Could not cache the steering Jacobian in {path.parent}: {err}", stacklevel=3)
 

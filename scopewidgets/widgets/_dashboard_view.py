@@ -126,9 +126,8 @@ def summary_text(dash: FeatureDashboard) -> str:
     """One plain-text line describing a dashboard: the tokens steering with the feature promotes when its
     widget knows them (the model's steering Jacobian is known), else the direct top logits."""
     label = f" {dash.label!r}" if dash.label else ""
-    view = dash.__dict__.get(
-        "_view"
-    )  # the widget shown beside this text, when built: its lists, not new ones
+    # the widget shown beside this text, when built: its lists are reused, not computed again
+    view = dash.__dict__.get("_view")
     steered = view.logits.get("steer_top") if view is not None and view.feature == dash.feature else None
     if steered:
         effect = "promoted by steering " + ", ".join(repr(item["token"]) for item in steered[:5])

@@ -80,9 +80,8 @@ def test_tokens_promoted_by_steering_show_once_the_steering_jacobian_is_known(da
             values = logits[picked.indices].tolist()
             assert [item["value"] for item in shown] == pytest.approx(values, rel=1e-4, abs=1e-7)
     assert view.logits["top"] and view.logits["top"] != view.logits["steer_top"]  # the direct table stays
-    dash = dataclasses.replace(
-        dashes[10]
-    )  # its text line (what a front end without widgets shows) names the widget's list
+    # a copy with its own widget: its text line (what a front end without widgets shows) names the widget's list
+    dash = dataclasses.replace(dashes[10])
     text = dash._repr_mimebundle_()[0]["text/plain"]
     steered = ", ".join(repr(item["token"]) for item in dash._view.logits["steer_top"][:5])
     assert text.endswith(f"; promoted by steering {steered}") and dash._view.feature == 10
