@@ -120,7 +120,9 @@ def feature_summary(rows: Sequence[Activations], n: int, ranked: Ranked) -> list
         >>> feature_summary([acts], 5, Ranked.of([acts]))[0].keys()          # doctest: +SKIP
         dict_keys(['feature', 'max', 'count', 'density', 'score'])
     """
-    values = torch.cat([row.values for row in rows])
+    values = (
+        rows[0].values if len(rows) == 1 else torch.cat([row.values for row in rows])
+    )  # one text: no copy
     offsets = torch.tensor([0, *(len(row) for row in rows)]).cumsum(0).tolist()
     starts = [offset + r for row, offset in zip(rows, offsets, strict=False) for r in row.start_rows]
     chosen, scores = ranking.top_features(values, ranked.stats, n, **ranked.options, starts=starts)
